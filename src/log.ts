@@ -28,7 +28,8 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: Dest
   return pino(
     {
       level,
-      base: { name: 'pgcutover' },
+      // Child loggers name their component ({ name: 'do' }, { name: 'slack' }, …).
+      base: { app: 'pgcutover' },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       serializers: { err: pino.stdSerializers.err },
     },

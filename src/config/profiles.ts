@@ -202,7 +202,8 @@ export function parseProfiles(text: string, path: string, env: NodeJS.ProcessEnv
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => `  line ${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`);
+    // Later YAML errors usually cascade from the first; three are enough to find it.
+    const lines = doc.errors.slice(0, 3).map((e) => `  line ${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`);
     throw new CodedError(ErrorCode.ConfigInvalid, `Config file ${path} is not valid YAML:\n${lines.join('\n')}`);
   }
   const parsed = schemas(env).file.safeParse(doc.toJS());

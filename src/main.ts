@@ -1,0 +1,52 @@
+/**
+ * The process entry point: reads the environment and the profiles file (exit code 2 when either is
+ * wrong), starts the bot, and shuts it down gracefully on SIGTERM or SIGINT.
+ */
+import { startBot } from './bot.js';
+import { loadEnv, type Env } from './config/env.js';
+import { loadProfiles, type LoadedConfig } from './config/profiles.js';
+import { CodedError, ErrorCode } from './errors.js';
+import { createLogger } from './log.js';
+
+/** Exit code for configuration errors, so orchestration can tell "fix the config" from a crash. */
+const EXIT_CONFIG = 2;
+
+async function main(): Promise<void> {
+  let env: Env;
+  let config: LoadedConfig;
+  try {
+    env = loadEnv();
+    config = loadProfiles(env.PGCUTOVER_CONFIG);
+  } catch (error) {
+    if (error instanceof CodedError && error.code === ErrorCode.ConfigInvalid) {
+      process.stderr.write(`pgcutover: ${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+  const log = createLogger(env.LOG_LEVEL);
+  const bot = await startBot(env, config, log);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    bot.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`pgcutover: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
