@@ -50,3 +50,12 @@ export interface SessionOperations {
   /** End the session without switching (resumes writes first if frozen, stops the DO migration). */
   abort(ref: SessionRef, actor: Actor): Promise<Session>;
 }
+
+/**
+ * How the engine tells the channel about what happens outside a click: the freeze budget running out,
+ * a failed step put back, recovery after a restart. The Slack surface implements it (status message
+ * refresh plus a line in the session's thread; warnings and errors also to the channel).
+ */
+export interface SessionNotifier {
+  notify(session: Session, note: { level: 'info' | 'warning' | 'error'; text: string }): Promise<void>;
+}
