@@ -26,6 +26,8 @@ export const ErrorCode = {
   DoUnavailable: 'do_unavailable',
   DoBadResponse: 'do_bad_response',
   DoRequestFailed: 'do_request_failed',
+  /** DO accepted a start (200) and the migration then went to `error` or `canceled`. */
+  DoMigrationFailed: 'do_migration_failed',
   // databases, replication and the fence
   DatabaseUnavailable: 'database_unavailable',
   LagUnknown: 'lag_unknown',

@@ -1,0 +1,419 @@
+/**
+ * A local DigitalOcean API for the calls pgcutover makes, with the official spec's shapes, backed by
+ * real PostgreSQL clusters: PUT online-migration copies the schema and creates a real logical-
+ * replication subscription; GET maps the subscription's state to DO's status values; DELETE drops it;
+ * GET cluster returns the target's real connection details. Faults are injected with `injectFault()`
+ * or over HTTP (`POST /_simulator/faults`), so a separate process (the sandbox) can drive it too.
+ *
+ * Behaviour copied from DO (shared/notes/do-api.md): PUT answers 200 at once and may fail moments
+ * later; GET returns the most recent migration (404 before any); DELETE answers 204; errors carry
+ * `{id, message, request_id}`; every answer carries `ratelimit-*` and `x-request-id`.
+ * DO stops a migration after two weeks: `maxMigrationMs` reproduces that, ending in `done`.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { FirewallRule, OnlineMigrationStatus } from '../../do/digitalocean-api.js';
+import { startMigrationBodySchema } from '../../do/schemas.js';
+import type { Logger } from '../../log.js';
+import { Secret } from '../../secret.js';
+import { faultSchema, type Fault, type FaultInput } from './faults.js';
+import {
+  copySchema,
+  createReplication,
+  dropReplication,
+  ensureDatabase,
+  scrub,
+  serverVersion,
+  subscriptionState,
+  type PgEndpoint,
+} from './replication.js';
+
+export type { Fault, FaultInput } from './faults.js';
+
+export interface SimulatedCluster {
+  name?: string;
+  /** The local target cluster, as a superuser: what GET cluster reports and where subscriptions go. */
+  connection: PgEndpoint;
+  /** Trusted sources reported by GET firewall (default: none, i.e. open to all). */
+  firewallRules?: FirewallRule[];
+  /** Cluster status (default `online`). */
+  status?: string;
+}
+
+export interface DoSimulatorOptions {
+  /** The bearer token the simulator accepts. */
+  token: Secret;
+  clusters: Record<string, SimulatedCluster>;
+  logger: Logger;
+  /** 0 (default) picks a free port; the server listens on 127.0.0.1 only. */
+  port?: number;
+  /** DO ends a migration after two weeks; here after this many ms (default: never), status `done`. */
+  maxMigrationMs?: number;
+  /** The hourly quota reported in `ratelimit-limit`. */
+  rateLimit?: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  /** The parsed JSON body with the source password replaced by "[redacted]". */
+  body: unknown;
+  status: number;
+  /** Response body as sent (JSON text or ''), for contract checks. */
+  responseText: string;
+  responseHeaders: Record<string, string>;
+}
+
+export interface MigrationView {
+  id: string;
+  status: OnlineMigrationStatus;
+  /** Subscription/publication (and slot) name on the local clusters. */
+  replicationName: string;
+  /** Why the migration is in `error` (scrubbed of passwords). */
+  error?: string;
+}
+
+export interface DoSimulator {
+  readonly url: string;
+  readonly port: number;
+  injectFault(fault: FaultInput): void;
+  clearFaults(): void;
+  readonly requests: readonly RecordedRequest[];
+  /** The most recent migration of a cluster with its live status, for assertions. */
+  migration(clusterUuid: string): Promise<MigrationView | undefined>;
+  /** Drops every subscription it created and closes the server. */
+  stop(): Promise<void>;
+}
+
+type Phase = 'starting' | 'active' | 'failed' | 'canceled' | 'done';
+
+interface Migration {
+  id: string;
+  createdAt: string;
+  name: string;
+  phase: Phase;
+  error?: string;
+  source: PgEndpoint;
+  target: PgEndpoint;
+  setup: Promise<void>;
+  startedAtMs: number;
+}
+
+const CONTROL_PREFIX = '/_simulator';
+const errorIds: Record<number, [string, string]> = {
+  400: ['bad_request', 'error parsing request body'],
+  401: ['unauthorized', 'Unable to authenticate you.'],
+  403: ['forbidden', 'You do not have access for the attempted action.'],
+  404: ['not_found', 'The resource you requested could not be found.'],
+  422: ['unprocessable_entity', 'request payload validation failed'],
+  429: ['too_many_requests', 'API rate limit exceeded.'],
+  500: ['server_error', 'Unexpected server-side error'],
+};
+
+export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoSimulator> {
+  const log = options.logger.child({ name: 'do-simulator' });
+  const faults: Fault[] = [];
+  const requests: RecordedRequest[] = [];
+  const migrations = new Map<string, Migration[]>();
+  const limit = options.rateLimit ?? 5000;
+  let remaining = limit;
+
+  const latest = (uuid: string) => migrations.get(uuid)?.at(-1);
+
+  const statusOf = async (m: Migration): Promise<OnlineMigrationStatus> => {
+    if (m.phase === 'active' && options.maxMigrationMs !== undefined && Date.now() - m.startedAtMs >= options.maxMigrationMs) {
+      await dropReplication(m.source, m.target, m.name).catch(() => undefined);
+      m.phase = 'done';
+    }
+    switch (m.phase) {
+      case 'starting':
+        return 'running';
+      case 'failed':
+        return 'error';
+      case 'canceled':
+        return 'canceled';
+      case 'done':
+        return 'done';
+      case 'active': {
+        const state = await subscriptionState(m.target, m.name);
+        if (state.kind === 'missing') {
+          m.error = 'the subscription disappeared from the target';
+          return 'error';
+        }
+        if (state.kind === 'failing') {
+          m.error = `the replication workers report ${state.errors} error(s) (see the target's server log)`;
+          return 'error';
+        }
+        return state.kind === 'copying' ? 'running' : 'syncing';
+      }
+    }
+  };
+
+  const startMigration = (uuid: string, cluster: SimulatedCluster, body: z.infer<typeof startMigrationBodySchema>) => {
+    const id = randomUUID();
+    const source: PgEndpoint = {
+      host: body.source.host,
+      port: body.source.port,
+      user: body.source.username,
+      password: new Secret(body.source.password),
+      database: body.source.dbname,
+    };
+    const target: PgEndpoint = { ...cluster.connection, database: body.source.dbname };
+    const sslmode = body.disable_ssl ? 'disable' : 'prefer';
+    const migration: Migration = {
+      id,
+      createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      name: `do_migration_${id.replace(/-/g, '').slice(0, 12)}`,
+      phase: 'starting',
+      source,
+      target,
+      startedAtMs: Date.now(),
+      setup: Promise.resolve(),
+    };
+    migration.setup = (async () => {
+      try {
+        await ensureDatabase(cluster.connection, body.source.dbname);
+        await copySchema(source, target, sslmode);
+        await createReplication(source, target, migration.name, sslmode);
+        if (migration.phase === 'starting') migration.phase = 'active';
+        log.info({ cluster: uuid, migration: id }, 'online migration replicating');
+      } catch (error) {
+        migration.error = scrub((error as Error).message, [source.password, cluster.connection.password]);
+        migration.phase = 'failed';
+        log.warn({ cluster: uuid, migration: id, reason: migration.error }, 'online migration failed after the 200');
+      }
+    })();
+    const list = migrations.get(uuid) ?? [];
+    list.push(migration);
+    migrations.set(uuid, list);
+    return migration;
+  };
+
+  const stopMigration = async (m: Migration) => {
+    await m.setup;
+    if (m.phase === 'active' || m.phase === 'starting') {
+      await dropReplication(m.source, m.target, m.name);
+      m.phase = 'canceled';
+    } else if (m.phase === 'failed') {
+      m.phase = 'canceled';
+    }
+  };
+
+  const migrationJson = async (m: Migration) => ({ id: m.id, status: await statusOf(m), created_at: m.createdAt });
+
+  const clusterJson = async (uuid: string, cluster: SimulatedCluster) => {
+    const c = cluster.connection;
+    const version = await serverVersion(c);
+    const uri = `postgresql://${encodeURIComponent(c.user)}:${encodeURIComponent(c.password.reveal())}@${c.host}:${c.port}/${encodeURIComponent(c.database)}?sslmode=disable`;
+    const connection = { uri, database: c.database, host: c.host, port: c.port, user: c.user, password: c.password.reveal(), ssl: false };
+    return {
+      database: {
+        id: uuid,
+        name: cluster.name ?? `sim-${uuid.slice(0, 8)}`,
+        engine: 'pg',
+        version: version.major,
+        semantic_version: version.full,
+        num_nodes: 1,
+        size: 'db-s-1vcpu-1gb',
+        region: 'nyc3',
+        status: cluster.status ?? 'online',
+        created_at: '2026-01-01T00:00:00Z',
+        db_names: [c.database],
+        connection,
+        private_connection: connection,
+        users: [{ name: c.user, role: 'primary', password: c.password.reveal() }],
+        tags: [],
+      },
+    };
+  };
+
+  const takeFault = (method: string, path: string): Fault | undefined => {
+    const index = faults.findIndex(
+      (f) => (f.method === undefined || f.method === method) && (f.pathIncludes === undefined || path.includes(f.pathIncludes)),
+    );
+    if (index < 0) return undefined;
+    const fault = faults[index] as Fault;
+    fault.times -= 1;
+    if (fault.times <= 0) faults.splice(index, 1);
+    return fault;
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const raw = await readBody(req);
+    const requestId = randomUUID();
+    let recordedBody: unknown;
+    const send = (status: number, payload?: unknown, extraHeaders: Record<string, string> = {}, rawText?: string) => {
+      remaining = Math.max(0, remaining - 1);
+      const headers: Record<string, string> = {
+        'ratelimit-limit': String(limit),
+        'ratelimit-remaining': String(remaining),
+        'ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 3600),
+        'x-request-id': requestId,
+        ...extraHeaders,
+      };
+      const text = rawText ?? (payload === undefined ? '' : JSON.stringify(payload));
+      if (text !== '') headers['content-type'] = 'application/json; charset=utf-8';
+      if (!path.startsWith(CONTROL_PREFIX)) {
+        requests.push({ method, path, body: recordedBody, status, responseText: text, responseHeaders: headers });
+      }
+      log.debug({ method, path, status }, 'simulated DigitalOcean answered');
+      if (!res.destroyed) {
+        res.writeHead(status, headers);
+        res.end(text);
+      }
+    };
+    const fail = (status: number, message?: string) => {
+      const [id, defaultMessage] = errorIds[status] ?? ['unexpected_error', 'unexpected error'];
+      send(status, { id, message: message ?? defaultMessage, request_id: requestId });
+    };
+
+    if (req.headers.authorization !== `Bearer ${options.token.reveal()}`) return fail(401);
+
+    if (path.startsWith(CONTROL_PREFIX)) {
+      if (path === `${CONTROL_PREFIX}/faults` && method === 'POST') {
+        const parsed = faultSchema.safeParse(safeJson(raw));
+        if (!parsed.success) return fail(400, `invalid fault: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+        faults.push(parsed.data);
+        return send(204);
+      }
+      if (path === `${CONTROL_PREFIX}/faults` && method === 'DELETE') {
+        faults.length = 0;
+        return send(204);
+      }
+      return fail(404);
+    }
+
+    const parsedBody = raw === '' ? undefined : safeJson(raw);
+    recordedBody = redactBody(parsedBody);
+
+    const fault = takeFault(method, path);
+    if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault?.kind === 'rate-limit') {
+      const headers: Record<string, string> = {
+        'ratelimit-remaining': '0',
+        'ratelimit-reset': String(Math.ceil(Date.now() / 1000 + fault.resetInSeconds)),
+      };
+      if (fault.retryAfterSeconds !== undefined) headers['retry-after'] = String(fault.retryAfterSeconds);
+      return send(429, { id: 'too_many_requests', message: 'API rate limit exceeded.', request_id: requestId }, headers);
+    }
+    if (fault?.kind === 'server-error') {
+      return send(fault.status, { id: 'server_error', message: 'Unexpected server-side error', request_id: requestId });
+    }
+    if (fault?.kind === 'error') return fail(fault.status);
+    if (fault?.kind === 'malformed') {
+      return fault.shape === 'truncated'
+        ? send(200, undefined, {}, '{"id":"77b28fc8-19ff-11eb-8c9c-c68e24557488","status":')
+        : send(200, { id: 42, status: 'paused', database: { name: 7 }, rules: 'none' });
+    }
+
+    const match = /^\/v2\/databases\/([^/]+)(\/online-migration(?:\/([^/]+))?|\/firewall)?$/.exec(path);
+    const uuid = match?.[1];
+    const cluster = uuid === undefined ? undefined : options.clusters[uuid];
+    if (!match || uuid === undefined || !cluster) return fail(404);
+    const sub = match[2];
+    const migrationId = match[3];
+
+    if (sub === undefined && method === 'GET') return send(200, await clusterJson(uuid, cluster));
+    if (sub === '/firewall' && method === 'GET') {
+      const rules = (cluster.firewallRules ?? []).map((r, i) => ({
+        uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+        cluster_uuid: uuid,
+        type: r.type,
+        value: r.value,
+        created_at: '2026-01-01T00:00:00Z',
+      }));
+      return send(200, { rules });
+    }
+    if (sub === '/online-migration' && method === 'PUT') {
+      const parsed = startMigrationBodySchema.safeParse(parsedBody);
+      if (!parsed.success) return fail(400);
+      const current = latest(uuid);
+      if (current && (current.phase === 'starting' || current.phase === 'active')) {
+        return fail(422, 'an online migration is already in progress for this cluster');
+      }
+      const started = startMigration(uuid, cluster, parsed.data);
+      return send(200, { id: started.id, status: 'running', created_at: started.createdAt });
+    }
+    if (sub === '/online-migration' && method === 'GET') {
+      const current = latest(uuid);
+      if (!current) return fail(404);
+      return send(200, await migrationJson(current));
+    }
+    if (sub?.startsWith('/online-migration/') && method === 'DELETE' && migrationId !== undefined) {
+      const found = migrations.get(uuid)?.find((m) => m.id === migrationId);
+      if (!found) return fail(404);
+      await stopMigration(found);
+      return send(204);
+    }
+    return fail(404);
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      log.error({ err: { message: (error as Error).message } }, 'simulator failed to answer');
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'server_error', message: 'Unexpected server-side error' }));
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port }, 'DigitalOcean simulator listening');
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    injectFault: (fault) => void faults.push(faultSchema.parse(fault)),
+    clearFaults: () => void (faults.length = 0),
+    requests,
+    async migration(clusterUuid) {
+      const m = latest(clusterUuid);
+      if (!m) return undefined;
+      const status = await statusOf(m);
+      return { id: m.id, status, replicationName: m.name, ...(m.error ? { error: m.error } : {}) };
+    },
+    async stop() {
+      for (const list of migrations.values()) {
+        for (const m of list) {
+          await m.setup.catch(() => undefined);
+          if (m.phase === 'active') await dropReplication(m.source, m.target, m.name).catch(() => undefined);
+        }
+      }
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+  });
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function redactBody(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null) return body;
+  const source = (body as { source?: unknown }).source;
+  if (typeof source !== 'object' || source === null || !('password' in source)) return body;
+  return { ...body, source: { ...source, password: '[redacted]' } };
+}
