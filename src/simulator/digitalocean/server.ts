@@ -352,6 +352,11 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
     return fail(404);
   }
 
+  // DO clusters come with a default database (`defaultdb`): create the configured one if it is missing.
+  for (const cluster of Object.values(options.clusters)) {
+    await ensureDatabase({ ...cluster.connection, database: 'postgres' }, cluster.connection.database);
+  }
+
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       log.error({ err: { message: (error as Error).message } }, 'simulator failed to answer');
