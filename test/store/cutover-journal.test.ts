@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recoveryDecision } from '../../src/domain/cutover-plan.js';
+import { CodedError, ErrorCode } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
+import { Secret } from '../../src/secret.js';
+import { CutoverJournal } from '../../src/store/cutover-journal.js';
+import { openEmbedded, openPostgres, type Database } from '../../src/store/database.js';
+import { migrate } from '../../src/store/migrate.js';
+import { SessionStore } from '../../src/store/session-store.js';
+import { startCluster, type Cluster } from '../support/pg-cluster.js';
+
+const log = createLogger('silent');
+let cluster: Cluster;
+
+beforeAll(async () => {
+  cluster = await startCluster({ databases: ['store'] });
+});
+afterAll(() => cluster?.stop());
+
+const engines: [string, () => Promise<Database>][] = [
+  ['embedded (PGlite)', () => openEmbedded(undefined)],
+  ['PostgreSQL', async () => openPostgres(new Secret(cluster.connectionString('store')), log)],
+];
+
+describe.each(engines)('the cutover journal on %s', (_engine, open) => {
+  let db: Database;
+  let sessions: SessionStore;
+  let journal: CutoverJournal;
+  let n = 0;
+  const newSession = () =>
+    sessions.create({ channelId: `CJ${Date.now().toString(36).toUpperCase()}${n++}`, profile: 'orders', strategy: 'proxy', startedBy: 'U1' });
+
+  beforeAll(async () => {
+    db = await open();
+    await migrate(db);
+    sessions = new SessionStore(db);
+    journal = new CutoverJournal(db);
+  });
+  afterAll(() => db?.close());
+
+  it('numbers attempts per session and keeps step events in order', async () => {
+    const a = await newSession();
+    const b = await newSession();
+    expect(await journal.begin(a.id, 'cutover', 'U1')).toBe(1);
+    expect(await journal.begin(a.id, 'cutover', 'U1')).toBe(2);
+    expect(await journal.begin(b.id, 'finish', 'U2')).toBe(1);
+    await journal.record(a.id, 2, 'freeze', 'started');
+    await journal.record(a.id, 2, 'freeze', 'done', { via: 'pgbouncer' });
+    const entries = await journal.entries(a.id);
+    expect(entries.map((e) => [e.attempt, e.kind, e.step, e.event])).toEqual([
+      [2, 'cutover', 'freeze', 'started'],
+      [2, 'cutover', 'freeze', 'done'],
+    ]);
+    expect(entries[1]?.detail).toEqual({ via: 'pgbouncer' });
+    expect(await journal.entries(b.id)).toEqual([]);
+    expect(recoveryDecision(entries)).toMatchObject({ action: 'undo-freeze', attempt: 2 });
+  });
+
+  it('journals a step before and after it runs, and a failure with its code', async () => {
+    const s = await newSession();
+    const attempt = await journal.begin(s.id, 'cutover', 'U1');
+    let seenBefore: string[] = [];
+    const result = await journal.step(s.id, attempt, 'freeze', async () => {
+      seenBefore = (await journal.entries(s.id)).map((e) => `${e.step}:${e.event}`);
+      return 7;
+    }, (r) => ({ result: r }));
+    expect(result).toBe(7);
+    expect(seenBefore).toEqual(['freeze:started']);
+    await expect(
+      journal.step(s.id, attempt, 'fence', async () => {
+        throw new CodedError(ErrorCode.FenceTimeout, 'no proof within 1 s');
+      }),
+    ).rejects.toThrow('no proof');
+    const entries = await journal.entries(s.id);
+    expect(entries.map((e) => `${e.step}:${e.event}`)).toEqual(['freeze:started', 'freeze:done', 'fence:started', 'fence:failed']);
+    expect(entries[1]?.detail).toEqual({ result: 7 });
+    expect(entries[3]?.detail).toEqual({ code: 'fence_timeout', message: 'no proof within 1 s' });
+  });
+
+  it('keeps what recovery and the summary need on the attempt', async () => {
+    const s = await newSession();
+    const attempt = await journal.begin(s.id, 'cutover', 'U1');
+    const frozenAt = new Date('2026-11-21T10:00:00.123Z');
+    await journal.update(s.id, attempt, {
+      frozenWhat: { method: 'read-only-roles', via: 'database', database: 'orders', roles: ['app', 'worker'] },
+      frozenAt,
+      freezeBudgetSeconds: 30,
+      lagAtFreeze: { known: true, bytes: 1234, seconds: 0.2 },
+    });
+    await journal.update(s.id, attempt, {
+      fence: { method: 'marker', lsn: '0/16B3748', elapsedMs: 42 },
+      sequencesCopied: 3,
+      switchedAt: new Date('2026-11-21T10:00:00.400Z'),
+      resumedAt: new Date('2026-11-21T10:00:00.450Z'),
+      resumedOn: 'target',
+      writesHeld: 120,
+      approvals: { switch: { approvedBy: 'U2', aheadOfTime: true } },
+      outcome: 'switched',
+    });
+    const record = await journal.attempt(s.id, attempt);
+    expect(record).toMatchObject({
+      kind: 'cutover',
+      startedBy: 'U1',
+      frozenWhat: { method: 'read-only-roles', roles: ['app', 'worker'] },
+      frozenAt,
+      freezeBudgetSeconds: 30,
+      lagAtFreeze: { known: true, bytes: 1234 },
+      fence: { lsn: '0/16B3748' },
+      sequencesCopied: 3,
+      resumedOn: 'target',
+      writesHeld: 120,
+      approvals: { switch: { approvedBy: 'U2', aheadOfTime: true } },
+      outcome: 'switched',
+    });
+    expect((await journal.latestCutover(s.id))?.attempt).toBe(attempt);
+    expect(await journal.attempts(s.id)).toHaveLength(1);
+  });
+});
