@@ -121,6 +121,18 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
   let remaining = limit;
 
   const latest = (uuid: string) => migrations.get(uuid)?.at(-1);
+  // DO clusters come with a default database (`defaultdb`): created on first use if missing, so a
+  // simulator whose tests only use firewall or fault calls needs no running cluster.
+  const prepared = new Map<SimulatedCluster, Promise<void>>();
+  const prepare = (cluster: SimulatedCluster) => {
+    let done = prepared.get(cluster);
+    if (!done) {
+      done = ensureDatabase({ ...cluster.connection, database: 'postgres' }, cluster.connection.database);
+      done.catch(() => prepared.delete(cluster));
+      prepared.set(cluster, done);
+    }
+    return done;
+  };
 
   const statusOf = async (m: Migration): Promise<OnlineMigrationStatus> => {
     if (m.phase === 'active' && options.maxMigrationMs !== undefined && Date.now() - m.startedAtMs >= options.maxMigrationMs) {
@@ -174,6 +186,7 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
     };
     migration.setup = (async () => {
       try {
+        await prepare(cluster);
         await ensureDatabase(cluster.connection, body.source.dbname);
         await copySchema(source, target, sslmode);
         await createReplication(source, target, migration.name, sslmode);
@@ -317,7 +330,10 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
     const sub = match[2];
     const migrationId = match[3];
 
-    if (sub === undefined && method === 'GET') return send(200, await clusterJson(uuid, cluster));
+    if (sub === undefined && method === 'GET') {
+      await prepare(cluster);
+      return send(200, await clusterJson(uuid, cluster));
+    }
     if (sub === '/firewall' && method === 'GET') {
       const rules = (cluster.firewallRules ?? []).map((r, i) => ({
         uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
@@ -350,11 +366,6 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
       return send(204);
     }
     return fail(404);
-  }
-
-  // DO clusters come with a default database (`defaultdb`): create the configured one if it is missing.
-  for (const cluster of Object.values(options.clusters)) {
-    await ensureDatabase({ ...cluster.connection, database: 'postgres' }, cluster.connection.database);
   }
 
   const server: Server = createServer((req, res) => {
