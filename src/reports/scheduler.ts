@@ -1,0 +1,265 @@
+/**
+ * The report scheduler. Every replica runs one; a single timer calls `tick(now)` every few seconds
+ * (tests call `tick` directly with a fake clock). A pass looks at each reporting session and works out
+ * two due instants: the newest report tick of its schedule and the newest sample tick (a fixed
+ * interval, for alerts between reports). Each instant is claimed in the store first, so across
+ * replicas exactly one measures, alerts and posts for it. Sessions are processed with bounded
+ * concurrency; the probe behind `observer` holds pooled connections.
+ *
+ * A replica that dies mid-tick: its claim stays unfinished. The next tick is a newer instant and is
+ * claimed as usual; the unfinished tick itself is taken over by another replica once its lease has run
+ * out (at most `maxAttempts` in all) provided no newer tick is due by then. A takeover after a crash
+ * between posting and completing posts that report twice: the price of not losing it.
+ */
+import { evaluateAlerts } from '../domain/alerts.js';
+import { buildReport, type Observation } from '../domain/report.js';
+import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
+import type { Session, SessionState } from '../domain/session.js';
+import { asCodedError, CodedError, ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ReportStateStore, StoredSchedule } from '../store/report-state.js';
+import type { ReportTickStore, TickClaim, TickRow } from '../store/report-ticks.js';
+import type { SessionStore } from '../store/session-store.js';
+import { systemClock, type Clock, type ReportPoster, type ReportProfile, type SessionObserver } from './ports.js';
+import { Semaphore } from './semaphore.js';
+
+/** Sessions in these states are reported on: replication is what they wait for. */
+export const REPORTED_STATES: readonly SessionState[] = ['syncing', 'frozen'];
+
+export interface ReportSchedulerOptions {
+  /** How often alerts sample the lag between reports (seconds, epoch-aligned). Default 60. */
+  sampleEverySeconds?: number;
+  /** Sessions measured at once. Default 4. */
+  maxConcurrentSessions?: number;
+  /** How long a claim is the claimer's before another replica may take it over. Default 2 minutes. */
+  leaseMs?: number;
+  /** Attempts per tick, the first claim included. Default 3. */
+  maxAttempts?: number;
+  /** The timer's period once started. Default 5 s. */
+  pollMs?: number;
+}
+
+export interface ReportSchedulerDeps {
+  sessions: Pick<SessionStore, 'listActive' | 'require'>;
+  ticks: ReportTickStore;
+  state: ReportStateStore;
+  /** The profiles by name (the loaded config). */
+  profiles: ReadonlyMap<string, ReportProfile>;
+  observer: SessionObserver;
+  poster: ReportPoster;
+  log: Logger;
+  /** Names this replica in claims (host name + pid is a good choice). */
+  replicaId: string;
+  clock?: Clock;
+  options?: ReportSchedulerOptions;
+}
+
+/** What one pass did (for tests and debug logs). */
+export interface TickSummary {
+  at: Date;
+  sessions: number;
+  reports: string[];
+  samples: string[];
+  alerts: { sessionId: string; kind: string; action: 'fire' | 'clear' }[];
+  failures: { sessionId: string; error: string }[];
+}
+
+export class ReportScheduler {
+  readonly #deps: ReportSchedulerDeps;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #sampleSchedule: ReportSchedule;
+  readonly #semaphore: Semaphore;
+  readonly #leaseMs: number;
+  readonly #maxAttempts: number;
+  readonly #pollMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<unknown> | undefined;
+
+  constructor(deps: ReportSchedulerDeps) {
+    this.#deps = deps;
+    this.#clock = deps.clock ?? systemClock;
+    this.#log = deps.log.child({ name: 'reports', replica: deps.replicaId });
+    const o = deps.options ?? {};
+    const sampleEvery = o.sampleEverySeconds ?? 60;
+    this.#sampleSchedule = { kind: 'interval', seconds: sampleEvery, text: `every ${sampleEvery}s` };
+    this.#semaphore = new Semaphore(o.maxConcurrentSessions ?? 4);
+    this.#leaseMs = o.leaseMs ?? 120_000;
+    this.#maxAttempts = o.maxAttempts ?? 3;
+    this.#pollMs = o.pollMs ?? 5_000;
+  }
+
+  /** Starts the timer (idempotent). Schedules live in the store, so a restarted replica just starts. */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => {
+      // A pass still running (a slow probe) is not overlapped; the next period tries again.
+      if (this.#inFlight) return;
+      this.#inFlight = this.tick(this.#clock.now())
+        .catch((error: unknown) => this.#log.error({ err: asCodedError(error) }, 'report pass failed'))
+        .finally(() => {
+          this.#inFlight = undefined;
+        });
+    }, this.#pollMs);
+  }
+
+  /** Stops the timer and waits for a pass in progress (idempotent). */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#inFlight;
+  }
+
+  /**
+   * Sets a session's schedule (`/migrate report every 5m | <cron> | off`). Takes effect at the next pass
+   * on every replica: the first report comes at the schedule's first tick after now.
+   */
+  async setSchedule(sessionId: string, schedule: ReportSchedule | string, actor: string): Promise<StoredSchedule> {
+    const parsed = typeof schedule === 'string' ? parseReportSchedule(schedule) : { ok: true as const, schedule };
+    if (!parsed.ok) throw new CodedError(ErrorCode.CommandInvalid, parsed.message);
+    await this.#deps.sessions.require(sessionId);
+    const stored = await this.#deps.state.setSchedule(sessionId, parsed.schedule, actor, this.#clock.now());
+    this.#log.info({ session: sessionId, schedule: parsed.schedule.text, actor }, 'report schedule set');
+    return stored;
+  }
+
+  /** The schedule in force for a session: its own, else its profile's default. */
+  async scheduleOf(session: Session): Promise<ReportSchedule | undefined> {
+    const own = await this.#deps.state.schedule(session.id);
+    return own?.schedule ?? this.#profileSchedule(session);
+  }
+
+  /** One pass at `now`: claims what is due and does the work for the claims it won. */
+  async tick(now: Date = this.#clock.now()): Promise<TickSummary> {
+    const summary: TickSummary = { at: now, sessions: 0, reports: [], samples: [], alerts: [], failures: [] };
+    const [active, schedules, reportTicks, sampleTicks] = await Promise.all([
+      this.#deps.sessions.listActive(),
+      this.#deps.state.schedules(),
+      this.#deps.ticks.lastTicks('report'),
+      this.#deps.ticks.lastTicks('sample'),
+    ]);
+    const sessions = active.filter((s) => REPORTED_STATES.includes(s.state));
+    summary.sessions = sessions.length;
+    await Promise.all(
+      sessions.map((session) =>
+        this.#semaphore.run(() =>
+          this.#runSession(session, now, schedules.get(session.id), reportTicks.get(session.id), sampleTicks.get(session.id), summary),
+        ),
+      ),
+    );
+    return summary;
+  }
+
+  async #runSession(
+    session: Session,
+    now: Date,
+    own: StoredSchedule | undefined,
+    lastReport: TickRow | undefined,
+    lastSample: TickRow | undefined,
+    summary: TickSummary,
+  ): Promise<void> {
+    const log = this.#log.child({ session: session.id });
+    const profile = this.#deps.profiles.get(session.profile);
+    if (!profile) {
+      log.warn({ profile: session.profile }, 'session names a profile that is not configured; no reports');
+      return;
+    }
+    try {
+      const schedule = own?.schedule ?? this.#profileSchedule(session);
+      const reportFrom = latest(session.createdAt, own?.setAt, lastReport?.lastTick);
+      const reportDue = schedule ? latestDueTick(schedule, reportFrom, now) : null;
+      let reportClaim: TickClaim | undefined;
+      if (reportDue) {
+        reportClaim = await this.#deps.ticks.claim(session.id, 'report', reportDue, this.#deps.replicaId, now, this.#leaseMs);
+      } else if (lastReport && canRetake(lastReport, now, this.#maxAttempts) && schedule?.kind !== 'off') {
+        reportClaim = await this.#deps.ticks.retake(session.id, 'report', this.#deps.replicaId, now, this.#leaseMs, this.#maxAttempts);
+        if (reportClaim) log.warn({ tick: reportClaim.tick, attempt: reportClaim.attempts }, 'taking over an unfinished report tick');
+      }
+      const sampleDue = latestDueTick(this.#sampleSchedule, latest(session.createdAt, lastSample?.lastTick), now);
+      const sampleClaim = sampleDue
+        ? await this.#deps.ticks.claim(session.id, 'sample', sampleDue, this.#deps.replicaId, now, this.#leaseMs)
+        : undefined;
+      if (!reportClaim && !sampleClaim) return;
+
+      const { observation, doView } = await this.#deps.observer.observe(session, profile);
+      await this.#deps.state.appendObservation(session.id, observation);
+      await this.#alert(session, profile, observation, doView, summary, log);
+      if (sampleClaim) {
+        await this.#deps.ticks.complete(sampleClaim, this.#deps.replicaId, this.#clock.now());
+        summary.samples.push(session.id);
+      }
+      if (reportClaim) {
+        const { observations, lastReportAt } = await this.#deps.state.window(session.id);
+        const report = buildReport({
+          session,
+          window: sinceLastReport(observations, lastReportAt),
+          doView,
+          thresholds: { maxLagBytesToFreeze: profile.gates.maxLagBytesToFreeze },
+          now: observation.at,
+        });
+        await this.#deps.poster.postInThread(session, report);
+        await this.#deps.state.markReported(session.id, observation.at);
+        await this.#deps.poster.refreshStatus(session, report).catch((error: unknown) =>
+          log.warn({ err: asCodedError(error) }, 'status message refresh failed'),
+        );
+        await this.#deps.ticks.complete(reportClaim, this.#deps.replicaId, this.#clock.now());
+        summary.reports.push(session.id);
+        log.info({ tick: reportClaim.tick, lag: report.lag, trend: report.trend.direction }, 'lag report posted');
+      }
+    } catch (error) {
+      const coded = asCodedError(error);
+      summary.failures.push({ sessionId: session.id, error: coded.message });
+      // The claim stays unfinished: after its lease another pass (any replica) may try again.
+      log.error({ err: coded }, 'report tick failed');
+    }
+  }
+
+  async #alert(
+    session: Session,
+    profile: ReportProfile,
+    observation: Observation,
+    doView: Parameters<typeof evaluateAlerts>[2],
+    summary: TickSummary,
+    log: Logger,
+  ): Promise<void> {
+    const { notices } = await this.#deps.state.updateAlerts(session.id, (previous) =>
+      evaluateAlerts(previous, observation, doView, profile.reports.alerts),
+    );
+    for (const notice of notices) {
+      summary.alerts.push({ sessionId: session.id, kind: notice.kind, action: notice.action });
+      log.info({ kind: notice.kind, action: notice.action }, 'alert');
+      try {
+        await this.#deps.poster.alertChannel(session, { ...notice, operators: profile.gates.operators });
+      } catch (error) {
+        // The episode is recorded either way; a lost notice is logged rather than re-fired every sample.
+        log.error({ err: asCodedError(error), kind: notice.kind }, 'alert could not be posted');
+      }
+    }
+  }
+
+  #profileSchedule(session: Session): ReportSchedule | undefined {
+    const text = this.#deps.profiles.get(session.profile)?.reports.schedule;
+    if (text === undefined) return undefined;
+    const parsed = parseReportSchedule(text);
+    return parsed.ok ? parsed.schedule : undefined;
+  }
+}
+
+function latest(...dates: (Date | undefined | null)[]): Date {
+  let best = 0;
+  for (const d of dates) if (d && d.getTime() > best) best = d.getTime();
+  return new Date(best);
+}
+
+function canRetake(row: TickRow, now: Date, maxAttempts: number): boolean {
+  return row.doneAt === null && row.leaseUntil.getTime() < now.getTime() && row.attempts < maxAttempts;
+}
+
+/** The observations since the previous report, starting with the last one it showed (the trend's base). */
+function sinceLastReport(observations: readonly Observation[], lastReportAt: Date | null): Observation[] {
+  if (lastReportAt === null) return [...observations];
+  const cut = lastReportAt.getTime();
+  let start = observations.findIndex((o) => o.at.getTime() > cut);
+  if (start === -1) start = observations.length - 1;
+  return observations.slice(Math.max(0, start - 1));
+}
