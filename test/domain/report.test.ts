@@ -22,9 +22,9 @@ describe('lag report', () => {
     });
     expect(report.trend).toMatchObject({ direction: 'falling', deltaBytes: -390 * MB, sparkline: '█▆▅▃▁', samples: 5 });
     expect(report.writeRateBytesPerSecond).toBeCloseTo(MB, 0);
-    // Least-squares slope of the window: 97.5 MB a minute.
-    expect(report.catchUpBytesPerSecond).toBeCloseTo((97.5 * MB) / 60, 0);
-    expect(report.etaSeconds).toBe(Math.ceil((10 * MB) / ((97.5 * MB) / 60)));
+    // Least-squares slope of the window: 98 MB a minute.
+    expect(report.catchUpBytesPerSecond).toBeCloseTo((98 * MB) / 60, 0);
+    expect(report.etaSeconds).toBe(Math.ceil((10 * MB) / ((98 * MB) / 60)));
     expect(report.freezeGate).toEqual({ open: true, reasons: [] });
     expect(report.lines.join('\n')).toContain('*Trend:* `█▆▅▃▁` falling −390 MB since the last report');
     expect(report.lines.join('\n')).toContain('*Freeze gate:* would be open');
