@@ -112,6 +112,9 @@ export class ReplicationFence implements Fence {
     const client = await this.#o.source.connect();
     try {
       await client.query('BEGIN READ WRITE');
+      // Flush this commit (and all WAL before it) now: the walsender only sends flushed WAL, and with
+      // synchronous_commit=off the WAL writer could hold it for wal_writer_delay. `local` waits for no standby.
+      await client.query("SET LOCAL synchronous_commit = 'local'");
       await client.query(`INSERT INTO public.${FENCE_TABLE} (token) VALUES ($1)`, [token]);
       await client.query('COMMIT');
       const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');

@@ -159,6 +159,21 @@ describe('online migration through the simulator on real replication', () => {
     console.info(`slot-lsn fence: ${proved.elapsedMs} ms`);
   });
 
+  it('measures both fences after a write (the marker should not be slower than the slot position)', async () => {
+    const timings: Record<'marker' | 'slot-lsn', number[]> = { marker: [], 'slot-lsn': [] };
+    for (let i = 0; i < 3; i += 1) {
+      for (const method of ['marker', 'slot-lsn'] as const) {
+        await sourcePool.query("INSERT INTO orders (note) VALUES ('fence timing')");
+        const fence = new ReplicationFence({ source: sourcePool, target: targetPool, slot: 'auto', logger, method });
+        timings[method].push((await fence.prove(10_000)).elapsedMs);
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    console.info(`fence medians over 3: marker ${median(timings.marker)} ms ${JSON.stringify(timings.marker)}, slot-lsn ${median(timings['slot-lsn'])} ms ${JSON.stringify(timings['slot-lsn'])}`);
+    expect(timings.marker.every((ms) => ms < 10_000)).toBe(true);
+    expect(timings['slot-lsn'].every((ms) => ms < 10_000)).toBe(true);
+  });
+
   it('stop answers 204, drops the subscription on the target and its slot on the source; status canceled', async () => {
     await client.stopOnlineMigration(CLUSTER, migrationId);
     expect(sim.requests.at(-1)).toMatchObject({ method: 'DELETE', status: 204 });
