@@ -98,51 +98,79 @@ export class PgpoolAdmin implements ProxyAdmin {
    * the source re-flags it DISALLOW_TO_FAILOVER. Verified with node info; ProxyVerifyFailed otherwise.
    */
   async repoint(to: Endpoint): Promise<void> {
-    await this.#withPcp(async (pcp) => {
-      const nodes = await pcp.allNodeInfo();
-      const wanted = nodes.find((n) => n.host === to.host && n.port === to.port);
-      if (!wanted) {
-        throw new CodedError(
-          ErrorCode.ProxyUnsupported,
-          `Pgpool has no backend node for ${to.host}:${to.port}; configure it as backend node ${this.#options.targetNode} in pgpool.conf and restart pgpool first`,
-          { details: { host: to.host, port: to.port } },
-        );
-      }
-      const toDetach = nodes.filter((n) => n.id < wanted.id && n.up);
-      this.#log.info({ node: wanted.id, detach: toDetach.map((n) => n.id) }, 'repointing pgpool');
+    // PCP connections stay short: pgpool's failover waits for open PCP workers to finish, and a request
+    // sent while a failover is still finishing is dropped, so every step uses its own connection,
+    // polls with fresh ones, and re-sends a request that did not take.
+    const nodes = await this.#withPcp((pcp) => pcp.allNodeInfo());
+    const wanted = nodes.find((n) => n.host === to.host && n.port === to.port);
+    if (!wanted) {
+      throw new CodedError(
+        ErrorCode.ProxyUnsupported,
+        `Pgpool has no backend node for ${to.host}:${to.port}; configure it as backend node ${this.#options.targetNode} in pgpool.conf and restart pgpool first`,
+        { details: { host: to.host, port: to.port } },
+      );
+    }
+    const toDetach = nodes.filter((n) => n.id < wanted.id && n.up).map((n) => n.id);
+    this.#log.info({ node: wanted.id, detach: toDetach }, 'repointing pgpool');
 
-      if (!wanted.up) {
-        await pcp.attachNode(wanted.id);
-        await this.#waitFor(pcp, (all) => all[wanted.id]?.up === true, `node ${wanted.id} to come up`);
+    const switched = !wanted.up || toDetach.length > 0;
+    if (!wanted.up) {
+      await this.#request(
+        (pcp) => pcp.attachNode(wanted.id),
+        (all) => all[wanted.id]?.up === true,
+        `node ${wanted.id} to come up (attach)`,
+      );
+    }
+    if (toDetach.length > 0) {
+      await this.#setFlags(toDetach, ALLOW);
+      await this.#request(
+        async (pcp) => {
+          const now = await pcp.allNodeInfo();
+          for (const id of toDetach) if (now[id]?.up) await pcp.detachNode(id);
+        },
+        (all) => toDetach.every((id) => all[id]?.up === false),
+        `node(s) ${toDetach.join(', ')} to go down (detach)`,
+      );
+    }
+    const main = mainNode(await this.#withPcp((pcp) => pcp.allNodeInfo()));
+    if (main?.id !== wanted.id) {
+      throw new CodedError(
+        ErrorCode.ProxyVerifyFailed,
+        `Pgpool did not switch: main node is ${main ? `${main.id} (${main.host}:${main.port})` : 'none'}, wanted ${wanted.id}`,
+        { details: { wanted: wanted.id, main: main?.id ?? null } },
+      );
+    }
+    if (wanted.id === this.#options.sourceNode && this.#options.configFile) {
+      // Back on the source (rollback): a source failure must not fail over to the target on its own.
+      await this.#setFlags([wanted.id], DISALLOW, switched ? 3000 : 0);
+    }
+    this.#log.info({ node: wanted.id }, 'pgpool main node switched and verified');
+  }
+
+  /** Sends a request, polls node info on fresh connections until `done`, re-sends it every 2 s. */
+  async #request(send: (pcp: PcpClient) => Promise<void>, done: (nodes: PcpNodeInfo[]) => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + (this.#options.switchTimeoutMs ?? 15_000);
+    let last = 'no node info';
+    for (;;) {
+      await this.#withPcp(send);
+      const resendAt = Date.now() + 2000;
+      while (Date.now() < resendAt) {
+        await sleep(50);
+        try {
+          const nodes = await this.#withPcp((pcp) => pcp.allNodeInfo());
+          if (done(nodes)) return;
+          last = nodes.map((n) => `${n.id}:${n.status}`).join(' ');
+        } catch (error) {
+          last = (error as Error).message; // the PCP process restarts during a failover
+        }
+        if (Date.now() > deadline) {
+          throw new CodedError(ErrorCode.ProxyVerifyFailed, `Pgpool: timed out waiting for ${what}`, {
+            details: { nodes: last },
+          });
+        }
       }
-      if (toDetach.length > 0) {
-        await this.#setFlags(
-          pcp,
-          toDetach.map((n) => n.id),
-          ALLOW,
-        );
-        for (const node of toDetach) await pcp.detachNode(node.id);
-        await this.#waitFor(
-          pcp,
-          (all) => toDetach.every((n) => all[n.id]?.up === false),
-          `node(s) ${toDetach.map((n) => n.id).join(', ')} to go down`,
-        );
-      }
-      const after = await pcp.allNodeInfo();
-      const main = mainNode(after);
-      if (main?.id !== wanted.id) {
-        throw new CodedError(
-          ErrorCode.ProxyVerifyFailed,
-          `Pgpool did not switch: main node is ${main ? `${main.id} (${main.host}:${main.port})` : 'none'}, wanted ${wanted.id}`,
-          { details: { wanted: wanted.id, main: main?.id ?? null } },
-        );
-      }
-      if (wanted.id === this.#options.sourceNode && this.#options.configFile) {
-        // Back on the source (rollback): a source failure must not fail over to the target on its own.
-        await this.#setFlags(pcp, [wanted.id], DISALLOW);
-      }
-      this.#log.info({ node: wanted.id }, 'pgpool main node switched and verified');
-    });
+      this.#log.warn({ what }, 'pgpool request did not take yet; sending it again');
+    }
   }
 
   async close(): Promise<void> {
@@ -150,8 +178,8 @@ export class PgpoolAdmin implements ProxyAdmin {
   }
 
   /** Rewrites backend_flagN in pgpool.conf (atomically), reloads, and checks pgpool runs with it. */
-  async #setFlags(pcp: PcpClient, nodes: number[], flag: string): Promise<void> {
-    const current = await pcp.poolStatus();
+  async #setFlags(nodes: number[], flag: string, settleMs = 0): Promise<void> {
+    const current = await this.#withPcp((pcp) => pcp.poolStatus());
     const stale = nodes.filter((n) => !flagMatches(current.get(`backend_flag${n}`), flag));
     if (stale.length === 0) return;
     const file = this.#options.configFile;
@@ -169,30 +197,35 @@ export class PgpoolAdmin implements ProxyAdmin {
     }
     for (const node of stale) text = setConfLine(text, `backend_flag${node}`, `'${flag}'`);
     await atomicWrite(file, text);
-    await pcp.reloadConfig('local');
-    const deadline = Date.now() + (this.#options.switchTimeoutMs ?? 10_000);
+    // A reload is handled only after a running failover ends, so poll with fresh connections.
+    const deadline = Date.now() + (this.#options.switchTimeoutMs ?? 15_000);
+    let last = '';
+    // Right after a switch pgpool is still finishing the failover: the PCP process is restarted from
+    // the parent, whose config may predate the reload; insist on the flag for `settleMs`.
+    let seenSince: number | undefined;
     for (;;) {
-      const status = await pcp.poolStatus();
-      if (stale.every((n) => flagMatches(status.get(`backend_flag${n}`), flag))) break;
-      if (Date.now() > deadline) {
-        throw new CodedError(ErrorCode.ProxyVerifyFailed, `Pgpool did not pick up backend_flag ${flag} after reload`);
+      await this.#withPcp((pcp) => pcp.reloadConfig('local'));
+      const resendAt = Date.now() + 2000;
+      while (Date.now() < resendAt) {
+        await sleep(50);
+        try {
+          const status = await this.#withPcp((pcp) => pcp.poolStatus());
+          if (stale.every((n) => flagMatches(status.get(`backend_flag${n}`), flag))) {
+            seenSince ??= Date.now();
+            if (Date.now() - seenSince >= settleMs) {
+              this.#log.info({ nodes: stale, flag }, 'pgpool backend flags changed');
+              return;
+            }
+          } else seenSince = undefined;
+        } catch (error) {
+          last = (error as Error).message;
+        }
+        if (Date.now() > deadline) {
+          throw new CodedError(ErrorCode.ProxyVerifyFailed, `Pgpool did not pick up backend_flag ${flag} after reload`, {
+            details: { last },
+          });
+        }
       }
-      await sleep(100);
-    }
-    this.#log.info({ nodes: stale, flag }, 'pgpool backend flags changed');
-  }
-
-  async #waitFor(pcp: PcpClient, done: (nodes: PcpNodeInfo[]) => boolean, what: string): Promise<void> {
-    const deadline = Date.now() + (this.#options.switchTimeoutMs ?? 10_000);
-    for (;;) {
-      const nodes = await pcp.allNodeInfo();
-      if (done(nodes)) return;
-      if (Date.now() > deadline) {
-        throw new CodedError(ErrorCode.ProxyVerifyFailed, `Pgpool: timed out waiting for ${what}`, {
-          details: { nodes: nodes.map((n) => `${n.id}:${n.status}`).join(' ') },
-        });
-      }
-      await sleep(50);
     }
   }
 
