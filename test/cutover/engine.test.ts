@@ -1,0 +1,257 @@
+/**
+ * The cutover engine on real parts: two clusters with DigitalOcean's migration through the simulator
+ * (real logical replication), a real PgBouncer driven by the real PgBouncerAdmin, the real fence and
+ * lag probe, the store on PostgreSQL, and a client writing continuously through PgBouncer.
+ * The tests run in order on one session: refused preconditions, budget expiry, a failed step, a crashed
+ * executor recovered by another replica, the switch, the rollback.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CutoverEngine, type Clock, type CutoverEngineDeps, type CutoverSettings } from '../../src/cutover/engine.js';
+import type { Session } from '../../src/domain/session.js';
+import { ErrorCode } from '../../src/errors.js';
+import type { Endpoint } from '../../src/proxy/proxy-admin.js';
+import { Secret } from '../../src/secret.js';
+import { AuditLog } from '../../src/store/audit-log.js';
+import { CutoverJournal } from '../../src/store/cutover-journal.js';
+import { openPostgres, type Database } from '../../src/store/database.js';
+import { migrate } from '../../src/store/migrate.js';
+import { SessionStore } from '../../src/store/session-store.js';
+import { captureLogger } from '../support/capture-log.js';
+import { startCutoverRig, type CutoverRig } from '../support/cutover-rig.js';
+import { startWriter, type Writer } from '../support/cutover-writer.js';
+import { freePort } from '../support/free-port.js';
+
+const U_ALICE = { userId: 'U0ALICE' };
+const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A clock whose timers never fire: the engine object of a process that was killed. */
+const deadClock: Clock = { now: () => new Date(), setTimer: () => ({ cancel: () => undefined }) };
+
+describe('the cutover engine on real replication and a real PgBouncer', () => {
+  const { logger } = captureLogger('debug');
+  let rig: CutoverRig;
+  const dbs: Database[] = [];
+  let store: { db: Database; sessions: SessionStore; audit: AuditLog; journal: CutoverJournal };
+  let session: Session;
+  let approved = false;
+  let writer: Writer | undefined;
+
+  const openStore = async () => {
+    const db = openPostgres(new Secret(rig.storeUrl), logger);
+    dbs.push(db);
+    return { db, sessions: new SessionStore(db), audit: new AuditLog(db), journal: new CutoverJournal(db) };
+  };
+  const engine = (
+    s: typeof store,
+    overrides: { settings?: Partial<CutoverSettings>; target?: Endpoint; clock?: Clock } = {},
+  ) => {
+    const deps: CutoverEngineDeps = {
+      ...s,
+      notifier: rig.notifier,
+      log: logger,
+      adapters: (sess) => rig.adapters(sess, overrides),
+      switchApprovalValid: async () => approved,
+      approvalsSummary: async () => ({ switch: { approvedBy: 'U0BOB' }, freeze: { approvedBy: 'U0BOB' } }),
+      approvalPollMs: 50,
+      ...(overrides.clock ? { clock: overrides.clock } : {}),
+    };
+    return new CutoverEngine(deps);
+  };
+  const ref = async () => {
+    session = await store.sessions.require(session.id);
+    return { sessionId: session.id, expectedVersion: session.version };
+  };
+  const paused = async () => (await inspectProxy()).frozen;
+  const inspectProxy = async () => {
+    const a = await rig.adapters(session);
+    try {
+      if (a.writes.kind !== 'proxy') throw new Error('proxy expected');
+      return await a.writes.proxy.inspect();
+    } finally {
+      await a.close();
+    }
+  };
+  const startLoad = (prefix: string) => {
+    writer = startWriter(rig.bouncer.connectionString('orders'), { prefix, workers: 8 });
+    return writer;
+  };
+
+  beforeAll(async () => {
+    rig = await startCutoverRig(logger);
+    store = await openStore();
+    await migrate(store.db);
+    session = await store.sessions.create({ channelId: 'C0CUTOVER', profile: 'orders', strategy: 'proxy', startedBy: U_ALICE.userId });
+  }, 120_000);
+
+  afterAll(async () => {
+    await writer?.stop().catch(() => undefined);
+    for (const db of dbs) await Promise.race([db.close().catch(() => undefined), sleep(2000)]);
+    await rig?.stop();
+  });
+
+  it('starts the migration: the session syncs, with DO’s migration id', async () => {
+    const updated = await engine(store).startMigration(await ref(), U_ALICE);
+    expect(updated.state).toBe('syncing');
+    expect(updated.doMigrationId).toMatch(/.+/);
+    const lag = await engine(store).lag(session.id);
+    expect(lag.known).toBe(true);
+    const plan = await engine(store).plan(session.id);
+    expect(plan.map((s) => s.name)).toContain('Prove the fence');
+  });
+
+  it('refuses to freeze when the target is not reachable through the proxy: nothing is frozen', async () => {
+    const dead = { ...rig.targetEndpoint, port: await freePort() };
+    const eng = engine(store, { target: dead });
+    await expect(eng.freeze(await ref(), U_ALICE)).rejects.toMatchObject({ code: ErrorCode.PreflightFailed });
+    expect((await store.sessions.require(session.id)).state).toBe('syncing');
+    expect(await paused()).toBe(false);
+    const entries = await store.journal.entries(session.id);
+    expect(entries.map((e) => `${e.step}:${e.event}`)).toEqual(['preconditions:started', 'preconditions:failed']);
+  });
+
+  it('resumes writes on the source by itself when the freeze budget runs out, and tells the channel', async () => {
+    const load = startLoad('budget');
+    await sleep(300);
+    approved = false;
+    const eng = engine(store, { settings: { freezeBudgetSeconds: 1.5 } });
+    const frozen = await eng.freeze(await ref(), U_ALICE);
+    expect(frozen.state).toBe('frozen');
+    expect(await paused()).toBe(true);
+    await until('writes resumed on the source', async () => (await store.sessions.require(session.id)).state === 'syncing', 10_000);
+    expect(await paused()).toBe(false);
+    await sleep(300);
+    const result = await load.stop();
+    expect(result.errors).toBe(0);
+    expect(load.acked.every((a) => a.port === rig.source.port)).toBe(true);
+    expect(rig.notes.some((n) => n.level === 'warning' && /budget of 1.5 s ran out/.test(n.text))).toBe(true);
+    const attempt = await store.journal.latestCutover(session.id);
+    expect(attempt).toMatchObject({ resumedOn: 'source', outcome: 'resumed on source' });
+    const held = (attempt?.resumedAt?.getTime() ?? 0) - (attempt?.frozenAt?.getTime() ?? 0);
+    expect(held).toBeGreaterThanOrEqual(1400);
+    console.info(`budget expiry: frozen ${held} ms, ${result.acked} writes, ${result.errors} errors, max latency ${result.maxLatencyMs} ms`);
+  });
+
+  it('puts everything back on the source when a step after the freeze fails (sequences on the target)', async () => {
+    await rig.targetPool.query('DROP SEQUENCE invoice_no');
+    const load = startLoad('failing');
+    await sleep(300);
+    approved = true;
+    try {
+      await expect(engine(store).freeze(await ref(), U_ALICE)).rejects.toMatchObject({ code: ErrorCode.CutoverStepFailed });
+    } finally {
+      approved = false;
+      await rig.targetPool.query('CREATE SEQUENCE invoice_no');
+    }
+    expect((await store.sessions.require(session.id)).state).toBe('syncing');
+    expect(await paused()).toBe(false);
+    expect((await inspectProxy()).pointsTo).toMatchObject({ port: rig.source.port });
+    await sleep(200);
+    const result = await load.stop();
+    expect(result.errors).toBe(0);
+    expect(rig.notes.at(-1)).toMatchObject({ level: 'error' });
+    expect(rig.notes.at(-1)?.text).toMatch(/Setting the sequences on the target failed.*Writes resumed on the source/);
+  });
+
+  it('one executor per session: a second replica is busy while the first holds the freeze; when the first dies, the second undoes it', async () => {
+    const load = startLoad('crash');
+    await sleep(300);
+    approved = false;
+    // Replica A's lock connection is one the test can cut like a crash would; same SQL as openPostgres.
+    const lockConnection = new pg.Client({ connectionString: rig.storeUrl });
+    lockConnection.on('error', () => undefined);
+    await lockConnection.connect();
+    const crashable: Database = {
+      ...store.db,
+      engine: 'postgres',
+      query: (text, params) => store.db.query(text, params),
+      exec: (script) => store.db.exec(script),
+      transaction: (work) => store.db.transaction(work),
+      close: () => store.db.close(),
+      async withTryAdvisoryLock(key, work) {
+        const { rows } = await lockConnection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [key]);
+        return rows[0]?.locked ? work() : undefined;
+      },
+    };
+    const replicaA = engine({ ...store, db: crashable }, { clock: deadClock });
+    const storeB = await openStore();
+    const replicaB = engine(storeB);
+    expect((await replicaA.freeze(await ref(), U_ALICE)).state).toBe('frozen');
+    await expect(replicaB.switchover(await ref(), U_ALICE)).rejects.toMatchObject({ code: ErrorCode.ExecutorBusy });
+    expect((await replicaB.recover()).map((o) => o.result)).toEqual(['busy']);
+    expect(await paused()).toBe(true);
+    // Replica A dies: its lock connection goes away (the server releases the lock); its timers never fire.
+    const [{ pid } = { pid: 0 }] = (await lockConnection.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+    const killer = new pg.Client({ connectionString: rig.storeUrl });
+    await killer.connect();
+    await killer.query('SELECT pg_terminate_backend($1)', [pid]);
+    await killer.end();
+    const outcomes = await replicaB.recover();
+    expect(outcomes).toMatchObject([{ result: 'applied', decision: { action: 'undo-freeze' } }]);
+    expect((await storeB.sessions.require(session.id)).state).toBe('syncing');
+    expect(await paused()).toBe(false);
+    await sleep(200);
+    const result = await load.stop();
+    expect(result.errors).toBe(0);
+    expect(rig.notes.at(-1)?.text).toMatch(/after a restart I found writes frozen/i);
+    store = storeB;
+  });
+
+  it('switches under continuous writes through PgBouncer: no failed write, every acknowledged write on the target, no sequence collision', async () => {
+    const load = startLoad('switch');
+    await sleep(1000);
+    approved = true; // gate 2 granted ahead of time: the switch runs as soon as the fence is reached
+    const eng = engine(store);
+    const switched = await eng.freeze(await ref(), U_ALICE);
+    expect(switched.state).toBe('switched');
+    await sleep(1000);
+    const result = await load.stop();
+    const attempt = await store.journal.latestCutover(session.id);
+    const frozenMs = (attempt?.resumedAt?.getTime() ?? 0) - (attempt?.frozenAt?.getTime() ?? 0);
+    console.info(
+      `switch: frozen ${frozenMs} ms, writes held ${attempt?.writesHeld}, lag at freeze ${JSON.stringify(attempt?.lagAtFreeze)}, ` +
+        `fence ${JSON.stringify(attempt?.fence)}, ${result.acked} writes in ${result.seconds.toFixed(1)} s (${result.perSecond}/s), ` +
+        `${result.errors} errors, max write latency ${result.maxLatencyMs} ms`,
+    );
+    expect(result.errors).toBe(0);
+    expect(frozenMs).toBeGreaterThan(0);
+    expect(frozenMs).toBeLessThan(5000);
+    expect(result.perSecond).toBeGreaterThan(200);
+    const onTarget = load.acked.filter((a) => a.port === rig.target.port);
+    const onSource = load.acked.filter((a) => a.port === rig.source.port);
+    expect(onTarget.length).toBeGreaterThan(0);
+    expect(onSource.length).toBeGreaterThan(0);
+    // Every acknowledged write of every phase is on the target.
+    const { rows } = await rig.targetPool.query<{ id: string }>('SELECT id FROM writes');
+    const ids = new Set(rows.map((r) => r.id));
+    const missing = load.acked.filter((a) => !ids.has(a.id));
+    expect(missing).toEqual([]);
+    // New rows on the target took sequence values above everything the source handed out.
+    const maxSource = Math.max(...onSource.map((a) => a.n));
+    expect(Math.min(...onTarget.map((a) => a.n))).toBeGreaterThan(maxSource);
+    expect(await paused()).toBe(false);
+    expect((await inspectProxy()).pointsTo).toMatchObject({ port: rig.target.port });
+    expect(attempt).toMatchObject({ resumedOn: 'target', outcome: 'switched', approvals: { switch: { aheadOfTime: true } } });
+  });
+
+  it('never switches twice, and rolls back on request saying target writes are not on the source', async () => {
+    await expect(engine(store).switchover(await ref(), U_ALICE)).rejects.toMatchObject({ code: ErrorCode.InvalidTransition });
+    const rolled = await engine(store).rollback(await ref(), U_ALICE);
+    expect(rolled.state).toBe('rolled_back');
+    expect((await inspectProxy()).pointsTo).toMatchObject({ port: rig.source.port });
+    expect(await paused()).toBe(false);
+    expect(rig.notes.at(-1)?.text).toMatch(/NOT on the source/);
+    const client = new pg.Client({ connectionString: rig.bouncer.connectionString('orders') });
+    await client.connect();
+    const { rows } = await client.query<{ port: number }>('SELECT inet_server_port() AS port');
+    await client.end();
+    expect(rows[0]?.port).toBe(rig.source.port);
+  });
+});

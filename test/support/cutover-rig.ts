@@ -1,0 +1,194 @@
+/**
+ * A whole cutover rig on real parts: a logical source and a target cluster, DigitalOcean's online
+ * migration through the DO simulator (real logical replication), a real PgBouncer in front of the
+ * source driven by the real PgBouncerAdmin, the real lag probe and fence, the real sequence copier, and
+ * the bot's store (PostgreSQL, database `store` on the source cluster). `adapters` is the per-session
+ * factory the engine takes, wired the way the composition root would.
+ */
+import pg from 'pg';
+import { sequenceCopier } from '../../src/cutover/sequences.js';
+import type { CutoverSettings, SessionAdapters } from '../../src/cutover/engine.js';
+import type { PreflightItem, SessionNotifier } from '../../src/cutover/session-operations.js';
+import type { Session } from '../../src/domain/session.js';
+import { DigitalOceanClient } from '../../src/do/digitalocean-client.js';
+import { startAndConfirm } from '../../src/do/start-migration.js';
+import type { Logger } from '../../src/log.js';
+import { PgBouncerAdmin } from '../../src/proxy/pgbouncer.js';
+import type { Endpoint } from '../../src/proxy/proxy-admin.js';
+import { ReplicationFence, installFence } from '../../src/replication/fence.js';
+import { SlotLagProbe } from '../../src/replication/lag-probe.js';
+import { Secret } from '../../src/secret.js';
+import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
+import { startCluster, type Cluster } from './pg-cluster.js';
+import { startPgBouncer, type PgBouncer } from './pgbouncer.js';
+
+export const DO_TOKEN = 'dop_v1_cutover_rig_token_0123456789abcdef';
+export const DO_CLUSTER = '9cc10173-e9ea-4176-9dbc-a4cee4c4ff30';
+
+/** The table the continuous writer fills: a text id from the client, and a sequence-backed `n`. */
+export const RIG_SCHEMA = `
+  CREATE TABLE writes (id text PRIMARY KEY, port int NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+                       n bigserial UNIQUE);
+  CREATE SEQUENCE invoice_no;
+  SELECT nextval('invoice_no') FROM generate_series(1, 10);
+`;
+
+export interface Note {
+  sessionId: string;
+  level: 'info' | 'warning' | 'error';
+  text: string;
+}
+
+export interface CutoverRig {
+  source: Cluster;
+  target: Cluster;
+  bouncer: PgBouncer;
+  sim: DoSimulator;
+  doApi: DigitalOceanClient;
+  sourcePool: pg.Pool;
+  targetPool: pg.Pool;
+  sourceEndpoint: Endpoint;
+  targetEndpoint: Endpoint;
+  /** Connection string of the bot's store (database `store` on the source cluster). */
+  storeUrl: string;
+  notes: Note[];
+  notifier: SessionNotifier;
+  settings: CutoverSettings;
+  /** The adapter factory for the engine; `overrides` changes settings or the target for one test. */
+  adapters(session: Session, overrides?: { settings?: Partial<CutoverSettings>; target?: Endpoint }): Promise<SessionAdapters>;
+  /** Starts DO's migration of `orders` (schema copy + subscription) and waits for `syncing`. */
+  startMigration(): Promise<{ migrationId: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
+  const [source, target] = await Promise.all([
+    startCluster({ logical: true, databases: ['orders', 'store'], settings: { wal_sender_timeout: "'2s'" } }),
+    startCluster({ settings: { wal_receiver_status_interval: 1, wal_retrieve_retry_interval: "'200ms'" } }),
+  ]);
+  const sourcePool = new pg.Pool({ connectionString: source.connectionString('orders'), max: 4 });
+  sourcePool.on('error', () => undefined);
+  await sourcePool.query(RIG_SCHEMA);
+  await installFence(sourcePool);
+  const sim = await startDoSimulator({
+    token: new Secret(DO_TOKEN),
+    logger,
+    clusters: {
+      [DO_CLUSTER]: {
+        connection: { host: target.host, port: target.port, user: target.user, password: new Secret(target.password), database: 'defaultdb' },
+      },
+    },
+  });
+  const doApi = new DigitalOceanClient({ token: new Secret(DO_TOKEN), baseUrl: sim.url, logger });
+  const bouncer = await startPgBouncer({
+    databases: { orders: { host: source.host, port: source.port, dbname: 'orders' } },
+    poolMode: 'transaction',
+    settings: { query_wait_timeout: 30 },
+  });
+  let targetPool: pg.Pool | undefined;
+  const sourceEndpoint: Endpoint = { host: source.host, port: source.port, database: 'orders' };
+  const targetEndpoint: Endpoint = { host: target.host, port: target.port, database: 'orders' };
+  const notes: Note[] = [];
+  const settings: CutoverSettings = {
+    strategy: 'proxy',
+    freezeMethod: 'proxy-pause',
+    freezeBudgetSeconds: 30,
+    maxLagBytesToFreeze: 16 * 1024 * 1024,
+    fenceTimeoutSeconds: 15,
+    sequenceMargin: 1000,
+    doClusterUuid: DO_CLUSTER,
+  };
+
+  const rig: CutoverRig = {
+    source,
+    target,
+    bouncer,
+    sim,
+    doApi,
+    sourcePool,
+    get targetPool() {
+      targetPool ??= new pg.Pool({ connectionString: target.connectionString('orders'), max: 4 });
+      targetPool.on('error', () => undefined);
+      return targetPool;
+    },
+    sourceEndpoint,
+    targetEndpoint,
+    storeUrl: source.connectionString('store'),
+    notes,
+    notifier: {
+      async notify(session, note) {
+        notes.push({ sessionId: session.id, ...note });
+      },
+    },
+    settings,
+    async adapters(_session, overrides = {}) {
+      const effective = { ...settings, ...overrides.settings };
+      const to = overrides.target ?? targetEndpoint;
+      const src = new pg.Pool({ connectionString: source.connectionString('orders'), max: 3 });
+      const tgt = new pg.Pool({ connectionString: target.connectionString('orders'), max: 3 });
+      src.on('error', () => undefined);
+      tgt.on('error', () => undefined);
+      const proxy = new PgBouncerAdmin({
+        admin: { host: bouncer.host, port: bouncer.port, user: bouncer.adminUser, password: new Secret(bouncer.adminPassword) },
+        database: 'orders',
+        databasesFile: bouncer.databasesFile,
+        pauseTimeoutSeconds: 5,
+        pollIntervalMs: 20,
+        logger,
+      });
+      return {
+        settings: effective,
+        doApi,
+        lag: new SlotLagProbe({ source: src, slot: 'auto' }),
+        fence: new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger, pollIntervalMs: 5 }),
+        writes: {
+          kind: 'proxy',
+          proxy,
+          source: sourceEndpoint,
+          target: to,
+          frozenWhat: { method: 'proxy-pause', via: 'pgbouncer', database: 'orders' },
+        },
+        async preflight(): Promise<PreflightItem[]> {
+          const checks = await proxy.preflight({ ...to, user: source.user, password: new Secret(source.password) });
+          return checks.map((c) => ({ check: c.name, status: c.ok ? 'pass' : 'fail', detail: c.detail }));
+        },
+        sequences: sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin }),
+        async targetParameters() {
+          const cluster = await doApi.getCluster(DO_CLUSTER);
+          return { ...cluster.connection, database: 'orders', sslmode: cluster.connection.ssl ? 'require' : 'disable' };
+        },
+        async startMigration() {
+          return rig.startMigration();
+        },
+        async writesHeld() {
+          return (await proxy.drainState()).clientsWaiting;
+        },
+        async close() {
+          await proxy.close().catch(() => undefined);
+          await Promise.all([src.end().catch(() => undefined), tgt.end().catch(() => undefined)]);
+        },
+      };
+    },
+    async startMigration() {
+      const migration = await startAndConfirm(
+        doApi,
+        DO_CLUSTER,
+        {
+          source: { host: source.host, port: source.port, dbname: 'orders', username: source.user, password: new Secret(source.password) },
+          disableSsl: true,
+          ignoreDbs: ['store'],
+        },
+        { pollIntervalMs: 100, watchMs: 30_000 },
+      );
+      return { migrationId: migration.id };
+    },
+    async stop() {
+      await bouncer.stop().catch(() => undefined);
+      await sim.stop().catch(() => undefined);
+      await sourcePool.end().catch(() => undefined);
+      await targetPool?.end().catch(() => undefined);
+      await Promise.all([source.stop(), target.stop()]);
+    },
+  };
+  return rig;
+}
