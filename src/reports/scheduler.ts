@@ -182,17 +182,22 @@ export class ReportScheduler {
       if (!reportClaim && !sampleClaim) return;
 
       const { observation, doView } = await this.#deps.observer.observe(session, profile);
-      await this.#deps.state.appendObservation(session.id, observation);
-      await this.#alert(session, profile, observation, doView, summary, log);
       if (sampleClaim) {
+        // Samples are the alerts' evidence and the reports' trend: exactly one per sample tick.
+        await this.#deps.state.appendObservation(session.id, observation);
+        await this.#alert(session, profile, observation, doView, summary, log);
         await this.#deps.ticks.complete(sampleClaim, this.#deps.replicaId, this.#clock.now());
         summary.samples.push(session.id);
       }
       if (reportClaim) {
         const { observations, lastReportAt } = await this.#deps.state.window(session.id);
+        const window = sinceLastReport(observations, lastReportAt);
+        // Without the sample claim the fresh observation is the report's own: shown, not stored.
+        if (!sampleClaim) window.push(observation);
+        window.sort((a, b) => a.at.getTime() - b.at.getTime());
         const report = buildReport({
           session,
-          window: sinceLastReport(observations, lastReportAt),
+          window,
           doView,
           thresholds: { maxLagBytesToFreeze: profile.gates.maxLagBytesToFreeze },
           now: observation.at,
