@@ -44,6 +44,8 @@ export interface BotDeps {
   processBeforeResponse?: boolean;
   /** Skips Bolt's auth.test at start-up. */
   botIdentity?: { botId: string; botUserId: string };
+  /** An already opened and migrated store (tests: the in-memory embedded engine); closed by stop(). */
+  store?: Store;
 }
 
 /** Until the engine is wired: every engine call is refused plainly. */
@@ -66,7 +68,7 @@ function unwiredOperations(): SessionOperations {
 }
 
 export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps: BotDeps = {}): Promise<RunningBot> {
-  const store: Store = await openStore(env, log);
+  const store: Store = deps.store ?? (await openStore(env, log));
   const now = deps.now ?? (() => new Date());
   const app = createBoltApp({
     env,

@@ -4,7 +4,8 @@
  * is configured. Listeners are registered by the caller; this file only knows about transport.
  */
 import type { ServerResponse } from 'node:http';
-import bolt from '@slack/bolt';
+// A namespace import: Node and vitest agree on the named exports of this CommonJS package (not on its default).
+import * as bolt from '@slack/bolt';
 import type { Env } from '../config/env.js';
 import type { Logger } from '../log.js';
 
