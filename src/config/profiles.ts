@@ -63,6 +63,8 @@ function schemas(env: NodeJS.ProcessEnv) {
     pcp: z.strictObject({ host: nonEmpty, port: port.default(9898), user: nonEmpty, password: secretRef }),
     sourceNode: z.number().int().min(0).default(0),
     targetNode: z.number().int().min(0).default(1),
+    /** pgpool.conf, so the bot can flip backend_flag of the source before detaching it (optional). */
+    configFile: nonEmpty.optional(),
   });
 
   const httpProxy = z.strictObject({
@@ -73,6 +75,8 @@ function schemas(env: NodeJS.ProcessEnv) {
       z.strictObject({ kind: z.literal('hmac'), secret: secretRef }),
     ]),
     timeoutMs: z.number().int().positive().default(5000),
+    /** What the endpoint's freeze does to clients: queries-wait (it holds them) or writes-fail/connections-dropped. */
+    clientImpact: z.enum(['queries-wait', 'writes-fail', 'connections-dropped']).default('queries-wait'),
   });
 
   const noProxy = z.strictObject({ kind: z.literal('none') });
@@ -157,6 +161,9 @@ function schemas(env: NodeJS.ProcessEnv) {
           `proxy "${p.proxy.kind}" cannot pause clients; use read-only-roles or read-only-database`,
         );
       }
+      if (p.freeze.method === 'proxy-pause' && p.proxy.kind === 'http' && p.proxy.clientImpact !== 'queries-wait') {
+        issue(['freeze', 'method'], 'this HTTP endpoint does not hold queries (clientImpact); use read-only-roles or read-only-database');
+      }
       if (p.freeze.method === 'read-only-roles' && p.freeze.appRoles.length === 0) {
         issue(['freeze', 'appRoles'], 'read-only-roles needs at least one application role');
       }
@@ -177,6 +184,7 @@ export type Profile = ConfigFile['profiles'][string];
 export type PostgresConnection = Profile['source'];
 export type ProxyConfig = Profile['proxy'];
 export type GateConfig = Profile['gates'];
+export type FreezeConfig = Profile['freeze'];
 
 export interface LoadedConfig {
   path: string;
