@@ -227,7 +227,8 @@ export class CutoverEngine implements SessionOperations {
         await this.#audit(session, actor, 'freeze', 'refused', { reason: asCodedError(error).message });
         throw error;
       }
-      // 2. Freeze, and start the budget.
+      // 2. Freeze, and start the budget (both from the moment the freeze is issued: clients wait from then).
+      const frozenAt = this.#clock.now();
       try {
         await journal.step(session.id, attempt, 'freeze', () => freezeWrites(a.writes));
       } catch (error) {
@@ -235,7 +236,6 @@ export class CutoverEngine implements SessionOperations {
         await this.#undo(w, session, { repointToSource: false, reason: `the freeze failed: ${asCodedError(error).message}`, level: 'error' });
         throw stepFailed('freeze', error);
       }
-      const frozenAt = this.#clock.now();
       w.hold = true;
       this.#startBudget(w, frozenAt, a.settings.freezeBudgetSeconds);
       await journal.update(session.id, attempt, {

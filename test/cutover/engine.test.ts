@@ -51,7 +51,7 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
   };
   const engine = (
     s: typeof store,
-    overrides: { settings?: Partial<CutoverSettings>; target?: Endpoint; clock?: Clock } = {},
+    overrides: { settings?: Partial<CutoverSettings>; target?: Endpoint; clock?: Clock; inDatabaseFreeze?: boolean } = {},
   ) => {
     const deps: CutoverEngineDeps = {
       ...s,
@@ -253,5 +253,24 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
     const { rows } = await client.query<{ port: number }>('SELECT inet_server_port() AS port');
     await client.end();
     expect(rows[0]?.port).toBe(rig.source.port);
+  });
+
+  it('connection-parameters strategy: freezes in the source database, fences, stops the migration, hands out the target with the password masked', async () => {
+    const migrationId = session.doMigrationId;
+    let params = await store.sessions.create({ channelId: 'C0PARAMS', profile: 'catalog', strategy: 'connection-parameters', startedBy: U_ALICE.userId });
+    params = await store.sessions.transition(params.id, params.version, 'migration_started', { doMigrationId: migrationId });
+    session = params;
+    approved = true;
+    const eng = engine(store, { settings: { strategy: 'connection-parameters', freezeMethod: 'read-only-database' }, inDatabaseFreeze: true });
+    const switched = await eng.freeze(await ref(), U_ALICE);
+    expect(switched.state).toBe('switched');
+    const steps = (await store.journal.entries(params.id)).filter((e) => e.event === 'done').map((e) => e.step);
+    expect(steps).toEqual(['preconditions', 'freeze', 'fence', 'sequences', 'stop_migration', 'publish_parameters']);
+    expect((await rig.doApi.getOnlineMigration(rig.settings.doClusterUuid))?.status).not.toMatch(/^(running|syncing)$/);
+    const handout = rig.notes.find((n) => n.sessionId === params.id && /Point your application at/.test(n.text));
+    expect(handout?.text).toContain(`port ${rig.target.port}`);
+    expect(handout?.text).not.toContain(rig.target.password);
+    // The source stays frozen: a new session there cannot write.
+    await expect(rig.source.query("INSERT INTO writes (id, port) VALUES ('after-handout', 0)", [], 'orders')).rejects.toThrow(/read-only/);
   });
 });

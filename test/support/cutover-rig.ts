@@ -13,6 +13,7 @@ import type { Session } from '../../src/domain/session.js';
 import { DigitalOceanClient } from '../../src/do/digitalocean-client.js';
 import { startAndConfirm } from '../../src/do/start-migration.js';
 import type { Logger } from '../../src/log.js';
+import { InDatabaseFreeze } from '../../src/proxy/in-database-freeze.js';
 import { PgBouncerAdmin } from '../../src/proxy/pgbouncer.js';
 import type { Endpoint } from '../../src/proxy/proxy-admin.js';
 import { ReplicationFence, installFence } from '../../src/replication/fence.js';
@@ -55,7 +56,10 @@ export interface CutoverRig {
   notifier: SessionNotifier;
   settings: CutoverSettings;
   /** The adapter factory for the engine; `overrides` changes settings or the target for one test. */
-  adapters(session: Session, overrides?: { settings?: Partial<CutoverSettings>; target?: Endpoint }): Promise<SessionAdapters>;
+  adapters(
+    session: Session,
+    overrides?: { settings?: Partial<CutoverSettings>; target?: Endpoint; inDatabaseFreeze?: boolean },
+  ): Promise<SessionAdapters>;
   /** Starts DO's migration of `orders` (schema copy + subscription) and waits for `syncing`. */
   startMigration(): Promise<{ migrationId: string }>;
   stop(): Promise<void>;
@@ -141,13 +145,23 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         doApi,
         lag: new SlotLagProbe({ source: src, slot: 'auto' }),
         fence: new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger, pollIntervalMs: 5 }),
-        writes: {
-          kind: 'proxy',
-          proxy,
-          source: sourceEndpoint,
-          target: to,
-          frozenWhat: { method: 'proxy-pause', via: 'pgbouncer', database: 'orders' },
-        },
+        writes: overrides.inDatabaseFreeze
+          ? {
+              kind: 'in-database',
+              freeze: new InDatabaseFreeze({
+                connection: { host: source.host, port: source.port, database: 'orders', user: source.user, password: new Secret(source.password) },
+                method: 'read-only-database',
+                logger,
+              }),
+              frozenWhat: { method: 'read-only-database', via: 'database', database: 'orders' },
+            }
+          : {
+              kind: 'proxy',
+              proxy,
+              source: sourceEndpoint,
+              target: to,
+              frozenWhat: { method: 'proxy-pause', via: 'pgbouncer', database: 'orders' },
+            },
         async preflight(): Promise<PreflightItem[]> {
           const checks = await proxy.preflight({ ...to, user: source.user, password: new Secret(source.password) });
           return checks.map((c) => ({ check: c.name, status: c.ok ? 'pass' : 'fail', detail: c.detail }));
