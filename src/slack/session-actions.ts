@@ -114,6 +114,8 @@ export class SessionActions {
     if (!decision.ok) {
       await this.audit(session, userId, action, 'refused', { reason: decision.reason, code: decision.code });
       await this.deps.status.thread(session, `:no_entry: <@${userId}> tried to ${LABEL[action]}: refused, ${decision.reason}.`);
+      // The message may show a gate that has expired since it was drawn: redraw it.
+      void this.deps.status.refresh(session.id);
       throw new CodedError(REFUSAL[decision.code], `You cannot ${LABEL[action]}: ${decision.reason}.`);
     }
     return { session, profile, requests };
@@ -121,12 +123,14 @@ export class SessionActions {
 
   /**
    * Performs `action` for `userId` on the session at `ref.version`: checks again (preconditions at
-   * execution time), claims the idempotency key (session, version, action), then acts. `quietDuplicate`:
-   * a Slack retry that finds the key taken returns silently.
+   * execution time), claims the idempotency key (session, version, action), then acts. `retry`: a
+   * Slack retry (x-slack-retry-num) of a click already handled returns silently.
    */
   async perform(action: UserAction, ref: { sessionId: string; version: number }, userId: string, options: { retry?: boolean } = {}): Promise<void> {
-    const loaded = await this.check(action, ref, userId);
     const key = `action:${ref.sessionId}:${ref.version}:${action}`;
+    // A Slack retry of a click that was already handled: nothing to do and nothing to say.
+    if (options.retry && (await this.deps.idempotency.exists(key))) return;
+    const loaded = await this.check(action, ref, userId);
     if (!(await this.deps.idempotency.claim(key, this.deps.now()))) {
       if (options.retry) return;
       throw new CodedError(ErrorCode.SessionConflict, 'That is already being handled (someone clicked it a moment ago); watch the status message.');

@@ -203,6 +203,11 @@ export class IdempotencyStore {
     return rows.length === 1;
   }
 
+  async exists(key: string): Promise<boolean> {
+    const { rows } = await this.db.query('SELECT 1 FROM idempotency_keys WHERE key = $1', [key]);
+    return rows.length > 0;
+  }
+
   /** Gives a key back (the work failed before changing anything, so a retry is legitimate). */
   async release(key: string): Promise<void> {
     await this.db.query('DELETE FROM idempotency_keys WHERE key = $1', [key]);
