@@ -65,6 +65,10 @@ export function openPostgres(url: Secret, log: Logger): Database {
     },
     async withTryAdvisoryLock<T>(key: string, work: () => Promise<T>) {
       const client = await pool.connect();
+      // A dropped lock connection must not crash the process: the lock is gone with it, and another
+      // replica's recovery takes over (the pool discards the broken client on release).
+      const onError = (err: Error) => log.warn({ err: { message: err.message }, key }, 'advisory lock connection lost');
+      client.on('error', onError);
       try {
         const { rows } = await client.query<{ locked: boolean }>(
           'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
@@ -74,9 +78,10 @@ export function openPostgres(url: Secret, log: Logger): Database {
         try {
           return await work();
         } finally {
-          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
         }
       } finally {
+        client.off('error', onError);
         client.release();
       }
     },
