@@ -1,0 +1,60 @@
+/**
+ * manifest.yml against Slack's official manifest JSON schema (draft-07, kept in
+ * ../shared/slack-manifest-schema), plus the cross-field rules the schema does not encode.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { VERBS } from '../src/domain/commands.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SCHEMA_DIR = [`${ROOT}../shared/slack-manifest-schema`, '/work/shared/slack-manifest-schema'].find((d) => existsSync(d));
+const manifest = parse(readFileSync(`${ROOT}manifest.yml`, 'utf8')) as {
+  features: { slash_commands: Array<{ command: string; url: string; usage_hint: string }> };
+  oauth_config: { scopes: { bot: string[] } };
+  settings: { interactivity: { is_enabled: boolean; request_url?: string }; socket_mode_enabled: boolean };
+};
+
+function validator() {
+  const ajv = new Ajv({ allErrors: true, strict: false, formats: { uri: true } });
+  const v1 = JSON.parse(readFileSync(`${SCHEMA_DIR}/schemas/manifest.schema.1.0.0.json`, 'utf8')) as object;
+  return ajv.compile(v1);
+}
+
+if (!SCHEMA_DIR) {
+  console.warn('NOTICE: ../shared/slack-manifest-schema is absent; the manifest schema validation is skipped.');
+}
+
+describe.skipIf(!SCHEMA_DIR)('manifest.yml', () => {
+  it('is valid against the official v1 manifest schema', () => {
+    const validate = validator();
+    const valid = validate(manifest);
+    expect(validate.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
+  });
+
+  it('the validator does reject an invalid manifest (the upstream fixture and a typo)', () => {
+    const validate = validator();
+    const invalid = JSON.parse(readFileSync(`${SCHEMA_DIR}/examples/v1.manifest.invalid.json`, 'utf8')) as object;
+    expect(validate(invalid)).toBe(false);
+    expect(validate({ ...manifest, settings: { ...manifest.settings, interactivty: true } })).toBe(false);
+  });
+});
+
+describe('manifest.yml cross-field rules', () => {
+  it('declares /migrate with every verb and points commands and interactivity at /slack/events', () => {
+    const command = manifest.features.slash_commands.find((c) => c.command === '/migrate');
+    expect(command).toBeDefined();
+    for (const verb of VERBS) expect(command!.usage_hint).toContain(verb);
+    expect(command!.url).toMatch(/\/slack\/events$/);
+    expect(manifest.settings.interactivity.is_enabled).toBe(true);
+    // "Interactivity requires a Request URL" unless Socket Mode is on (apps.manifest.validate).
+    if (!manifest.settings.socket_mode_enabled) expect(manifest.settings.interactivity.request_url).toMatch(/\/slack\/events$/);
+  });
+
+  it('asks for the minimum bot scopes', () => {
+    expect([...manifest.oauth_config.scopes.bot].sort()).toEqual(['chat:write', 'commands', 'usergroups:read']);
+  });
+});
