@@ -9,6 +9,7 @@
  * throws WebAPIRateLimitedError with `rejectRateLimitedCalls: true`; either way a failed post leaves
  * the tick unfinished for a later attempt.
  */
+import type { types, webApi } from '@slack/bolt';
 import type { AlertKind } from '../domain/alerts.js';
 import { formatBytes, type LagReport } from '../domain/report.js';
 import type { Session } from '../domain/session.js';
@@ -16,18 +17,9 @@ import { CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ChannelAlert, ReportPoster } from './ports.js';
 
-/** The slice of `@slack/web-api`'s WebClient this adapter uses. */
+/** The slice of `@slack/web-api`'s WebClient this adapter uses (a WebClient, or Bolt's `app.client`). */
 export interface ChatClient {
-  chat: {
-    postMessage(args: {
-      channel: string;
-      text: string;
-      blocks?: unknown[];
-      thread_ts?: string;
-      reply_broadcast?: boolean;
-      unfurl_links?: boolean;
-    }): Promise<{ ok?: boolean; ts?: string; error?: string }>;
-  };
+  chat: Pick<webApi.WebClient['chat'], 'postMessage'>;
 }
 
 export interface SlackReportPosterOptions {
@@ -54,35 +46,33 @@ export class SlackReportPoster implements ReportPoster {
 
   async postInThread(session: Session, report: LagReport): Promise<void> {
     const text = `${report.title}: ${report.lag.known ? formatBytes(report.lag.bytes) : 'lag unknown'} (${report.trend.direction})`;
-    await this.#post(session, {
-      text,
-      blocks: reportBlocks(report),
-      ...(session.statusMessageTs ? { thread_ts: session.statusMessageTs } : {}),
-    });
+    await this.#post(session, text, reportBlocks(report), false);
   }
 
   async alertChannel(session: Session, alert: ChannelAlert): Promise<void> {
     const icon = alert.action === 'fire' ? ':rotating_light:' : ':white_check_mark:';
     const mentions = alert.action === 'fire' ? alert.operators.map(mention).join(' ') : '';
     const text = `${icon} *${session.profile}* ${ALERT_TITLES[alert.kind]}: ${alert.text}${mentions ? ` ${mentions}` : ''}`;
-    await this.#post(session, {
-      text,
-      blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }],
-      // In the thread and in the channel: people see it without opening the thread.
-      ...(session.statusMessageTs ? { thread_ts: session.statusMessageTs, reply_broadcast: true } : {}),
-    });
+    // In the thread and in the channel: people see it without opening the thread.
+    await this.#post(session, text, [{ type: 'section', text: { type: 'mrkdwn', text } }], true);
   }
 
   async refreshStatus(session: Session, report: LagReport): Promise<void> {
     await this.#refresh?.(session, report);
   }
 
-  async #post(
-    session: Session,
-    message: { text: string; blocks: unknown[]; thread_ts?: string; reply_broadcast?: boolean },
-  ): Promise<void> {
+  /** In the session's thread when it has a status message (broadcast to the channel if asked), else in the channel. */
+  async #post(session: Session, text: string, blocks: types.KnownBlock[], broadcast: boolean): Promise<void> {
+    const base = { channel: session.channelId, text, blocks, unfurl_links: false };
+    const thread = session.statusMessageTs;
+    const args: webApi.ChatPostMessageArguments =
+      thread === null
+        ? base
+        : broadcast
+          ? { ...base, thread_ts: thread, reply_broadcast: true }
+          : { ...base, thread_ts: thread };
     await this.#pacer.run(session.channelId, async () => {
-      const result = await this.#client.chat.postMessage({ channel: session.channelId, unfurl_links: false, ...message });
+      const result = await this.#client.chat.postMessage(args);
       if (result.ok === false) {
         throw new CodedError(ErrorCode.SlackApiFailed, `Slack refused the message: ${result.error ?? 'unknown error'}`, {
           details: { channelId: session.channelId },
@@ -106,7 +96,7 @@ export function mention(principal: string): string {
   return principal.startsWith('S') ? `<!subteam^${principal}>` : `<@${principal}>`;
 }
 
-export function reportBlocks(report: LagReport): unknown[] {
+export function reportBlocks(report: LagReport): types.KnownBlock[] {
   return [
     { type: 'section', text: { type: 'mrkdwn', text: `*${report.title}*\n${report.lines.join('\n')}`.slice(0, 3000) } },
     {
