@@ -67,7 +67,11 @@ export function openPostgres(url: Secret, log: Logger): Database {
       const client = await pool.connect();
       // A dropped lock connection must not crash the process: the lock is gone with it, and another
       // replica's recovery takes over (the pool discards the broken client on release).
-      const onError = (err: Error) => log.warn({ err: { message: err.message }, key }, 'advisory lock connection lost');
+      let broken = false;
+      const onError = (err: Error) => {
+        broken = true;
+        log.warn({ err: { message: err.message }, key }, 'advisory lock connection lost');
+      };
       client.on('error', onError);
       try {
         const { rows } = await client.query<{ locked: boolean }>(
@@ -78,11 +82,14 @@ export function openPostgres(url: Secret, log: Logger): Database {
         try {
           return await work();
         } finally {
-          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
+          // A connection that could not unlock must never go back to the pool still holding the lock.
+          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => {
+            broken = true;
+          });
         }
       } finally {
         client.off('error', onError);
-        client.release();
+        client.release(broken);
       }
     },
     close: () => pool.end(),
