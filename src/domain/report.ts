@@ -3,6 +3,8 @@
  * the last report, DigitalOcean's view of the migration and the profile's thresholds. The Slack
  * adapter only lays it out; nothing here talks to Slack, PostgreSQL or HTTP.
  */
+import type { LagSample } from '../replication/replication.js';
+import { lagTrend } from './lag-trend.js';
 import type { Session } from './session.js';
 import { describeState } from './session.js';
 import { sparkline } from './sparkline.js';
@@ -32,7 +34,7 @@ export interface ReportThresholds {
   maxLagBytesToFreeze: number;
 }
 
-export type TrendDirection = 'rising' | 'falling' | 'flat' | 'unknown';
+export type TrendDirection = 'rising' | 'falling' | 'steady' | 'unknown';
 
 export interface LagReport {
   sessionId: string;
@@ -58,9 +60,6 @@ export interface LagReport {
   lines: string[];
 }
 
-/** Lag changes smaller than this (or 1 % of the lag) over a window count as flat. */
-const FLAT_BYTES = 64 * 1024;
-
 export interface ReportInput {
   session: Pick<Session, 'id' | 'state' | 'profile'>;
   /** Samples since the previous report, oldest first; the last one is the current measurement. */
@@ -84,16 +83,12 @@ export function buildReport(input: ReportInput): LagReport {
         ? { known: true, bytes: current.bytes, seconds: current.seconds }
         : { known: false, reason: current.reason };
 
-  const slope = regressionSlope(known.map((o) => ({ t: o.at.getTime() / 1000, y: o.bytes })));
   const deltaBytes = firstKnown && lastKnown && current?.known ? lastKnown.bytes - firstKnown.bytes : null;
-  let direction: TrendDirection = 'unknown';
-  if (deltaBytes !== null && known.length >= 2 && lastKnown) {
-    const flat = Math.max(FLAT_BYTES, lastKnown.bytes * 0.01);
-    direction = Math.abs(deltaBytes) <= flat ? 'flat' : deltaBytes > 0 ? 'rising' : 'falling';
-  }
-  const catchUp = slope === null ? null : -slope;
-  const etaSeconds =
-    lag.known && direction === 'falling' && catchUp !== null && catchUp > 0 ? Math.ceil(lag.bytes / catchUp) : null;
+  // Direction, rate and ETA: the shared trend (src/domain/lag-trend.ts) over the window's samples.
+  const trend = lagTrend(window.map(toLagSample), { minSamples: 2 });
+  const direction: TrendDirection = trend.direction;
+  const catchUp = trend.bytesPerSecond === null ? null : -trend.bytesPerSecond;
+  const etaSeconds = lag.known && trend.etaSeconds !== null && trend.etaSeconds > 0 ? Math.ceil(trend.etaSeconds) : null;
 
   const withWal = window.filter((o) => o.walPosition !== null);
   const writeRate = regressionSlope(withWal.map((o) => ({ t: o.at.getTime() / 1000, y: o.walPosition as number })));
@@ -136,6 +131,12 @@ export function buildReport(input: ReportInput): LagReport {
     freezeGate,
     lines,
   };
+}
+
+function toLagSample(o: Observation): LagSample {
+  return o.known
+    ? { known: true, at: o.at, slot: o.slot, slotActive: o.slotActive, bytes: o.bytes, seconds: o.seconds }
+    : { known: false, at: o.at, reason: o.reason };
 }
 
 function freezeGateView(

@@ -13,10 +13,12 @@
  */
 import { evaluateAlerts } from '../domain/alerts.js';
 import { buildReport, type Observation } from '../domain/report.js';
+import type { LagSample } from '../replication/replication.js';
 import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
 import type { Session, SessionState } from '../domain/session.js';
 import { asCodedError, CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { LagSampleStore } from '../store/lag-samples.js';
 import type { ReportStateStore, StoredSchedule } from '../store/report-state.js';
 import type { ReportTickStore, TickClaim, TickRow } from '../store/report-ticks.js';
 import type { SessionStore } from '../store/session-store.js';
@@ -25,6 +27,9 @@ import { Semaphore } from './semaphore.js';
 
 /** Sessions in these states are reported on: replication is what they wait for. */
 export const REPORTED_STATES: readonly SessionState[] = ['syncing', 'frozen'];
+
+/** How long the shared lag-sample history keeps a session's samples. */
+const SAMPLE_RETENTION_MS = 24 * 3600 * 1000;
 
 export interface ReportSchedulerOptions {
   /** How often alerts sample the lag between reports (seconds, epoch-aligned). Default 60. */
@@ -47,6 +52,8 @@ export interface ReportSchedulerDeps {
   profiles: ReadonlyMap<string, ReportProfile>;
   observer: SessionObserver;
   poster: ReportPoster;
+  /** The shared lag-sample history (migration 002): every sample tick is recorded there too. */
+  samples?: Pick<LagSampleStore, 'record' | 'pruneBefore'>;
   log: Logger;
   /** Names this replica in claims (host name + pid is a good choice). */
   replicaId: string;
@@ -185,6 +192,10 @@ export class ReportScheduler {
       if (sampleClaim) {
         // Samples are the alerts' evidence and the reports' trend: exactly one per sample tick.
         await this.#deps.state.appendObservation(session.id, observation);
+        if (this.#deps.samples) {
+          await this.#deps.samples.record(session.id, toLagSample(observation));
+          await this.#deps.samples.pruneBefore(session.id, new Date(observation.at.getTime() - SAMPLE_RETENTION_MS));
+        }
         await this.#alert(session, profile, observation, doView, summary, log);
         await this.#deps.ticks.complete(sampleClaim, this.#deps.replicaId, this.#clock.now());
         summary.samples.push(session.id);
@@ -267,4 +278,10 @@ function sinceLastReport(observations: readonly Observation[], lastReportAt: Dat
   let start = observations.findIndex((o) => o.at.getTime() > cut);
   if (start === -1) start = observations.length - 1;
   return observations.slice(Math.max(0, start - 1));
+}
+
+function toLagSample(o: Observation): LagSample {
+  return o.known
+    ? { known: true, at: o.at, slot: o.slot, slotActive: o.slotActive, bytes: o.bytes, seconds: o.seconds }
+    : { known: false, at: o.at, reason: o.reason };
 }

@@ -14,6 +14,7 @@ import { ReportScheduler } from '../../src/reports/scheduler.js';
 import { Secret } from '../../src/secret.js';
 import { openEmbedded, openPostgres, type Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
+import { LagSampleStore } from '../../src/store/lag-samples.js';
 import { ReportStateStore } from '../../src/store/report-state.js';
 import { ReportTickStore } from '../../src/store/report-ticks.js';
 import { SessionStore } from '../../src/store/session-store.js';
@@ -140,6 +141,7 @@ describe('three replicas on one PostgreSQL store', () => {
       profiles: new Map([['orders', profile]]),
       observer,
       poster,
+      samples: new LagSampleStore(db),
       log,
       replicaId: name,
       clock,
@@ -187,6 +189,9 @@ describe('three replicas on one PostgreSQL store', () => {
     for (const s of sessions) {
       const { observations } = await state.window(s.id);
       expect(observations.map((o) => (o.at.getTime() - T0) / 60_000)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      // The shared history (lag_samples) got the same eleven samples, once each.
+      const shared = await new LagSampleStore(dbs[0] as Database).recent(s.id);
+      expect(shared.map((o) => (o.at.getTime() - T0) / 60_000)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     }
     const statusRefreshes = posted.filter((p) => p.kind === 'status' && ours(p));
     expect(statusRefreshes).toHaveLength(reports.length);
