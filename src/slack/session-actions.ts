@@ -7,6 +7,7 @@
 import type { LoadedConfig, Profile } from '../config/profiles.js';
 import type { Actor, SessionOperations, SessionRef } from '../cutover/session-operations.js';
 import { decide, groupsOf, rolesOf, type Gate, type GateRequest, type RefusalCode, type UserAction } from '../domain/gates.js';
+import type { ReportSchedule } from '../domain/report-schedule.js';
 import type { Session } from '../domain/session.js';
 import { CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -386,12 +387,12 @@ export class SessionActions {
     return profile;
   }
 
-  async setReport(channelId: string, userId: string, schedule: string): Promise<void> {
+  async setReport(channelId: string, userId: string, schedule: ReportSchedule): Promise<void> {
     const session = await this.active(channelId);
     const loaded = await this.check('report', { sessionId: session.id, version: session.version }, userId);
-    await this.deps.schedules.set(session.id, schedule === 'off' ? 'off' : schedule);
-    await this.audit(loaded.session, userId, 'report', 'succeeded', { schedule });
-    await this.deps.status.thread(session, `:calendar: <@${userId}> set lag reports to *${schedule}*.`);
+    await this.deps.schedules.set(session.id, schedule, userId, this.deps.now());
+    await this.audit(loaded.session, userId, 'report', 'succeeded', { schedule: schedule.text });
+    await this.deps.status.thread(session, `:calendar: <@${userId}> set lag reports to *${schedule.text}*.`);
     await this.deps.status.refresh(session.id);
   }
 

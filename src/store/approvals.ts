@@ -5,8 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Gate, GateRequest, GateRequestStatus } from '../domain/gates.js';
+import type { ReportSchedule } from '../domain/report-schedule.js';
 import { CodedError, ErrorCode } from '../errors.js';
 import type { Database, SqlClient } from './database.js';
+import { ReportStateStore } from './report-state.js';
 
 interface GateRequestRow {
   id: string;
@@ -219,23 +221,23 @@ export class IdempotencyStore {
   }
 }
 
-/** The per-session report schedule set with `/migrate report …` (read by the reporter). */
+/**
+ * The per-session report schedule set with `/migrate report …`, kept where the reporter reads it
+ * (report_schedules, through ReportStateStore).
+ */
 export class ReportScheduleStore {
-  private readonly db: Database;
+  private readonly state: ReportStateStore;
 
   constructor(db: Database) {
-    this.db = db;
+    this.state = new ReportStateStore(db);
   }
 
-  async set(sessionId: string, schedule: string | null): Promise<void> {
-    await this.db.query('UPDATE sessions SET report_schedule = $2 WHERE id = $1', [sessionId, schedule]);
+  async set(sessionId: string, schedule: ReportSchedule, setBy: string, at: Date): Promise<void> {
+    await this.state.setSchedule(sessionId, schedule, setBy, at);
   }
 
+  /** The schedule's text, or null when the profile's default applies. */
   async get(sessionId: string): Promise<string | null> {
-    const { rows } = await this.db.query<{ report_schedule: string | null }>(
-      'SELECT report_schedule FROM sessions WHERE id = $1',
-      [sessionId],
-    );
-    return rows[0]?.report_schedule ?? null;
+    return (await this.state.schedule(sessionId))?.schedule.text ?? null;
   }
 }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalStore, IdempotencyStore, ReportScheduleStore } from '../../src/store/approvals.js';
 import { openEmbedded, type Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
+import { ReportStateStore } from '../../src/store/report-state.js';
 import { SessionStore } from '../../src/store/session-store.js';
 
 let db: Database;
@@ -91,7 +92,9 @@ describe('ReportScheduleStore', () => {
     const s = await newSession();
     const schedules = new ReportScheduleStore(db);
     expect(await schedules.get(s.id)).toBeNull();
-    await schedules.set(s.id, 'every 10m');
+    await schedules.set(s.id, { kind: 'interval', seconds: 600, text: 'every 10m' }, 'UALICE', t0);
     expect(await schedules.get(s.id)).toBe('every 10m');
+    // Where the reporter reads it.
+    expect((await new ReportStateStore(db).schedule(s.id))?.setBy).toBe('UALICE');
   });
 });

@@ -152,7 +152,7 @@ async function run(
       await actions.perform(cmd.kind, await current(), userId, { retry });
       return undefined;
     case 'report':
-      await actions.setReport(channelId, userId, cmd.schedule.text);
+      await actions.setReport(channelId, userId, cmd.schedule);
       return `:calendar: Reports: ${cmd.schedule.text}.`;
     case 'help':
     case 'profiles':

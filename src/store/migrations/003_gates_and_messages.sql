@@ -30,5 +30,4 @@ CREATE TABLE idempotency_keys (
 
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (claimed_at);
 
--- The report schedule chosen with `/migrate report …` (null: the profile's default).
-ALTER TABLE sessions ADD COLUMN report_schedule text;
+-- The report schedule chosen with `/migrate report …` lives in report_schedules (migration 005).
