@@ -1,0 +1,123 @@
+/**
+ * The bot as an operator runs it: `node dist/main.js` with an environment and a profiles file.
+ * Start-up with an embedded store, /healthz, graceful SIGTERM, sessions surviving a restart, and
+ * exit code 2 with a precise message for a broken configuration.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEmbedded } from '../src/store/database.js';
+import { migrate } from '../src/store/migrate.js';
+import { SessionStore } from '../src/store/session-store.js';
+import { startBotProcess } from './support/bot-process.js';
+import { startFakeSlack, type FakeSlack } from './support/fake-slack.js';
+import { freePort } from './support/free-port.js';
+import { postSigned, slashCommandBody } from './support/slack-requests.js';
+
+const SIGNING_SECRET = 'main-test-signing-secret';
+const CHANNEL = 'C0MAINTEST';
+const profilesYaml = `profiles:
+  orders:
+    channels: [${CHANNEL}]
+    strategy: proxy
+    source:
+      host: 127.0.0.1
+      database: orders
+      user: migrator
+      password: \${ORDERS_SOURCE_PASSWORD}
+    digitalocean:
+      clusterUuid: 9cc10173-e9ea-4176-9dbc-a4cee4c4ff30
+      database: orders
+    proxy:
+      kind: pgbouncer
+      admin:
+        host: 127.0.0.1
+        user: pgcutover
+      database: orders
+      databasesFile: /tmp/databases.ini
+    gates:
+      operators: [U0ALICE]
+`;
+
+let dir: string;
+let slack: FakeSlack;
+const baseEnv = () => ({
+  SLACK_BOT_TOKEN: 'xoxb-main-test-token',
+  SLACK_SIGNING_SECRET: SIGNING_SECRET,
+  SLACK_API_URL: slack.apiUrl,
+  DIGITALOCEAN_TOKEN: 'dop_v1_main_test_token',
+  DIGITALOCEAN_API_URL: 'http://127.0.0.1:9',
+  DATA_DIR: join(dir, 'data'),
+  PGCUTOVER_CONFIG: join(dir, 'pgcutover.yml'),
+  ORDERS_SOURCE_PASSWORD: 'orders-source-password-value',
+  LOG_LEVEL: 'info',
+});
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pgcutover-main-'));
+  writeFileSync(join(dir, 'pgcutover.yml'), profilesYaml);
+  slack = await startFakeSlack();
+});
+afterAll(async () => {
+  await slack?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the bot process', () => {
+  it('starts on an embedded store, answers /healthz, and keeps sessions across a restart', async () => {
+    const port = await freePort();
+    const first = startBotProcess({ ...baseEnv(), PORT: String(port) });
+    expect(await first.waitForHealth(port)).toEqual({ status: 'ok', store: 'embedded', profiles: 1 });
+    expect(await first.stop('SIGTERM')).toBe(0);
+    expect(first.output()).toContain('shutting down');
+
+    // Between runs, a session is recorded in the store the first run created under DATA_DIR.
+    const db = await openEmbedded(join(dir, 'data', 'store'));
+    expect(await migrate(db)).toEqual([]);
+    const session = await new SessionStore(db).create({
+      channelId: CHANNEL,
+      profile: 'orders',
+      strategy: 'proxy',
+      startedBy: 'U0ALICE',
+    });
+    await db.close();
+
+    const second = startBotProcess({ ...baseEnv(), PORT: String(port) });
+    try {
+      await second.waitForHealth(port);
+      const body = slashCommandBody({ text: 'start orders', userId: 'U0ALICE', channelId: CHANNEL, responseUrl: slack.respondUrl() });
+      const response = await postSigned(`http://127.0.0.1:${port}/slack/events`, body, { secret: SIGNING_SECRET });
+      expect(response.status).toBe(200);
+      // The restarted bot knows the channel's session: a second start is refused.
+      await expect.poll(() => JSON.stringify(slack.responds.map((r) => r.body))).toContain(
+        'already has an active session (`orders`, created)',
+      );
+    } finally {
+      await second.stop('SIGTERM');
+    }
+    // No secret reaches the logs.
+    const logs = first.output() + second.output();
+    for (const secret of ['xoxb-main-test-token', SIGNING_SECRET, 'dop_v1_main_test_token', 'orders-source-password-value']) {
+      expect(logs).not.toContain(secret);
+    }
+    expect(session.state).toBe('created');
+  });
+
+  it('exits 2 naming the file, key path and line of a broken config, without echoing secrets', async () => {
+    const broken = join(dir, 'broken.yml');
+    writeFileSync(broken, profilesYaml.replace('${ORDERS_SOURCE_PASSWORD}', 'literal-password-value'));
+    const bot = startBotProcess({ ...baseEnv(), PGCUTOVER_CONFIG: broken, PORT: String(await freePort()) });
+    expect(await bot.exited).toBe(2);
+    expect(bot.output()).toContain(`Config file ${broken} is invalid`);
+    expect(bot.output()).toContain('profiles.orders.source.password (line 9)');
+    expect(bot.output()).not.toContain('literal-password-value');
+  });
+
+  it('exits 2 naming a missing environment variable', async () => {
+    const { DIGITALOCEAN_TOKEN: _missing, ...env } = baseEnv();
+    const bot = startBotProcess({ ...env, PORT: String(await freePort()) });
+    expect(await bot.exited).toBe(2);
+    expect(bot.output()).toContain('DIGITALOCEAN_TOKEN: is required');
+  });
+});
