@@ -190,15 +190,13 @@ export class CutoverEngine implements SessionOperations {
     });
   }
 
-  async plan(sessionId: string): Promise<PlanStep[]> {
-    const session = await this.#d.sessions.require(sessionId);
+  async plan(session: Session): Promise<PlanStep[]> {
     return this.#withAdapters(session, async (a) =>
       planSteps({ ...a.settings, proxyLabel: proxyLabel(a.writes) }).map((s) => ({ name: s.name, description: s.description })),
     );
   }
 
-  async preflight(sessionId: string): Promise<PreflightItem[]> {
-    const session = await this.#d.sessions.require(sessionId);
+  async preflight(session: Session): Promise<PreflightItem[]> {
     return this.#withAdapters(session, (a) => a.preflight());
   }
 

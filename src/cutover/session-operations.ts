@@ -33,9 +33,13 @@ export interface PlanStep {
 export interface SessionOperations {
   /** Installs the fence table, starts DigitalOcean's online migration, and moves the session to syncing. */
   startMigration(ref: SessionRef, actor: Actor): Promise<Session>;
-  /** The steps a cutover of this session would run, touching nothing. */
-  plan(sessionId: string): Promise<PlanStep[]>;
-  preflight(sessionId: string): Promise<PreflightItem[]>;
+  /**
+   * The steps a cutover of this session would run, touching nothing. The session may be a draft
+   * that was never stored (`--dry-run`): only its profile and strategy matter.
+   */
+  plan(session: Session): Promise<PlanStep[]>;
+  /** The preflight checks for the session's profile (stored or draft), touching nothing. */
+  preflight(session: Session): Promise<PreflightItem[]>;
   lag(sessionId: string): Promise<LagSample>;
   /** Gate 1 passed: freeze writes, start the freeze budget, prove the fence, copy sequences. */
   freeze(ref: SessionRef, actor: Actor): Promise<Session>;

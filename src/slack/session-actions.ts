@@ -4,6 +4,7 @@
  * code, claim an idempotency key, then record the gate step and/or call the engine. Every request,
  * approval, refusal and outcome goes to the audit log and the session's thread.
  */
+import { randomUUID } from 'node:crypto';
 import type { LoadedConfig, Profile } from '../config/profiles.js';
 import type { Actor, SessionOperations, SessionRef } from '../cutover/session-operations.js';
 import { decide, groupsOf, rolesOf, type Gate, type GateRequest, type RefusalCode, type UserAction } from '../domain/gates.js';
@@ -330,32 +331,43 @@ export class SessionActions {
     }
   }
 
-  /**
-   * `--dry-run`: the same checks, then preflight and the exact cutover plan. The engine's plan and
-   * preflight take a session, so a session row is created and closed again (aborted, marked dry-run)
-   * through the store only: no engine step, no DigitalOcean or database change.
-   */
+  /** `--dry-run`: the same checks as a start, then preflight and the exact cutover plan; nothing is changed. */
   async dryRun(channelId: string, userId: string, profileName: string): Promise<string> {
     const { store, operations } = this.deps;
     const profile = await this.startChecks(channelId, userId, profileName);
-    const session = await store.sessions.create({ channelId, profile: profileName, strategy: profile.strategy, startedBy: userId });
-    await this.audit(session, userId, 'dry_run', 'requested', { profile: profileName });
-    try {
-      const [preflight, plan] = await Promise.all([operations.preflight(session.id), operations.plan(session.id)]);
-      const failed = preflight.filter((i) => i.status === 'fail').length;
-      await this.audit(session, userId, 'dry_run', failed ? 'failed' : 'succeeded', { failedChecks: failed, steps: plan.length });
-      return [
-        `:test_tube: *Dry run of ${profileName}*: nothing was changed.`,
-        `*Preflight* (${failed ? `${failed} failing` : 'all passing'})`,
-        renderPreflight(preflight),
-        `*The cutover would run these steps*`,
-        renderPlan(plan),
-        `Gates: freeze and switch need ${profile.gates.twoPersonRule ? 'a second person' : 'one person'}; approvals are valid ${profile.gates.approvalExpiryMinutes} min; freeze budget ${profile.freeze.budgetSeconds} s.`,
-      ].join('\n');
-    } finally {
-      const current = await store.sessions.require(session.id);
-      await store.sessions.transition(session.id, current.version, 'abort');
-    }
+    // A draft that is never stored: a dry run neither creates a session nor holds the channel.
+    const now = this.deps.now();
+    const draft: Session = {
+      id: randomUUID(),
+      channelId,
+      profile: profileName,
+      strategy: profile.strategy,
+      state: 'created',
+      version: 0,
+      doMigrationId: null,
+      startedBy: userId,
+      statusMessageTs: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const [preflight, plan] = await Promise.all([operations.preflight(draft), operations.plan(draft)]);
+    const failed = preflight.filter((i) => i.status === 'fail').length;
+    await store.audit.append({
+      sessionId: null,
+      channelId,
+      actor: userId,
+      action: 'dry_run',
+      outcome: failed ? 'failed' : 'succeeded',
+      details: { profile: profileName, failedChecks: failed, steps: plan.length },
+    });
+    return [
+      `:test_tube: *Dry run of ${profileName}*: nothing was changed.`,
+      `*Preflight* (${failed ? `${failed} failing` : 'all passing'})`,
+      renderPreflight(preflight),
+      `*The cutover would run these steps*`,
+      renderPlan(plan),
+      `Gates: freeze and switch need ${profile.gates.twoPersonRule ? 'a second person' : 'one person'}; approvals are valid ${profile.gates.approvalExpiryMinutes} min; freeze budget ${profile.freeze.budgetSeconds} s.`,
+    ].join('\n');
   }
 
   private async startChecks(channelId: string, userId: string, profileName: string): Promise<Profile> {

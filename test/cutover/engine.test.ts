@@ -103,7 +103,7 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
     expect(updated.doMigrationId).toMatch(/.+/);
     const lag = await engine(store).lag(session.id);
     expect(lag.known).toBe(true);
-    const plan = await engine(store).plan(session.id);
+    const plan = await engine(store).plan(session);
     expect(plan.map((s) => s.name)).toContain('Prove the fence');
   });
 

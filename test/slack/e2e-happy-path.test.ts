@@ -194,7 +194,7 @@ describe('a session from start to finish', () => {
     expect(dryText).toContain('wal_level');
     expect(h.ops.calls.slice(before).map((c) => c.op).sort()).toEqual(['plan', 'preflight']);
     expect(h.fake.topLevel(ch.id)).toHaveLength(0);
-    expect(await h.bot.store.sessions.activeInChannel(ch.id)).toBeUndefined();
+    expect(await h.bot.store.sessions.listForChannel(ch.id)).toEqual([]);
 
     const noSession = await ch.command(ALICE, 'lag');
     expect(String(h.fake.responds.at(-1)!.body.text)).toContain('no active migration session');

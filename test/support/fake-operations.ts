@@ -48,8 +48,8 @@ export class FakeOperations implements SessionOperations {
     return this.act('startMigration', 'migration_started', ref, actor, { doMigrationId: `do-mig-${ref.sessionId.slice(0, 8)}` });
   }
 
-  async plan(sessionId: string): Promise<PlanStep[]> {
-    this.calls.push({ op: 'plan', sessionId, ok: true });
+  async plan(session: Session): Promise<PlanStep[]> {
+    this.calls.push({ op: 'plan', sessionId: session.id, ok: true });
     return [
       { name: 'freeze writes', description: 'PAUSE the application database in PgBouncer (budget 30 s)' },
       { name: 'prove the fence', description: 'write a marker on the source and wait for it on the target' },
@@ -59,8 +59,8 @@ export class FakeOperations implements SessionOperations {
     ];
   }
 
-  async preflight(sessionId: string): Promise<PreflightItem[]> {
-    this.calls.push({ op: 'preflight', sessionId, ok: true });
+  async preflight(session: Session): Promise<PreflightItem[]> {
+    this.calls.push({ op: 'preflight', sessionId: session.id, ok: true });
     return this.preflightItems;
   }
 

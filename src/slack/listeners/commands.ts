@@ -137,7 +137,7 @@ async function run(
     }
     case 'preflight': {
       const session = await actions.active(channelId);
-      return `*Preflight* of \`${session.profile}\`\n${renderPreflight(await deps.operations.preflight(session.id))}`;
+      return `*Preflight* of \`${session.profile}\`\n${renderPreflight(await deps.operations.preflight(session))}`;
     }
     case 'freeze':
       await actions.perform('freeze_request', await current(), userId, { retry });
