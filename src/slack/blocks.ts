@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { PlanStep, PreflightItem } from '../cutover/session-operations.js';
 import type { Profile } from '../config/profiles.js';
-import { availableActions, gateStatus, type Gate, type GateRequest, type UserAction } from '../domain/gates.js';
+import { USER_ACTIONS, availableActions, gateStatus, type Gate, type GateRequest, type UserAction } from '../domain/gates.js';
 import { describeState, type Session } from '../domain/session.js';
 import type { LagSample } from '../replication/replication.js';
 
@@ -17,23 +17,9 @@ export const SWITCH_MODAL_CALLBACK = 'pgc.switch_confirm';
 export const SWITCH_MODAL_BLOCK = 'db_name';
 export const SWITCH_MODAL_INPUT = 'typed';
 
-/** The user actions that have a button. */
-export const BUTTON_ACTIONS = [
-  'freeze_request',
-  'freeze_now',
-  'freeze_approve',
-  'freeze_withdraw',
-  'switch_request',
-  'switch_approve',
-  'switch_now',
-  'switch_run',
-  'switch_withdraw',
-  'resume',
-  'abort',
-  'rollback',
-  'finish',
-] as const satisfies readonly UserAction[];
-export type ButtonAction = (typeof BUTTON_ACTIONS)[number];
+/** The user actions that have a button: all but those only a command can ask for. */
+export type ButtonAction = Exclude<UserAction, 'start' | 'report'>;
+export const BUTTON_ACTIONS = USER_ACTIONS.filter((a): a is ButtonAction => a !== 'start' && a !== 'report');
 
 /** Actions whose button opens the typed-name modal instead of acting at once. */
 export const MODAL_ACTIONS: readonly ButtonAction[] = ['switch_approve', 'switch_now', 'switch_run'];

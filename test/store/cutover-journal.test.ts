@@ -1,26 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recoveryDecision } from '../../src/domain/cutover-plan.js';
 import { CodedError, ErrorCode } from '../../src/errors.js';
-import { createLogger } from '../../src/log.js';
-import { Secret } from '../../src/secret.js';
 import { CutoverJournal } from '../../src/store/cutover-journal.js';
-import { openEmbedded, openPostgres, type Database } from '../../src/store/database.js';
+import type { Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
 import { SessionStore } from '../../src/store/session-store.js';
-import { startCluster, type Cluster } from '../support/pg-cluster.js';
+import { useStoreEngines } from '../support/store-engines.js';
 
-const log = createLogger('silent');
-let cluster: Cluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ databases: ['store'] });
-});
-afterAll(() => cluster?.stop());
-
-const engines: [string, () => Promise<Database>][] = [
-  ['embedded (PGlite)', () => openEmbedded(undefined)],
-  ['PostgreSQL', async () => openPostgres(new Secret(cluster.connectionString('store')), log)],
-];
+const { engines } = useStoreEngines();
 
 describe.each(engines)('the cutover journal on %s', (_engine, open) => {
   let db: Database;

@@ -6,20 +6,9 @@ import { openEmbedded, openPostgres, type Database } from '../../src/store/datab
 import { AuditLog } from '../../src/store/audit-log.js';
 import { migrate } from '../../src/store/migrate.js';
 import { SessionStore } from '../../src/store/session-store.js';
-import { startCluster, type Cluster } from '../support/pg-cluster.js';
+import { useStoreEngines } from '../support/store-engines.js';
 
-const log = createLogger('silent');
-let cluster: Cluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ databases: ['store'] });
-});
-afterAll(() => cluster?.stop());
-
-const engines: [string, () => Promise<Database>][] = [
-  ['embedded (PGlite)', () => openEmbedded(undefined)],
-  ['PostgreSQL', async () => openPostgres(new Secret(cluster.connectionString('store')), log)],
-];
+const { engines, cluster } = useStoreEngines();
 
 describe.each(engines)('the session store on %s', (_engine, open) => {
   let db: Database;
@@ -156,12 +145,12 @@ describe.each(engines)('the session store on %s', (_engine, open) => {
 
 describe('migrations racing on a fresh PostgreSQL database', () => {
   it('applies each migration exactly once when three replicas start together', async () => {
-    await cluster.query('CREATE DATABASE fresh_race');
-    const replicas = [0, 1, 2].map(() => openPostgres(new Secret(cluster.connectionString('fresh_race')), log));
+    await cluster().query('CREATE DATABASE fresh_race');
+    const replicas = [0, 1, 2].map(() => openPostgres(new Secret(cluster().connectionString('fresh_race')), createLogger('silent')));
     try {
       const applied = await Promise.all(replicas.map((db) => migrate(db)));
       const all = applied.flat().sort();
-      const versions = (await cluster.query<{ version: number }>('SELECT version FROM schema_migrations', [], 'fresh_race'))
+      const versions = (await cluster().query<{ version: number }>('SELECT version FROM schema_migrations', [], 'fresh_race'))
         .map((r) => r.version)
         .sort();
       expect(all).toEqual(versions);
