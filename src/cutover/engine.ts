@@ -21,10 +21,10 @@ import {
   latestAttempt,
   planSteps,
   recoveryDecision,
-  type FreezeMethod,
+  type PlanSettings,
   type RecoveryDecision,
 } from '../domain/cutover-plan.js';
-import { transition as domainTransition, type Session, type SessionEvent, type Strategy } from '../domain/session.js';
+import { transition as domainTransition, type Session, type SessionEvent } from '../domain/session.js';
 import type { DigitalOceanApi } from '../do/digitalocean-api.js';
 import { CodedError, ErrorCode, asCodedError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -64,14 +64,8 @@ export const systemClock: Clock = {
   },
 };
 
-/** The profile's numbers the engine works with. */
-export interface CutoverSettings {
-  strategy: Strategy;
-  freezeMethod: FreezeMethod;
-  freezeBudgetSeconds: number;
-  maxLagBytesToFreeze: number;
-  fenceTimeoutSeconds: number;
-  sequenceMargin: number;
+/** The profile's numbers the engine works with: the plan's, plus the target cluster. */
+export interface CutoverSettings extends Omit<PlanSettings, 'proxyLabel'> {
   doClusterUuid: string;
 }
 
