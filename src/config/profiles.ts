@@ -104,8 +104,20 @@ function schemas(env: NodeJS.ProcessEnv) {
           .optional(),
         ignoreDbs: z.array(nonEmpty).default([]),
         disableSsl: z.boolean().default(false),
-        /** Overrides the target connection DigitalOcean reports for the cluster (user, password, sslmode). */
-        target: postgresConnection.partial().optional(),
+        /**
+         * Overrides the target connection DigitalOcean reports for the cluster (user, password, sslmode).
+         * No defaults here: a key left out keeps DigitalOcean's value.
+         */
+        target: z
+          .strictObject({
+            host: nonEmpty.optional(),
+            port: port.optional(),
+            database: nonEmpty.optional(),
+            user: nonEmpty.optional(),
+            password: secretRef.optional(),
+            sslmode: sslmode.optional(),
+          })
+          .optional(),
       }),
       replication: z
         .strictObject({

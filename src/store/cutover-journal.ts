@@ -12,6 +12,7 @@ import {
   type JournalEvent,
 } from '../domain/cutover-plan.js';
 import { CodedError, ErrorCode } from '../errors.js';
+import type { InDatabaseFreezeRecord } from '../proxy/in-database-freeze.js';
 import type { Database } from './database.js';
 
 /** What was frozen, so a restarted bot can resume exactly that. Never holds a password. */
@@ -54,6 +55,8 @@ export interface AttemptRecord {
   resumedOn: 'source' | 'target' | null;
   writesHeld: number | null;
   approvals: ApprovalsSummary | null;
+  /** The in-database freeze record (previous settings), persisted before the freeze changed anything. */
+  freezeRecord: InDatabaseFreezeRecord | null;
   outcome: string | null;
   endedAt: Date | null;
 }
@@ -72,6 +75,7 @@ export type AttemptPatch = Partial<
     | 'resumedOn'
     | 'writesHeld'
     | 'approvals'
+    | 'freezeRecord'
     | 'outcome'
     | 'endedAt'
   >
@@ -94,6 +98,7 @@ interface AttemptRow {
   resumed_on: 'source' | 'target' | null;
   writes_held: number | null;
   approvals: ApprovalsSummary | null;
+  freeze_record?: InDatabaseFreezeRecord | null;
   outcome: string | null;
   ended_at: Date | string | null;
 }
@@ -126,6 +131,7 @@ const toAttempt = (row: AttemptRow): AttemptRecord => ({
   resumedOn: row.resumed_on,
   writesHeld: row.writes_held,
   approvals: row.approvals,
+  freezeRecord: row.freeze_record ?? null,
   outcome: row.outcome,
   endedAt: date(row.ended_at),
 });
@@ -147,6 +153,7 @@ const PATCH_COLUMNS: Record<keyof AttemptPatch, [column: string, json: boolean]>
   resumedOn: ['resumed_on', false],
   writesHeld: ['writes_held', false],
   approvals: ['approvals', true],
+  freezeRecord: ['freeze_record', true],
   outcome: ['outcome', false],
   endedAt: ['ended_at', false],
 };

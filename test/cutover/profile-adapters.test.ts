@@ -1,0 +1,163 @@
+/**
+ * The production adapters factory on a real cluster: an in-database freeze (read-only-roles) whose
+ * record is persisted in the cutover journal before anything changes, a bot that dies while writes are
+ * frozen, and a fresh process whose engine recovers from the journal and restores every role's
+ * previous setting exactly (an explicit `off` stays `off`, an unset one is reset), not approximately.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseProfiles } from '../../src/config/profiles.js';
+import { CutoverEngine } from '../../src/cutover/engine.js';
+import { ProfileAdapters } from '../../src/cutover/profile-adapters.js';
+import type { Session } from '../../src/domain/session.js';
+import { DigitalOceanClient } from '../../src/do/digitalocean-client.js';
+import { InDatabaseFreeze } from '../../src/proxy/in-database-freeze.js';
+import { Secret } from '../../src/secret.js';
+import { AuditLog } from '../../src/store/audit-log.js';
+import { CutoverJournal } from '../../src/store/cutover-journal.js';
+import { openPostgres, type Database } from '../../src/store/database.js';
+import { migrate } from '../../src/store/migrate.js';
+import { SessionStore } from '../../src/store/session-store.js';
+import { captureLogger } from '../support/capture-log.js';
+import { freePort } from '../support/free-port.js';
+import { startCluster, type Cluster } from '../support/pg-cluster.js';
+
+const APP_PASSWORD = 'app-role-password';
+
+describe('ProfileAdapters: the in-database freeze record survives a crash', () => {
+  const { logger, output } = captureLogger('debug');
+  let cluster: Cluster;
+  let db: Database;
+  let session: Session;
+  const notes: string[] = [];
+
+  const roleSetting = async (role: string) => {
+    const rows = await cluster.query<{ setconfig: string[] | null }>(
+      `SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = $1 AND s.setdatabase = 0`,
+      [role],
+    );
+    return rows[0]?.setconfig?.find((c) => c.startsWith('default_transaction_read_only=')) ?? null;
+  };
+  const writeAs = async (role: string, id: string) => {
+    const client = new pg.Client({ host: cluster.host, port: cluster.port, user: role, password: APP_PASSWORD, database: 'orders' });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      await client.query('INSERT INTO items (id) VALUES ($1)', [id]);
+    } finally {
+      await client.end();
+    }
+  };
+
+  beforeAll(async () => {
+    cluster = await startCluster({ databases: ['orders', 'store'] });
+    await cluster.query(
+      `CREATE ROLE app_main LOGIN PASSWORD '${APP_PASSWORD}';
+       CREATE ROLE app_batch LOGIN PASSWORD '${APP_PASSWORD}';
+       ALTER ROLE app_main SET default_transaction_read_only = off;`,
+    );
+    await cluster.query('CREATE TABLE items (id text PRIMARY KEY); GRANT INSERT ON items TO app_main, app_batch', [], 'orders');
+    db = openPostgres(new Secret(cluster.connectionString('store')), logger);
+    await migrate(db);
+    const sessions = new SessionStore(db);
+    session = await sessions.create({ channelId: 'C0CATALOG', profile: 'catalog', strategy: 'connection-parameters', startedBy: 'U0ALICE' });
+    session = await sessions.transition(session.id, session.version, 'migration_started', { doMigrationId: 'do-mig-1' });
+  }, 120_000);
+
+  afterAll(async () => {
+    await db?.close().catch(() => undefined);
+    await cluster?.stop();
+  });
+
+  const factory = async () => {
+    const config = parseProfiles(
+      `profiles:
+  catalog:
+    channels: [C0CATALOG]
+    strategy: connection-parameters
+    source: { host: ${cluster.host}, port: ${cluster.port}, database: orders, user: ${cluster.user}, password: "\${SOURCE_PW}" }
+    digitalocean: { clusterUuid: 5f1d3c2e-7a8b-4c9d-8e0f-1a2b3c4d5e6f, database: orders }
+    proxy: { kind: none }
+    freeze: { method: read-only-roles, appRoles: [app_main, app_batch] }
+    gates: { operators: [U0ALICE] }
+`,
+      'profiles.yml',
+      { SOURCE_PW: cluster.password },
+    );
+    // Nothing on this path talks to DigitalOcean: the client points at a closed port.
+    const doApi = new DigitalOceanClient({ token: new Secret('dop_v1_unused'), baseUrl: `http://127.0.0.1:${await freePort()}`, logger });
+    return new ProfileAdapters({
+      config,
+      env: { DIGITALOCEAN_TOKEN: new Secret('dop_v1_unused'), DIGITALOCEAN_API_URL: 'http://127.0.0.1:9' },
+      journal: new CutoverJournal(db),
+      log: logger,
+      doApi,
+    });
+  };
+
+  it('persists the record before freezing, and a new process restores the previous settings exactly', async () => {
+    const journal = new CutoverJournal(db);
+    const sessions = new SessionStore(db);
+    await writeAs('app_main', 'before');
+
+    // Process 1: the engine has opened the attempt; the freeze step runs and the process dies.
+    const first = await factory();
+    const attempt = await journal.begin(session.id, 'cutover', 'U0ALICE');
+    const adapters = await first.adapters(session);
+    expect(adapters.writes.kind).toBe('in-database');
+    if (adapters.writes.kind !== 'in-database') return;
+    const { freeze } = adapters.writes;
+    expect(adapters.writes.frozenWhat).toEqual({ method: 'read-only-roles', via: 'database', database: 'orders', roles: ['app_main', 'app_batch'] });
+    await journal.step(session.id, attempt, 'freeze', () => freeze.freeze());
+    session = await sessions.transition(session.id, session.version, 'freeze');
+    const persisted = (await journal.attempt(session.id, attempt))?.freezeRecord;
+    expect(persisted).toMatchObject({
+      method: 'read-only-roles',
+      database: 'orders',
+      previous: [
+        { role: 'app_main', value: 'off' },
+        { role: 'app_batch', value: null },
+      ],
+    });
+    expect(await roleSetting('app_main')).toBe('default_transaction_read_only=on');
+    await expect(writeAs('app_main', 'frozen')).rejects.toThrow(/read-only/);
+    // Crash: no resume, the process's pools just go away.
+    await adapters.close();
+    await first.close();
+
+    // A fresh process gets the record back from the journal while the freeze is in force.
+    const second = await factory();
+    const rebuilt = await second.adapters(session);
+    expect(rebuilt.writes.kind === 'in-database' && rebuilt.writes.freeze instanceof InDatabaseFreeze && rebuilt.writes.freeze.record).toEqual(persisted);
+    await rebuilt.close();
+
+    const engine = new CutoverEngine({
+      db,
+      sessions,
+      audit: new AuditLog(db),
+      journal,
+      notifier: { notify: async (_s, note) => void notes.push(note.text) },
+      log: logger,
+      adapters: (s) => second.adapters(s),
+      switchApprovalValid: async () => false,
+    });
+    const outcomes = await engine.recover();
+    expect(outcomes).toMatchObject([{ sessionId: session.id, result: 'applied', decision: { action: 'undo-freeze' } }]);
+    // Exactly as before: app_main keeps its explicit `off` (a record-less resume would RESET it), app_batch is unset.
+    expect(await roleSetting('app_main')).toBe('default_transaction_read_only=off');
+    expect(await roleSetting('app_batch')).toBeNull();
+    await writeAs('app_main', 'after');
+    await writeAs('app_batch', 'after-batch');
+    expect((await sessions.require(session.id)).state).toBe('syncing');
+    expect(notes.at(-1)).toMatch(/after a restart I found writes frozen/i);
+
+    // Once undone, the record is no longer handed out: a later freeze records afresh.
+    const later = await second.adapters(await sessions.require(session.id));
+    expect(later.writes.kind === 'in-database' && later.writes.freeze instanceof InDatabaseFreeze && later.writes.freeze.record).toBeUndefined();
+    await later.close();
+    await engine.close();
+    await second.close();
+    expect(output()).not.toContain(cluster.password);
+    expect(output()).not.toContain(APP_PASSWORD);
+  });
+});
