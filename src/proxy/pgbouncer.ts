@@ -378,7 +378,8 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   async #waitDrained(admin: pg.Client, deadline: number, pauseDone: () => boolean): Promise<void> {
-    const interval = this.#options.pollIntervalMs ?? 200;
+    // Short: every poll interval is added to the time writes are held (SHOW on the console is cheap).
+    const interval = this.#options.pollIntervalMs ?? 25;
     for (;;) {
       const done = pauseDone();
       const state = await this.#drainState(admin);
