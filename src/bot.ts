@@ -112,6 +112,14 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
       notifier,
       log,
       adapters: (session) => built.adapters(session),
+      // The executor that died never closed the gate requests of its click: close them so the buttons work again.
+      afterRecovery: async (sessionId, decision) => {
+        const open = await approvals.open(sessionId);
+        const switched = decision.settle === 'switched';
+        if (open.freeze?.status === 'approved') await approvals.close(open.freeze.id, switched ? 'executed' : 'failed', now());
+        if (switched && open.switch?.status === 'approved') await approvals.close(open.switch.id, 'executed', now());
+        await status.refresh(sessionId);
+      },
       switchApprovalValid: async (sessionId, at) => (await approvals.validSwitchApproval(sessionId, at)) !== undefined,
       approvalsSummary: async (sessionId) => {
         const [freeze, change] = await Promise.all([approvals.latest(sessionId, 'freeze'), approvals.latest(sessionId, 'switch')]);

@@ -123,6 +123,11 @@ export interface CutoverEngineDeps {
   switchApprovalValid(sessionId: string, now: Date): Promise<boolean>;
   /** Who approved what, for the journal and the summary. */
   approvalsSummary?(sessionId: string): Promise<ApprovalsSummary>;
+  /**
+   * Called after recovery acted on a session (a freeze undone or a step completed after a restart), so
+   * the Slack side can close the gate requests the dead executor never closed.
+   */
+  afterRecovery?(sessionId: string, decision: RecoveryDecision): Promise<void>;
   clock?: Clock;
   /** How often the holder of a freeze re-asks `switchApprovalValid` (default 200 ms). */
   approvalPollMs?: number;
@@ -278,14 +283,37 @@ export class CutoverEngine implements SessionOperations {
   }
 
   async switchover(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.#exclusive(
-      ref.sessionId,
-      async (w) => {
-        await this.#checked(ref, 'switch');
-        return this.#switch(w, actor, false);
-      },
-      'Another replica holds this cutover; it runs the switch as soon as it sees the approval.',
-    );
+    try {
+      return await this.#exclusive(
+        ref.sessionId,
+        async (w) => {
+          await this.#checked(ref, 'switch');
+          return this.#switch(w, actor, false);
+        },
+        'Another replica holds this cutover; it runs the switch as soon as it sees the approval.',
+      );
+    } catch (error) {
+      if (!isCode(error, ErrorCode.ExecutorBusy)) throw error;
+      return this.#awaitHolderSwitch(ref.sessionId, error);
+    }
+  }
+
+  /**
+   * Another replica holds the freeze: with the switch approved, it runs the switch when its poll sees
+   * the approval. Wait for that outcome (bounded by the freeze budget), so the caller reports what
+   * really happened and keeps the approval open meanwhile. Without a valid approval: busy at once.
+   */
+  async #awaitHolderSwitch(sessionId: string, busy: unknown): Promise<Session> {
+    const deadline = (await this.freezeDeadline(sessionId))?.getTime() ?? this.#clock.now().getTime();
+    for (;;) {
+      const session = await this.#d.sessions.require(sessionId);
+      if (session.state === 'switched') return session;
+      if (session.state !== 'frozen') {
+        throw new CodedError(ErrorCode.CutoverStepFailed, 'The replica holding the freeze did not switch; writes went back to the source. Look at the status message.');
+      }
+      if (!(await this.#approved(sessionId)) || Date.now() > deadline + 5000) throw busy;
+      await delay(this.#d.approvalPollMs ?? 200);
+    }
   }
 
   async resume(ref: SessionRef, actor: Actor): Promise<Session> {
@@ -342,6 +370,11 @@ export class CutoverEngine implements SessionOperations {
       if (decision.action === 'none' && !needsSettling(session, decision)) continue;
       try {
         await this.#exclusive(session.id, (w) => this.#applyRecovery(w, decision));
+        if (decision.action !== 'none') {
+          await this.#d.afterRecovery?.(session.id, decision).catch((err: unknown) =>
+            this.#log.warn({ err: asCodedError(err), session: session.id }, 'after-recovery hook failed'),
+          );
+        }
         outcomes.push({ sessionId: session.id, decision, result: decision.action === 'none' ? 'nothing' : 'applied' });
       } catch (error) {
         const coded = asCodedError(error);
