@@ -287,6 +287,9 @@ export class CutoverEngine implements SessionOperations {
       return await this.#exclusive(
         ref.sessionId,
         async (w) => {
+          // The approval this click carries may already have been run by the freeze holder's poll: report it.
+          const current = await this.#d.sessions.require(ref.sessionId);
+          if (current.state === 'switched' && current.version > ref.expectedVersion) return current;
           await this.#checked(ref, 'switch');
           return this.#switch(w, actor, false);
         },
