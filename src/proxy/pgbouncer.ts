@@ -570,14 +570,32 @@ export function findDatabaseLine(text: string, db: string): DatabaseLine | undef
   return matches[0];
 }
 
-/** Replaces the db's line, keeping its other keys (pool_size, pool_mode, connect_query, …). */
+const ORIGINAL_MARKER = /^;\s*pgcutover-original\s+("?)([^"=\s]+)\1\s*=(.*)$/;
+
+/**
+ * Replaces the db's line, keeping its other keys (pool_size, pool_mode, connect_query, …). The first
+ * repoint keeps the original line in a comment above it (on disk, so it survives a restart); a
+ * repoint back to that server without credentials restores it verbatim, so a rollback never logs in
+ * to the source with the target's user and password.
+ */
 export function replaceDatabaseLine(text: string, db: string, to: Endpoint): string {
   const line = findDatabaseLine(text, db);
   if (!line) {
     throw new CodedError(ErrorCode.ProxyAdminFailed, `The PgBouncer databases file has no line for "${db}"`);
   }
   const lines = text.split('\n');
-  lines[line.index] = `${db} = ${renderConnString(parseConnString(line.value), to)}`;
+  const marked = lines.map((l) => ORIGINAL_MARKER.exec(l)).find((m) => m?.[2] === db);
+  const original = marked?.[3] ?? line.value;
+  const originalParams = parseConnString(original);
+  const backToOriginal =
+    !to.user &&
+    originalParams.get('host') === to.host &&
+    Number(originalParams.get('port') ?? 5432) === to.port &&
+    (originalParams.get('dbname') ?? db) === to.database;
+  lines[line.index] = backToOriginal
+    ? `${db} =${original}`
+    : `${db} = ${renderConnString(parseConnString(line.value), to)}`;
+  if (!marked) lines.splice(line.index, 0, `; pgcutover-original ${db} =${original}`);
   return lines.join('\n');
 }
 

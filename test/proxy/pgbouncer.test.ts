@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CodedError, ErrorCode } from '../../src/errors.js';
-import { PgBouncerAdmin, parseConnString, renderConnString } from '../../src/proxy/pgbouncer.js';
+import { PgBouncerAdmin, parseConnString, renderConnString, replaceDatabaseLine } from '../../src/proxy/pgbouncer.js';
 import { Secret } from '../../src/secret.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
@@ -236,5 +236,25 @@ describe('PgBouncer driver (real PgBouncer 1.18, two clusters)', () => {
       "host=db.example.com port=25060 dbname=orders pool_size=7 connect_query='SELECT ''x''' user=doadmin password='p w''d'",
     );
     expect(parseConnString(line).get('password')).toBe("p w'd");
+  });
+
+  it('restores the original line exactly when repointing back, never keeping the target credentials', () => {
+    const original = 'orders = host=10.0.0.5 port=5432 dbname=orders pool_size=7\nother = host=x dbname=other\n';
+    const target = { host: 'db.example.com', port: 25060, database: 'orders', user: 'doadmin', password: new Secret('do-pw') };
+    const switched = replaceDatabaseLine(original, 'orders', target);
+    expect(switched).toBe(
+      '; pgcutover-original orders = host=10.0.0.5 port=5432 dbname=orders pool_size=7\n' +
+        'orders = host=db.example.com port=25060 dbname=orders pool_size=7 user=doadmin password=do-pw\n' +
+        'other = host=x dbname=other\n',
+    );
+    // A second switch (after a crash, say) keeps the first original, not the target line.
+    expect(replaceDatabaseLine(switched, 'orders', target)).toBe(switched);
+    const rolledBack = replaceDatabaseLine(switched, 'orders', { host: '10.0.0.5', port: 5432, database: 'orders' });
+    expect(rolledBack).toBe(
+      '; pgcutover-original orders = host=10.0.0.5 port=5432 dbname=orders pool_size=7\n' +
+        'orders = host=10.0.0.5 port=5432 dbname=orders pool_size=7\n' +
+        'other = host=x dbname=other\n',
+    );
+    expect(rolledBack).not.toContain('do-pw');
   });
 });
