@@ -31,8 +31,9 @@ import { DO_CLUSTER, DO_TOKEN, RIG_SCHEMA } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';
 import { startFakeSlack, type FakeMessage, type FakeSlack } from '../support/fake-slack.js';
 import { freePort } from '../support/free-port.js';
-import { RIG_PASSWORD, startCluster, type Cluster } from '../support/pg-cluster.js';
+import { RIG_PASSWORD, type Cluster } from '../support/pg-cluster.js';
 import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
+import { startReplicationPair } from '../support/replication-pair.js';
 import {
   blockActionsPayload,
   interactionBody,
@@ -198,10 +199,7 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
     );
 
   beforeAll(async () => {
-    [source, target] = await Promise.all([
-      startCluster({ logical: true, databases: ['orders', 'store'], settings: { wal_sender_timeout: "'2s'" } }),
-      startCluster({ settings: { wal_receiver_status_interval: 1, wal_retrieve_retry_interval: "'200ms'" } }),
-    ]);
+    [source, target] = await startReplicationPair(['orders', 'store']);
     await source.query(RIG_SCHEMA, [], 'orders');
     sim = await startDoSimulator({
       token: new Secret(DO_TOKEN),

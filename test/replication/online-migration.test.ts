@@ -13,8 +13,9 @@ import type { LagSample } from '../../src/replication/replication.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
 import { captureLogger } from '../support/capture-log.js';
-import { startCluster, type Cluster } from '../support/pg-cluster.js';
+import type { Cluster } from '../support/pg-cluster.js';
 import { startWriteLoad } from '../support/write-load.js';
+import { migrationRequest, startReplicationPair } from '../support/replication-pair.js';
 
 const TOKEN = 'dop_v1_integration_token_0123456789abcdef';
 const CLUSTER = '9cc10173-e9ea-4176-9dbc-a4cee4c4ff30';
@@ -37,11 +38,7 @@ describe('online migration through the simulator on real replication', () => {
   let migrationId = '';
 
   beforeAll(async () => {
-    [source, target] = await Promise.all([
-      // Short sender timeout: an idle walsender asks for feedback sooner, so the slot catches up quickly.
-      startCluster({ logical: true, databases: ['orders'], settings: { wal_sender_timeout: "'2s'" } }),
-      startCluster({ settings: { wal_receiver_status_interval: 1, wal_retrieve_retry_interval: "'200ms'" } }),
-    ]);
+    [source, target] = await startReplicationPair();
     await source.query(
       'CREATE TABLE orders (id bigserial PRIMARY KEY, note text NOT NULL, created_at timestamptz DEFAULT now())',
       [],
@@ -74,11 +71,7 @@ describe('online migration through the simulator on real replication', () => {
     const migration = await startAndConfirm(
       client,
       CLUSTER,
-      {
-        source: { host: source.host, port: source.port, dbname: 'orders', username: source.user, password: new Secret(source.password) },
-        disableSsl: false,
-        ignoreDbs: [],
-      },
+      migrationRequest(source),
       { pollIntervalMs: 100, watchMs: 20_000 },
     );
     expect(migration.status).toBe('syncing');

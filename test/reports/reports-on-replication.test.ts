@@ -24,9 +24,10 @@ import { ReportStateStore } from '../../src/store/report-state.js';
 import { ReportTickStore } from '../../src/store/report-ticks.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { captureLogger } from '../support/capture-log.js';
-import { startCluster, type Cluster } from '../support/pg-cluster.js';
+import type { Cluster } from '../support/pg-cluster.js';
 import { startFakeSlack, type FakeSlack, type SlackCall } from '../support/report-fake-slack.js';
 import { startWriteLoad } from '../support/write-load.js';
+import { migrationRequest, startReplicationPair } from '../support/replication-pair.js';
 
 const TOKEN = 'dop_v1_reports_token_0123456789abcdef';
 const SLACK_TOKEN = 'xoxb-reports-test-token';
@@ -69,10 +70,7 @@ describe('periodic reports on real replication under write load', () => {
   const alerts = () => posts().filter((c) => c.fields.reply_broadcast === 'true');
 
   beforeAll(async () => {
-    [source, target] = await Promise.all([
-      startCluster({ logical: true, databases: ['orders'], settings: { wal_sender_timeout: "'2s'" } }),
-      startCluster({ settings: { wal_receiver_status_interval: 1 } }),
-    ]);
+    [source, target] = await startReplicationPair();
     await source.query('CREATE TABLE orders (id bigserial PRIMARY KEY, note text NOT NULL)', [], 'orders');
     sim = await startDoSimulator({
       token: new Secret(TOKEN),
@@ -87,11 +85,7 @@ describe('periodic reports on real replication under write load', () => {
     const migration = await startAndConfirm(
       doClient,
       CLUSTER,
-      {
-        source: { host: source.host, port: source.port, dbname: 'orders', username: source.user, password: new Secret(source.password) },
-        disableSsl: false,
-        ignoreDbs: [],
-      },
+      migrationRequest(source),
       { pollIntervalMs: 100, watchMs: 20_000 },
     );
     slot = (await sim.migration(CLUSTER))?.replicationName ?? '';

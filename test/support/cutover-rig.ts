@@ -20,8 +20,9 @@ import { ReplicationFence, installFence } from '../../src/replication/fence.js';
 import { SlotLagProbe } from '../../src/replication/lag-probe.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
-import { startCluster, type Cluster } from './pg-cluster.js';
+import type { Cluster } from './pg-cluster.js';
 import { startPgBouncer, type PgBouncer } from './pgbouncer.js';
+import { startReplicationPair } from './replication-pair.js';
 
 export const DO_TOKEN = 'dop_v1_cutover_rig_token_0123456789abcdef';
 export const DO_CLUSTER = '9cc10173-e9ea-4176-9dbc-a4cee4c4ff30';
@@ -66,10 +67,7 @@ export interface CutoverRig {
 }
 
 export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
-  const [source, target] = await Promise.all([
-    startCluster({ logical: true, databases: ['orders', 'store'], settings: { wal_sender_timeout: "'2s'" } }),
-    startCluster({ settings: { wal_receiver_status_interval: 1, wal_retrieve_retry_interval: "'200ms'" } }),
-  ]);
+  const [source, target] = await startReplicationPair(['orders', 'store']);
   const sourcePool = new pg.Pool({ connectionString: source.connectionString('orders'), max: 4 });
   sourcePool.on('error', () => undefined);
   await sourcePool.query(RIG_SCHEMA);
