@@ -129,8 +129,13 @@ export class ReplicationFence implements Fence {
     }
   }
 
+  /**
+   * The end of all WAL inserted so far. Not pg_current_wal_lsn(): that is the *write* position, which
+   * under synchronous_commit=off can lie before commits already acknowledged to clients, and a fence
+   * on it could pass before those commits reach the target.
+   */
   async #currentLsn(): Promise<string> {
-    const { rows } = await this.#o.source.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const { rows } = await this.#o.source.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
     return rows[0]?.lsn ?? '0/0';
   }
 }

@@ -183,8 +183,7 @@ describe('three replicas on one PostgreSQL store', () => {
     expect(perSession(sessions[1] as Session)).toEqual([0, 5, 10]);
     expect(perSession(sessions[2] as Session)).toEqual([0, 5, 10]);
     expect([0, 5, 10].map((m) => reportsAt(m).filter(ours).length)).toEqual([2, 2, 3]);
-    // Work spread over the replicas, and each minute measured once per session across all of them.
-    expect(new Set(reports.map((p) => p.replica)).size).toBeGreaterThan(1);
+    // Each minute measured once per session across all replicas (which replica wins a tick is chance).
     const state = new ReportStateStore(dbs[0] as Database);
     for (const s of sessions) {
       const { observations } = await state.window(s.id);
