@@ -52,7 +52,9 @@ export class ProfileAdapters {
   readonly #o: ProfileAdaptersOptions;
   readonly #log: Logger;
   readonly #sourcePools = new Map<string, pg.Pool>();
+  /** By session id, while the session is active. */
   readonly #probes = new Map<string, SlotLagProbe>();
+  /** By profile name. */
   readonly #targets = new Map<string, Promise<TargetConnection>>();
 
   constructor(options: ProfileAdaptersOptions) {
@@ -77,7 +79,7 @@ export class ProfileAdapters {
 
     // The target pool is opened on first use (lag and status refreshes never need it).
     let targetPool: pg.Pool | undefined;
-    const targetConnection = () => this.#target(session.id, profile);
+    const targetConnection = () => this.#target(session.profile, profile);
     const target: Queryable = {
       query: (async (text: string, values?: unknown[]) => {
         targetPool ??= pool(await targetConnection(), { max: 3, applicationName: 'pgcutover' });
@@ -105,12 +107,6 @@ export class ProfileAdapters {
       writes = { kind: 'in-database', freeze, frozenWhat };
     }
 
-    let probe = this.#probes.get(session.id);
-    if (!probe) {
-      probe = new SlotLagProbe({ source, slot });
-      this.#probes.set(session.id, probe);
-    }
-
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
@@ -124,7 +120,8 @@ export class ProfileAdapters {
         doClusterUuid: profile.digitalocean.clusterUuid,
       },
       doApi,
-      lag: probe,
+      // Created on first measurement: plan and preflight (a dry run's draft session) never leave one behind.
+      lag: { measure: () => this.#probe(session.id, source, slot).measure() },
       fence: new ReplicationFence({ source, target, slot, logger: log }),
       writes,
       async preflight(): Promise<PreflightItem[]> {
@@ -210,11 +207,21 @@ export class ProfileAdapters {
 
   #forget(sessionId: string): void {
     this.#probes.delete(sessionId);
-    this.#targets.delete(sessionId);
   }
 
-  #target(sessionId: string, profile: Profile): Promise<TargetConnection> {
-    let pending = this.#targets.get(sessionId);
+  /** A session's lag probe keeps its recent apply rate, so it lives as long as the session is active. */
+  #probe(sessionId: string, source: pg.Pool, slot: string): SlotLagProbe {
+    let probe = this.#probes.get(sessionId);
+    if (!probe) {
+      probe = new SlotLagProbe({ source, slot });
+      this.#probes.set(sessionId, probe);
+    }
+    return probe;
+  }
+
+  /** The target depends on the profile alone (its DO cluster and overrides): one look-up per profile. */
+  #target(profileName: string, profile: Profile): Promise<TargetConnection> {
+    let pending = this.#targets.get(profileName);
     if (!pending) {
       pending = this.doApi.getCluster(profile.digitalocean.clusterUuid).then((cluster) => {
         const o = profile.digitalocean.target ?? {};
@@ -227,10 +234,10 @@ export class ProfileAdapters {
           sslmode: o.sslmode ?? (cluster.connection.ssl ? 'require' : 'disable'),
         };
       });
-      this.#targets.set(sessionId, pending);
+      this.#targets.set(profileName, pending);
       // A failed look-up is not cached: the next use asks DigitalOcean again.
       pending.catch(() => {
-        if (this.#targets.get(sessionId) === pending) this.#targets.delete(sessionId);
+        if (this.#targets.get(profileName) === pending) this.#targets.delete(profileName);
       });
     }
     return pending;

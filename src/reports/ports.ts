@@ -10,6 +10,8 @@ export type ReportProfile = Pick<Profile, 'reports'> & { gates: Pick<Profile['ga
 /** One measurement of a session: its lag (and WAL position) on the source, and DigitalOcean's status. */
 export interface SessionObserver {
   observe(session: Session, profile: ReportProfile): Promise<{ observation: Observation; doView: DoView }>;
+  /** Drops what it keeps for sessions no longer observed (ended ones). */
+  retainOnly?(sessionIds: ReadonlySet<string>): void;
   /** Releases pooled connections. */
   close?(): Promise<void>;
 }

@@ -146,6 +146,7 @@ export class ReportScheduler {
       this.#deps.ticks.lastTicks('sample'),
     ]);
     const sessions = active.filter((s) => REPORTED_STATES.includes(s.state));
+    this.#deps.observer.retainOnly?.(new Set(sessions.map((s) => s.id)));
     summary.sessions = sessions.length;
     await Promise.all(
       sessions.map((session) =>

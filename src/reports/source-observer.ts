@@ -68,6 +68,10 @@ export class SourceObserver implements SessionObserver {
     return { observation: toObservation(sample, walPosition), doView };
   }
 
+  retainOnly(sessionIds: ReadonlySet<string>): void {
+    for (const id of this.#probes.keys()) if (!sessionIds.has(id)) this.#probes.delete(id);
+  }
+
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
