@@ -6,8 +6,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { createLogger } from '../src/log.js';
-import type { Endpoint } from '../src/proxy/proxy-admin.js';
-import { PgBouncerAdmin } from '../src/proxy/pgbouncer.js';
+import type { Endpoint } from '../src/domain/ports/writes.js';
+import { PgBouncerAdmin } from '../src/adapters/proxy/pgbouncer.js';
 import { Secret } from '../src/secret.js';
 import { startCluster, type Cluster } from '../test/support/pg-cluster.js';
 import { startPgBouncer, type PgBouncer } from '../test/support/pgbouncer.js';

@@ -2,7 +2,7 @@
  * The process entry point: reads the environment and the profiles file (exit code 2 when either is
  * wrong), starts the bot, and shuts it down gracefully on SIGTERM or SIGINT.
  */
-import { startBot } from './bot.js';
+import { startBot } from './composition-root.js';
 import { loadEnv, type Env } from './config/env.js';
 import { loadProfiles, type LoadedConfig } from './config/profiles.js';
 import { CodedError, ErrorCode } from './errors.js';

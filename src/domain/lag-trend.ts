@@ -3,7 +3,7 @@
  * samples on one slot counts: an unknown sample is never read as zero, and a newer unknown sample
  * makes the whole trend unknown.
  */
-import type { LagSample } from '../replication/replication.js';
+import type { LagSample } from './ports/replication.js';
 
 type KnownSample = Extract<LagSample, { known: true }>;
 

@@ -3,7 +3,7 @@
  * the last report, DigitalOcean's view of the migration and the profile's thresholds. The Slack
  * adapter only lays it out; nothing here talks to Slack, PostgreSQL or HTTP.
  */
-import type { LagSample } from '../replication/replication.js';
+import type { LagSample } from './ports/replication.js';
 import { lagTrend } from './lag-trend.js';
 import type { Session } from './session.js';
 import { describeState } from './session.js';

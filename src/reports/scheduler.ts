@@ -13,15 +13,15 @@
  */
 import { evaluateAlerts } from '../domain/alerts.js';
 import { buildReport, type Observation } from '../domain/report.js';
-import type { LagSample } from '../replication/replication.js';
+import type { LagSample } from '../domain/ports/replication.js';
 import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
 import type { Session, SessionState } from '../domain/session.js';
 import { asCodedError, CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { LagSampleStore } from '../store/lag-samples.js';
-import type { ReportStateStore, StoredSchedule } from '../store/report-state.js';
-import type { ReportTickStore, TickClaim, TickRow } from '../store/report-ticks.js';
-import type { SessionStore } from '../store/session-store.js';
+import type { LagSampleStore } from '../adapters/store/lag-samples.js';
+import type { ReportStateStore, StoredSchedule } from '../adapters/store/report-state.js';
+import type { ReportTickStore, TickClaim, TickRow } from '../adapters/store/report-ticks.js';
+import type { SessionStore } from '../adapters/store/session-store.js';
 import { systemClock, type Clock, type ReportPoster, type ReportProfile, type SessionObserver } from './ports.js';
 import { Semaphore } from './semaphore.js';
 

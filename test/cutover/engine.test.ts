@@ -7,16 +7,16 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CutoverEngine, type Clock, type CutoverEngineDeps, type CutoverSettings } from '../../src/cutover/engine.js';
+import { CutoverEngine, type Clock, type CutoverEngineDeps, type CutoverSettings } from '../../src/app/cutover/engine.js';
 import type { Session } from '../../src/domain/session.js';
 import { ErrorCode } from '../../src/errors.js';
-import type { Endpoint } from '../../src/proxy/proxy-admin.js';
+import type { Endpoint } from '../../src/domain/ports/writes.js';
 import { Secret } from '../../src/secret.js';
-import { AuditLog } from '../../src/store/audit-log.js';
-import { CutoverJournal } from '../../src/store/cutover-journal.js';
-import { openPostgres, type Database } from '../../src/store/database.js';
-import { migrate } from '../../src/store/migrate.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { AuditLog } from '../../src/adapters/store/audit-log.js';
+import { CutoverJournal } from '../../src/adapters/store/cutover-journal.js';
+import { openPostgres, type Database } from '../../src/adapters/store/database.js';
+import { migrate } from '../../src/adapters/store/migrate.js';
+import { SessionStore } from '../../src/adapters/store/session-store.js';
 import { captureLogger } from '../support/capture-log.js';
 import { startCutoverRig, type CutoverRig } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';

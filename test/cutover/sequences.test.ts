@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSequences, sequenceCopier, targetValue } from '../../src/cutover/sequences.js';
+import { readSequences, sequenceCopier, targetValue } from '../../src/adapters/source/sequences.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';
 
 const SCHEMA = `

@@ -3,7 +3,7 @@
  * and an injected sleep/clock so retries run instantly.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DigitalOceanClient, type DigitalOceanClientOptions } from '../../src/do/digitalocean-client.js';
+import { DigitalOceanClient, type DigitalOceanClientOptions } from '../../src/adapters/digitalocean/digitalocean-client.js';
 import { DoApiError, ErrorCode } from '../../src/errors.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';

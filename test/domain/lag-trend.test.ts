@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { lagTrend } from '../../src/domain/lag-trend.js';
-import type { LagSample } from '../../src/replication/replication.js';
+import type { LagSample } from '../../src/domain/ports/replication.js';
 
 const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 12, 0, 0) + s * 1000);
 const known = (s: number, bytes: number, slot = 'do_slot'): LagSample => ({ known: true, at: at(s), slot, slotActive: true, bytes, seconds: null });

@@ -9,7 +9,7 @@ import {
   InDatabaseFreeze,
   PgBouncerAdmin,
   PgpoolAdmin,
-} from '../../src/proxy/index.js';
+} from '../../src/adapters/proxy/index.js';
 import { Secret } from '../../src/secret.js';
 import { memoryLogger } from './helpers.js';
 

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CodedError, ErrorCode } from '../../src/errors.js';
-import { HMAC_SIGNATURE_HEADER, HMAC_TIMESTAMP_HEADER, HttpProxyAdmin, signRequest } from '../../src/proxy/http-admin.js';
+import { HMAC_SIGNATURE_HEADER, HMAC_TIMESTAMP_HEADER, HttpProxyAdmin, signRequest } from '../../src/adapters/proxy/http-admin.js';
 import { Secret } from '../../src/secret.js';
 import { memoryLogger } from './helpers.js';
 

@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CodedError, ErrorCode } from '../../src/errors.js';
-import { InDatabaseFreeze, type InDatabaseFreezeRecord } from '../../src/proxy/in-database-freeze.js';
+import { InDatabaseFreeze, type InDatabaseFreezeRecord } from '../../src/adapters/proxy/in-database-freeze.js';
 import { Secret } from '../../src/secret.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';
 import { startProxyWriteLoad, WRITES_TABLE } from '../support/proxy-write-load.js';

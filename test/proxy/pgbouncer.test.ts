@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CodedError, ErrorCode } from '../../src/errors.js';
-import { PgBouncerAdmin, parseConnString, renderConnString, replaceDatabaseLine } from '../../src/proxy/pgbouncer.js';
+import { PgBouncerAdmin, parseConnString, renderConnString, replaceDatabaseLine } from '../../src/adapters/proxy/pgbouncer.js';
 import { Secret } from '../../src/secret.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';

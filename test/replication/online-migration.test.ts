@@ -4,12 +4,12 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DigitalOceanClient } from '../../src/do/digitalocean-client.js';
-import { startAndConfirm } from '../../src/do/start-migration.js';
+import { DigitalOceanClient } from '../../src/adapters/digitalocean/digitalocean-client.js';
+import { startAndConfirm } from '../../src/adapters/digitalocean/start-migration.js';
 import { CodedError, ErrorCode } from '../../src/errors.js';
-import { ReplicationFence, installFence } from '../../src/replication/fence.js';
-import { SlotLagProbe } from '../../src/replication/lag-probe.js';
-import type { LagSample } from '../../src/replication/replication.js';
+import { ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
+import { SlotLagProbe } from '../../src/adapters/source/lag-probe.js';
+import type { LagSample } from '../../src/domain/ports/replication.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
 import { captureLogger } from '../support/capture-log.js';

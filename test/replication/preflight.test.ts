@@ -4,11 +4,11 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DigitalOceanClient } from '../../src/do/digitalocean-client.js';
+import { DigitalOceanClient } from '../../src/adapters/digitalocean/digitalocean-client.js';
 import { preflightVerdict, type PreflightItem } from '../../src/domain/preflight.js';
 import { createLogger } from '../../src/log.js';
-import type { ProxyAdmin } from '../../src/proxy/proxy-admin.js';
-import { runPreflight, type PreflightDeps } from '../../src/replication/preflight-gatherer.js';
+import type { ProxyAdmin } from '../../src/adapters/proxy/proxy-admin.js';
+import { runPreflight, type PreflightDeps } from '../../src/adapters/source/preflight-gatherer.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';

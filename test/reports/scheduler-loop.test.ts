@@ -5,11 +5,11 @@ import { createLogger } from '../../src/log.js';
 import type { ReportProfile, SessionObserver } from '../../src/reports/ports.js';
 import { ReportScheduler } from '../../src/reports/scheduler.js';
 import { Semaphore } from '../../src/reports/semaphore.js';
-import { openEmbedded } from '../../src/store/database.js';
-import { migrate } from '../../src/store/migrate.js';
-import { ReportStateStore } from '../../src/store/report-state.js';
-import { ReportTickStore } from '../../src/store/report-ticks.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { openEmbedded } from '../../src/adapters/store/database.js';
+import { migrate } from '../../src/adapters/store/migrate.js';
+import { ReportStateStore } from '../../src/adapters/store/report-state.js';
+import { ReportTickStore } from '../../src/adapters/store/report-ticks.js';
+import { SessionStore } from '../../src/adapters/store/session-store.js';
 import { RecordingPoster, type PostedItem } from '../support/report-recording-poster.js';
 
 const log = createLogger('silent');

@@ -3,7 +3,7 @@
  * official OpenAPI spec, for every call pgcutover makes and the error answers it handles.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DigitalOceanClient } from '../../src/do/digitalocean-client.js';
+import { DigitalOceanClient } from '../../src/adapters/digitalocean/digitalocean-client.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator, type RecordedRequest } from '../../src/simulator/digitalocean/index.js';
 import { createLogger } from '../../src/log.js';

@@ -207,7 +207,7 @@ describe('a session from start to finish', () => {
     expect(String(h.fake.responds.at(-1)!.body.text)).toContain('fix: wait for the target');
     await ch.command(ALICE, 'report every 10m');
     const session = await ch.session();
-    expect(await new (await import('../../src/store/approvals.js')).ReportScheduleStore(h.bot.store.db).get(session.id)).toBe('every 10m');
+    expect(await new (await import('../../src/adapters/store/approvals.js')).ReportScheduleStore(h.bot.store.db).get(session.id)).toBe('every 10m');
     expect(JSON.stringify(ch.status().blocks)).toContain('reports every 10m');
 
     const second = await ch.command(BOB, 'start orders');

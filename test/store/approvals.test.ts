@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApprovalStore, IdempotencyStore, ReportScheduleStore } from '../../src/store/approvals.js';
-import { openEmbedded, type Database } from '../../src/store/database.js';
-import { migrate } from '../../src/store/migrate.js';
-import { ReportStateStore } from '../../src/store/report-state.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { ApprovalStore, IdempotencyStore, ReportScheduleStore } from '../../src/adapters/store/approvals.js';
+import { openEmbedded, type Database } from '../../src/adapters/store/database.js';
+import { migrate } from '../../src/adapters/store/migrate.js';
+import { ReportStateStore } from '../../src/adapters/store/report-state.js';
+import { SessionStore } from '../../src/adapters/store/session-store.js';
 
 let db: Database;
 let sessions: SessionStore;

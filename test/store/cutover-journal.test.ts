@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recoveryDecision } from '../../src/domain/cutover-plan.js';
 import { CodedError, ErrorCode } from '../../src/errors.js';
-import { CutoverJournal } from '../../src/store/cutover-journal.js';
-import type { Database } from '../../src/store/database.js';
-import { migrate } from '../../src/store/migrate.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { CutoverJournal } from '../../src/adapters/store/cutover-journal.js';
+import type { Database } from '../../src/adapters/store/database.js';
+import { migrate } from '../../src/adapters/store/migrate.js';
+import { SessionStore } from '../../src/adapters/store/session-store.js';
 import { useStoreEngines } from '../support/store-engines.js';
 
 const { engines } = useStoreEngines();

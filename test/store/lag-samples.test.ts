@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lagTrend } from '../../src/domain/lag-trend.js';
-import type { Database } from '../../src/store/database.js';
-import { LagSampleStore } from '../../src/store/lag-samples.js';
-import { migrate } from '../../src/store/migrate.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import type { Database } from '../../src/adapters/store/database.js';
+import { LagSampleStore } from '../../src/adapters/store/lag-samples.js';
+import { migrate } from '../../src/adapters/store/migrate.js';
+import { SessionStore } from '../../src/adapters/store/session-store.js';
 import { useStoreEngines } from '../support/store-engines.js';
 
 const { engines } = useStoreEngines();

@@ -12,12 +12,12 @@ import { createLogger } from '../../src/log.js';
 import type { ReportProfile, SessionObserver } from '../../src/reports/ports.js';
 import { ReportScheduler } from '../../src/reports/scheduler.js';
 import { Secret } from '../../src/secret.js';
-import { openEmbedded, openPostgres, type Database } from '../../src/store/database.js';
-import { migrate } from '../../src/store/migrate.js';
-import { LagSampleStore } from '../../src/store/lag-samples.js';
-import { ReportStateStore } from '../../src/store/report-state.js';
-import { ReportTickStore } from '../../src/store/report-ticks.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { openEmbedded, openPostgres, type Database } from '../../src/adapters/store/database.js';
+import { migrate } from '../../src/adapters/store/migrate.js';
+import { LagSampleStore } from '../../src/adapters/store/lag-samples.js';
+import { ReportStateStore } from '../../src/adapters/store/report-state.js';
+import { ReportTickStore } from '../../src/adapters/store/report-ticks.js';
+import { SessionStore } from '../../src/adapters/store/session-store.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';
 import { RecordingPoster, type PostedItem } from '../support/report-recording-poster.js';
 

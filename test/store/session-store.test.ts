@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { Secret } from '../../src/secret.js';
-import { openEmbedded, openPostgres, type Database } from '../../src/store/database.js';
-import { AuditLog } from '../../src/store/audit-log.js';
-import { migrate } from '../../src/store/migrate.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { openEmbedded, openPostgres, type Database } from '../../src/adapters/store/database.js';
+import { AuditLog } from '../../src/adapters/store/audit-log.js';
+import { migrate } from '../../src/adapters/store/migrate.js';
+import { SessionStore } from '../../src/adapters/store/session-store.js';
 import { useStoreEngines } from '../support/store-engines.js';
 
 const { engines, cluster } = useStoreEngines();

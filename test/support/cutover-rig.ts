@@ -6,18 +6,18 @@
  * factory the engine takes, wired the way the composition root would.
  */
 import pg from 'pg';
-import { sequenceCopier } from '../../src/cutover/sequences.js';
-import type { CutoverSettings, SessionAdapters } from '../../src/cutover/engine.js';
-import type { PreflightItem, SessionNotifier } from '../../src/cutover/session-operations.js';
+import { sequenceCopier } from '../../src/adapters/source/sequences.js';
+import type { CutoverSettings, SessionAdapters } from '../../src/app/cutover/engine.js';
+import type { PreflightItem, SessionNotifier } from '../../src/app/session-operations.js';
 import type { Session } from '../../src/domain/session.js';
-import { DigitalOceanClient } from '../../src/do/digitalocean-client.js';
-import { startAndConfirm } from '../../src/do/start-migration.js';
+import { DigitalOceanClient } from '../../src/adapters/digitalocean/digitalocean-client.js';
+import { startAndConfirm } from '../../src/adapters/digitalocean/start-migration.js';
 import type { Logger } from '../../src/log.js';
-import { InDatabaseFreeze } from '../../src/proxy/in-database-freeze.js';
-import { PgBouncerAdmin } from '../../src/proxy/pgbouncer.js';
-import type { Endpoint } from '../../src/proxy/proxy-admin.js';
-import { ReplicationFence, installFence } from '../../src/replication/fence.js';
-import { SlotLagProbe } from '../../src/replication/lag-probe.js';
+import { InDatabaseFreeze } from '../../src/adapters/proxy/in-database-freeze.js';
+import { PgBouncerAdmin } from '../../src/adapters/proxy/pgbouncer.js';
+import type { Endpoint } from '../../src/domain/ports/writes.js';
+import { ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
+import { SlotLagProbe } from '../../src/adapters/source/lag-probe.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
 import type { Cluster } from './pg-cluster.js';

@@ -3,10 +3,10 @@
  * transition (SessionStore.transition, compare-and-set on the version the caller named) and records
  * the call. It stands for the machines (DigitalOcean, the proxy, the fence), not for the Slack code.
  */
-import type { Actor, PlanStep, PreflightItem, SessionNotifier, SessionOperations, SessionRef } from '../../src/cutover/session-operations.js';
+import type { Actor, PlanStep, PreflightItem, SessionNotifier, SessionOperations, SessionRef } from '../../src/app/session-operations.js';
 import type { Session, SessionEvent } from '../../src/domain/session.js';
-import type { LagSample } from '../../src/replication/replication.js';
-import type { Store } from '../../src/store/index.js';
+import type { LagSample } from '../../src/domain/ports/replication.js';
+import type { Store } from '../../src/adapters/store/index.js';
 
 export interface RecordedOperation {
   op: string;

@@ -3,7 +3,7 @@
  * notices a gone subscriber within 2 s, the target reports its position every second and retries
  * quickly. `migrationRequest` is the DigitalOcean start request for the source's database.
  */
-import type { StartMigrationRequest } from '../../src/do/digitalocean-api.js';
+import type { StartMigrationRequest } from '../../src/domain/ports/digitalocean.js';
 import { Secret } from '../../src/secret.js';
 import { startCluster, type Cluster } from './pg-cluster.js';
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { Secret } from '../../src/secret.js';
-import { openEmbedded, openPostgres, type Database } from '../../src/store/database.js';
+import { openEmbedded, openPostgres, type Database } from '../../src/adapters/store/database.js';
 import { startCluster, type Cluster } from './pg-cluster.js';
 
 export type StoreEngine = [name: string, open: () => Promise<Database>];

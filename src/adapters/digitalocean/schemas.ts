@@ -1,0 +1,66 @@
+/**
+ * zod schemas for what DigitalOcean answers, after the official OpenAPI spec
+ * (`components.schemas.online_migration`, `database_cluster_read`, `firewall_rule`, `error`).
+ * Unknown fields pass through untouched: DO adds fields over time, and a new field is not a failure.
+ */
+import { z } from 'zod';
+import { ONLINE_MIGRATION_STATUSES } from '../../domain/ports/digitalocean.js';
+
+export const onlineMigrationSchema = z.object({
+  id: z.string().min(1),
+  status: z.enum(ONLINE_MIGRATION_STATUSES),
+  created_at: z.string().min(1),
+});
+
+export const connectionSchema = z.object({
+  uri: z.string().optional(),
+  database: z.string().default(''),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  user: z.string().default(''),
+  password: z.string().default(''),
+  ssl: z.boolean().default(true),
+});
+
+export const clusterResponseSchema = z.object({
+  database: z.object({
+    id: z.string().min(1),
+    name: z.string(),
+    engine: z.string(),
+    version: z.string(),
+    status: z.string(),
+    connection: connectionSchema,
+  }),
+});
+
+export const firewallRulesResponseSchema = z.object({
+  rules: z
+    .array(
+      z.object({
+        type: z.enum(['ip_addr', 'droplet', 'k8s', 'tag', 'app']),
+        value: z.string(),
+      }),
+    )
+    .nullable()
+    .default([]),
+});
+
+export const errorBodySchema = z.object({
+  id: z.string(),
+  message: z.string(),
+  request_id: z.string().optional(),
+});
+
+/** The PUT body, in DO's wire names (what the client sends and the simulator accepts). */
+export const startMigrationBodySchema = z.object({
+  source: z.object({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    dbname: z.string().min(1),
+    username: z.string().min(1),
+    password: z.string(),
+  }),
+  disable_ssl: z.boolean().optional(),
+  ignore_dbs: z.array(z.string()).optional(),
+});
+export type StartMigrationBody = z.infer<typeof startMigrationBodySchema>;

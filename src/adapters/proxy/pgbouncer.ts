@@ -1,0 +1,650 @@
+/**
+ * PgBouncer (1.18+) through its admin console. Freeze = `PAUSE <db>` (queries wait in cl_waiting, no
+ * client errors in transaction pooling), confirmed from a second connection; repoint = rewrite the db's
+ * line in the %include'd databases file atomically, RELOAD, verify with SHOW DATABASES (RELOAD says
+ * success even when the file is bad, so a mismatch puts the old file back); resume = `RESUME <db>`.
+ *
+ * The console speaks the simple query protocol only: never pass parameters, never set statement_timeout
+ * (it is a startup parameter PgBouncer rejects), check every command tag (WAIT_CLOSE bug), never send
+ * WAIT_CLOSE. A pause outlives the admin connection, so resume() is stateless: a fresh driver resumes
+ * a database another (crashed) process paused.
+ */
+import { access, constants, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import pg from 'pg';
+import { z } from 'zod';
+import type { Logger } from '../../log.js';
+import { CodedError, ErrorCode } from '../../errors.js';
+import type { Secret } from '../../secret.js';
+import { atomicWrite } from './files.js';
+import type { Endpoint } from '../../domain/ports/writes.js';
+import type { ProxyAdmin, ProxyStatus } from './proxy-admin.js';
+
+export interface PgBouncerAdminOptions {
+  admin: { host: string; port: number; user: string; password?: Secret | undefined };
+  /** The database name clients use in PgBouncer (its line in the databases file). */
+  database: string;
+  /** The absolute path of the %include'd [databases] file. */
+  databasesFile: string;
+  /** How long PAUSE may take to drain before the freeze is abandoned (RESUME) and fails. */
+  pauseTimeoutSeconds: number;
+  /** Drain poll interval (ms). */
+  pollIntervalMs?: number;
+  /** Limit on each admin query other than PAUSE, and on connecting (ms). */
+  queryTimeoutMs?: number;
+  logger: Logger;
+}
+
+export interface PreflightCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+const IDENT = /^[A-Za-z0-9_]+$/;
+const HOST = /^[A-Za-z0-9.:_-]+$/;
+
+const num = z.coerce.number();
+const databaseRow = z.object({
+  name: z.string(),
+  host: z.string().nullable(),
+  port: num,
+  database: z.string(),
+  pool_mode: z.string().nullable(),
+  paused: num,
+  disabled: num,
+});
+const poolRow = z.object({
+  database: z.string(),
+  user: z.string(),
+  cl_active: num,
+  cl_waiting: num,
+  sv_active: num,
+  sv_idle: num,
+  sv_used: num,
+  sv_tested: num,
+  sv_login: num,
+  maxwait: num,
+});
+const serverRow = z.object({ database: z.string(), state: z.string() });
+const configRow = z.object({ key: z.string(), value: z.string().nullable() });
+type DatabaseRow = z.infer<typeof databaseRow>;
+type PoolRow = z.infer<typeof poolRow>;
+
+/** Where a pause stands, from SHOW DATABASES / POOLS / SERVERS on one admin connection. */
+export interface DrainState {
+  paused: boolean;
+  serverConnections: number;
+  clientsWaiting: number;
+  clientsActive: number;
+  maxWaitSeconds: number;
+}
+
+export class PgBouncerAdmin implements ProxyAdmin {
+  readonly kind = 'pgbouncer' as const;
+  readonly canPause = true;
+  readonly clientImpact = 'queries-wait' as const;
+  readonly limitations: readonly string[];
+
+  readonly #options: PgBouncerAdminOptions;
+  readonly #db: string;
+  readonly #log: Logger;
+  readonly #open = new Set<pg.Client>();
+
+  constructor(options: PgBouncerAdminOptions) {
+    this.#db = checkIdent(options.database, 'PgBouncer database name');
+    this.#options = options;
+    this.#log = options.logger.child({ name: 'proxy', proxy: 'pgbouncer', database: this.#db });
+    this.limitations = [
+      'PAUSE holds queries only in transaction pooling; a session-pooled database cannot be paused while clients stay connected.',
+      `A transaction still open ${options.pauseTimeoutSeconds} s after PAUSE aborts the freeze (the database is resumed).`,
+      "Clients held longer than PgBouncer's query_wait_timeout (default 120 s) are disconnected with an error.",
+      'TLS toward the target is a global PgBouncer setting (server_tls_sslmode); the bot checks it but does not change it.',
+    ];
+  }
+
+  async inspect(): Promise<ProxyStatus> {
+    return this.#withAdmin(async (admin) => {
+      const row = await this.#databaseRow(admin);
+      const pools = await this.#pools(admin);
+      const config = await showConfig(admin, this.#queryTimeout);
+      const version = await simple(admin, 'SHOW VERSION', this.#queryTimeout)
+        .then((r) => String(Object.values(r.rows[0] ?? {})[0] ?? 'pgbouncer'))
+        .catch(() => 'pgbouncer');
+      if (!row) {
+        return { pointsTo: null, frozen: false, healthy: false, detail: `${version}: no database "${this.#db}"` };
+      }
+      const mode = row.pool_mode ?? config.get('pool_mode') ?? 'unknown';
+      const active = sum(pools, 'cl_active');
+      const waiting = sum(pools, 'cl_waiting');
+      return {
+        pointsTo: { host: row.host ?? 'unix socket', port: row.port, database: row.database },
+        frozen: row.paused === 1,
+        healthy: row.disabled === 0,
+        detail:
+          `${version}, ${mode} pooling, ${active + waiting} clients (${waiting} waiting)` +
+          `${row.paused === 1 ? ', paused' : ''}${row.disabled === 1 ? ', disabled' : ''}`,
+      };
+    });
+  }
+
+  /** What the proxy looks like for the pause right now (a fresh driver after a restart can call this). */
+  async drainState(): Promise<DrainState> {
+    return this.#withAdmin((admin) => this.#drainState(admin));
+  }
+
+  async freeze(): Promise<void> {
+    const started = Date.now();
+    await this.#withAdmin(async (watcher) => {
+      const row = await this.#databaseRow(watcher);
+      if (!row) throw this.#noDatabase();
+      const mode = row.pool_mode ?? (await showConfig(watcher, this.#queryTimeout)).get('pool_mode');
+      if (mode === 'session') {
+        throw new CodedError(
+          ErrorCode.FreezeFailed,
+          `PgBouncer database "${this.#db}" uses session pooling: PAUSE would never finish while clients stay connected. Switch it to transaction pooling first.`,
+        );
+      }
+      const deadline = started + this.#options.pauseTimeoutSeconds * 1000;
+      if (row.paused === 1) {
+        // Already paused (a second call, or a pause left by a crashed process): just confirm the drain.
+        await this.#waitDrained(watcher, deadline, () => true);
+        this.#log.info('freeze: database was already paused and is drained');
+        return;
+      }
+
+      const pauser = await this.#connect();
+      let outcome: { tag: string } | { error: Error } | undefined;
+      simple(pauser, `PAUSE ${this.#db}`).then(
+        (result) => (outcome = { tag: result.command }),
+        (error: Error) => (outcome = { error }),
+      );
+      this.#log.info({ pauseTimeoutSeconds: this.#options.pauseTimeoutSeconds }, 'freeze: PAUSE sent');
+      try {
+        await this.#waitDrained(watcher, deadline, () => {
+          if (outcome === undefined) return false;
+          if ('error' in outcome) {
+            throw new CodedError(ErrorCode.FreezeFailed, `PgBouncer refused PAUSE ${this.#db}: ${outcome.error.message}`, {
+              cause: outcome.error,
+            });
+          }
+          if (outcome.tag !== 'PAUSE') {
+            throw new CodedError(
+              ErrorCode.FreezeFailed,
+              `PgBouncer answered PAUSE with "${outcome.tag}" instead of PAUSE (a WAIT_CLOSE left behind?); the pause was abandoned`,
+              { details: { tag: outcome.tag } },
+            );
+          }
+          return true;
+        });
+      } catch (error) {
+        // Give up: RESUME from the second connection first, then destroy the first (PAUSE/RESUME race,
+        // pgbouncer#715: a PAUSE still waiting when RESUME arrives would otherwise hang forever).
+        await this.#resumeOn(watcher).catch((resumeError: unknown) =>
+          this.#log.error({ err: resumeError }, 'freeze abort: RESUME failed; the database may still be paused'),
+        );
+        destroy(pauser);
+        this.#open.delete(pauser);
+        this.#log.warn({ err: error }, 'freeze abandoned and resumed');
+        throw error;
+      }
+      await this.#end(pauser);
+      this.#log.info({ ms: Date.now() - started }, 'freeze: paused and drained');
+    });
+  }
+
+  async resume(): Promise<void> {
+    await this.#withAdmin(async (admin) => {
+      await this.#resumeOn(admin);
+      const row = await this.#databaseRow(admin);
+      if (row && row.paused !== 0) {
+        throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer still shows "${this.#db}" paused after RESUME`);
+      }
+      this.#log.info('resumed');
+    });
+  }
+
+  /**
+   * Rewrites the database's line (host, port, dbname; user and password when `to` has them; every other
+   * key kept), RELOADs, and checks SHOW DATABASES. On a mismatch the previous file is put back and
+   * reloaded, and ProxyVerifyFailed is thrown. The pause state is left as it was.
+   */
+  async repoint(to: Endpoint): Promise<void> {
+    const file = this.#options.databasesFile;
+    checkEndpoint(to);
+    await this.#withAdmin(async (admin) => {
+      if (to.tls) {
+        const mode = (await showConfig(admin, this.#queryTimeout)).get('server_tls_sslmode') ?? 'disable';
+        if (mode === 'disable' || mode === 'allow') {
+          throw new CodedError(
+            ErrorCode.ProxyAdminFailed,
+            `The target needs TLS but PgBouncer has server_tls_sslmode = ${mode} (a global setting). Set it to prefer, require or verify-full in pgbouncer.ini and reload before cutover.`,
+            { details: { server_tls_sslmode: mode } },
+          );
+        }
+      }
+      const before = await readDatabasesFile(file);
+      const after = replaceDatabaseLine(before, this.#db, to);
+      await atomicWrite(file, after);
+      await this.#reload(admin);
+      const row = await this.#databaseRow(admin);
+      if (row && row.host === to.host && row.port === to.port && row.database === to.database) {
+        this.#log.info({ host: to.host, port: to.port, database: to.database, paused: row.paused === 1 }, 'repointed');
+        return;
+      }
+      const seen = row ? `${row.host}:${row.port}/${row.database}` : 'no entry';
+      this.#log.error({ seen, wanted: `${to.host}:${to.port}/${to.database}` }, 'RELOAD did not take; restoring');
+      await atomicWrite(file, before);
+      let restored = 'restored';
+      try {
+        await this.#reload(admin);
+      } catch (error) {
+        restored = `restore failed: ${(error as Error).message}`;
+      }
+      throw new CodedError(
+        ErrorCode.ProxyVerifyFailed,
+        `PgBouncer did not take the new line for "${this.#db}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).`,
+        { details: { seen, wantedHost: to.host, wantedPort: to.port } },
+      );
+    });
+  }
+
+  /**
+   * Checks before a cutover, without traffic impact: admin access, the entry and its pooling mode, the
+   * include file (matches what PgBouncer runs, writable), TLS mode, and, when `target` carries a user
+   * and password, a real login to the target through PgBouncer via a temporary probe entry.
+   */
+  async preflight(target?: Endpoint): Promise<PreflightCheck[]> {
+    const checks: PreflightCheck[] = [];
+    const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+    await this.#withAdmin(async (admin) => {
+      const row = await this.#databaseRow(admin);
+      const config = await showConfig(admin, this.#queryTimeout);
+      add('admin console', true, `connected as ${this.#options.admin.user}`);
+      if (!row) {
+        add('database entry', false, `PgBouncer has no database "${this.#db}"`);
+        return;
+      }
+      const mode = row.pool_mode ?? config.get('pool_mode') ?? 'unknown';
+      add(
+        'pooling mode',
+        mode === 'transaction',
+        mode === 'transaction' ? 'transaction pooling' : `${mode} pooling: PAUSE needs transaction pooling`,
+      );
+      add('not paused', row.paused === 0, row.paused === 0 ? 'running' : 'the database is paused right now');
+      const wait = Number(config.get('query_wait_timeout') ?? 120);
+      add(
+        'query_wait_timeout',
+        wait === 0 || wait > this.#options.pauseTimeoutSeconds,
+        `query_wait_timeout = ${wait} s (clients held longer are disconnected)`,
+      );
+      const file = this.#options.databasesFile;
+      try {
+        const text = await readDatabasesFile(file);
+        const line = findDatabaseLine(text, this.#db);
+        const params = line ? parseConnString(line.value) : undefined;
+        const matches = params?.get('host') === row.host && Number(params?.get('port') ?? 5432) === row.port;
+        add(
+          'databases file',
+          matches,
+          !line
+            ? `${file} has no line for "${this.#db}"`
+            : matches
+              ? `${file} has the line PgBouncer runs with`
+              : `${file} does not match what PgBouncer runs (is it the %include'd file?)`,
+        );
+        await access(file, constants.W_OK);
+        await access(dirname(file), constants.W_OK);
+        add('databases file writable', true, `${file} and its directory are writable`);
+      } catch (error) {
+        add('databases file writable', false, `${file}: ${(error as Error).message}`);
+      }
+      if (target) {
+        const tlsMode = config.get('server_tls_sslmode') ?? 'disable';
+        const tlsOk = !target.tls || (tlsMode !== 'disable' && tlsMode !== 'allow');
+        add('TLS to target', tlsOk, `server_tls_sslmode = ${tlsMode}${target.tls ? ' (target requires TLS)' : ''}`);
+        if (target.user && target.password) add(...(await this.#probe(admin, target)));
+        else add('target through proxy', false, 'not probed: no target user/password given');
+      }
+    });
+    return checks;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#open].map((client) => this.#end(client)));
+  }
+
+  // --- internals ---
+
+  get #queryTimeout(): number {
+    return this.#options.queryTimeoutMs ?? 10_000;
+  }
+
+  /** Adds `<db>_pgcutover_probe` pointing at the target, logs in through PgBouncer, removes it. */
+  async #probe(admin: pg.Client, target: Endpoint): Promise<[string, boolean, string]> {
+    const file = this.#options.databasesFile;
+    const probe = `${this.#db}_pgcutover_probe`;
+    const before = await readDatabasesFile(file);
+    const text = `${before.endsWith('\n') || before === '' ? before : `${before}\n`}${probe} = ${renderConnString(new Map(), target)}\n`;
+    try {
+      await atomicWrite(file, text);
+      await this.#reload(admin);
+      const client = new pg.Client({
+        ...this.#clientConfig(),
+        database: probe,
+      });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        const result = await simple(
+          client,
+          'SELECT inet_server_port() AS port, current_database() AS db, coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false) AS ssl',
+          this.#queryTimeout,
+        );
+        const r = result.rows[0] as { port?: number; db?: string; ssl?: boolean } | undefined;
+        const tlsOk = !target.tls || r?.ssl === true;
+        return ['target through proxy', tlsOk, `logged in to ${r?.db} on port ${r?.port}, TLS ${r?.ssl ? 'on' : 'off'}`];
+      } catch (error) {
+        return ['target through proxy', false, `login through PgBouncer failed: ${(error as Error).message}`];
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    } finally {
+      await atomicWrite(file, before);
+      await this.#reload(admin).catch(() => undefined);
+    }
+  }
+
+  async #reload(admin: pg.Client): Promise<void> {
+    const result = await simple(admin, 'RELOAD', this.#queryTimeout);
+    if (result.command !== 'RELOAD') {
+      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer answered RELOAD with "${result.command}"`);
+    }
+  }
+
+  async #resumeOn(admin: pg.Client): Promise<void> {
+    try {
+      const result = await simple(admin, `RESUME ${this.#db}`, this.#queryTimeout);
+      if (result.command !== 'RESUME') {
+        throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer answered RESUME with "${result.command}"`);
+      }
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/is not paused|not paused\/suspended/.test(message)) return; // already running: idempotent
+      if (error instanceof CodedError) throw error;
+      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer refused RESUME ${this.#db}: ${message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async #waitDrained(admin: pg.Client, deadline: number, pauseDone: () => boolean): Promise<void> {
+    // Short: every poll interval is added to the time writes are held (SHOW on the console is cheap).
+    const interval = this.#options.pollIntervalMs ?? 25;
+    for (;;) {
+      const done = pauseDone();
+      const state = await this.#drainState(admin);
+      if (done && state.paused && state.serverConnections === 0) return;
+      if (Date.now() > deadline) {
+        throw new CodedError(
+          ErrorCode.FreezeFailed,
+          `PAUSE ${this.#db} did not drain within ${this.#options.pauseTimeoutSeconds} s: ${state.serverConnections} server connection(s) still busy (a long transaction?). The database was resumed.`,
+          { details: { serverConnections: state.serverConnections, clientsWaiting: state.clientsWaiting } },
+        );
+      }
+      await sleep(interval);
+    }
+  }
+
+  async #drainState(admin: pg.Client): Promise<DrainState> {
+    const row = await this.#databaseRow(admin);
+    if (!row) throw this.#noDatabase();
+    const pools = await this.#pools(admin);
+    const servers = (await simple(admin, 'SHOW SERVERS', this.#queryTimeout)).rows
+      .map((r) => serverRow.parse(r))
+      .filter((r) => r.database === this.#db);
+    const inPools = pools.reduce((n, p) => n + p.sv_active + p.sv_idle + p.sv_used + p.sv_tested + p.sv_login, 0);
+    return {
+      paused: row.paused === 1,
+      serverConnections: Math.max(inPools, servers.length),
+      clientsWaiting: sum(pools, 'cl_waiting'),
+      clientsActive: sum(pools, 'cl_active'),
+      maxWaitSeconds: Math.max(0, ...pools.map((p) => p.maxwait)),
+    };
+  }
+
+  async #databaseRow(admin: pg.Client): Promise<DatabaseRow | undefined> {
+    const result = await simple(admin, 'SHOW DATABASES', this.#queryTimeout);
+    const raw = result.rows.find((r) => (r as { name?: unknown }).name === this.#db);
+    if (!raw) return undefined;
+    const parsed = databaseRow.safeParse(raw);
+    if (!parsed.success) {
+      throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW DATABASES row: ${parsed.error.message}`);
+    }
+    return parsed.data;
+  }
+
+  async #pools(admin: pg.Client): Promise<PoolRow[]> {
+    const result = await simple(admin, 'SHOW POOLS', this.#queryTimeout);
+    return result.rows
+      .filter((r) => (r as { database?: unknown }).database === this.#db)
+      .map((r) => {
+        const parsed = poolRow.safeParse(r);
+        if (!parsed.success) {
+          throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW POOLS row: ${parsed.error.message}`);
+        }
+        return parsed.data;
+      });
+  }
+
+  #noDatabase(): CodedError {
+    return new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer has no database "${this.#db}" (SHOW DATABASES)`);
+  }
+
+  #clientConfig(): pg.ClientConfig {
+    const { admin } = this.#options;
+    // No statement_timeout/options: PgBouncer rejects unknown startup parameters.
+    return {
+      host: admin.host,
+      port: admin.port,
+      user: admin.user,
+      ...(admin.password ? { password: admin.password.reveal() } : {}),
+      database: 'pgbouncer',
+      application_name: 'pgcutover',
+      connectionTimeoutMillis: this.#queryTimeout,
+    };
+  }
+
+  async #connect(): Promise<pg.Client> {
+    const client = new pg.Client(this.#clientConfig());
+    client.on('error', (error) => this.#log.debug({ err: error }, 'admin connection error'));
+    try {
+      await client.connect();
+    } catch (cause) {
+      const { host, port, user } = this.#options.admin;
+      throw new CodedError(
+        ErrorCode.ProxyAdminFailed,
+        `Cannot reach the PgBouncer admin console at ${host}:${port} as ${user}: ${(cause as Error).message}`,
+        { cause, details: { host, port, user } },
+      );
+    }
+    this.#open.add(client);
+    return client;
+  }
+
+  async #end(client: pg.Client): Promise<void> {
+    this.#open.delete(client);
+    await Promise.race([client.end().catch(() => undefined), sleep(1000)]);
+    destroy(client);
+  }
+
+  async #withAdmin<T>(run: (admin: pg.Client) => Promise<T>): Promise<T> {
+    const admin = await this.#connect();
+    try {
+      return await run(admin);
+    } finally {
+      await this.#end(admin);
+    }
+  }
+}
+
+// --- the admin console, simple protocol only ---
+
+/** One simple-protocol query (never parameters); a client-side timer destroys the connection on timeout. */
+async function simple(client: pg.Client, text: string, timeoutMs?: number): Promise<pg.QueryResult> {
+  if (timeoutMs === undefined) return client.query(text);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      client.query(text),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          destroy(client);
+          reject(new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer did not answer "${text}" within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function showConfig(admin: pg.Client, timeoutMs: number): Promise<Map<string, string>> {
+  const result = await simple(admin, 'SHOW CONFIG', timeoutMs);
+  const out = new Map<string, string>();
+  for (const raw of result.rows) {
+    const row = configRow.safeParse(raw);
+    if (row.success && row.data.value !== null) out.set(row.data.key, row.data.value);
+  }
+  return out;
+}
+
+function destroy(client: pg.Client): void {
+  (client.connection.stream as { destroy?: () => void }).destroy?.();
+}
+
+const sum = (pools: PoolRow[], key: 'cl_active' | 'cl_waiting') => pools.reduce((n, p) => n + p[key], 0);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function checkIdent(value: string, what: string): string {
+  if (!IDENT.test(value)) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `${what} "${value}" must match [A-Za-z0-9_]+`);
+  }
+  return value;
+}
+
+function checkEndpoint(to: Endpoint): void {
+  if (!HOST.test(to.host)) throw new CodedError(ErrorCode.ProxyAdminFailed, `Invalid target host "${to.host}"`);
+  if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `Invalid target port ${to.port}`);
+  }
+  if (to.database === '' || /[\n\r\0]/.test(to.database)) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, 'Invalid target database name');
+  }
+}
+
+// --- the databases file ---
+
+async function readDatabasesFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `Cannot read the PgBouncer databases file ${file}`, { cause });
+  }
+}
+
+interface DatabaseLine {
+  index: number;
+  value: string;
+}
+
+export function findDatabaseLine(text: string, db: string): DatabaseLine | undefined {
+  const lines = text.split('\n');
+  const matches: DatabaseLine[] = [];
+  lines.forEach((line, index) => {
+    const m = /^\s*("?)([^"=\s]+)\1\s*=(.*)$/.exec(line);
+    if (m && m[2] === db) matches.push({ index, value: m[3] ?? '' });
+  });
+  if (matches.length > 1) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `The databases file has ${matches.length} lines for "${db}"`);
+  }
+  return matches[0];
+}
+
+const ORIGINAL_MARKER = /^;\s*pgcutover-original\s+("?)([^"=\s]+)\1\s*=(.*)$/;
+
+/**
+ * Replaces the db's line, keeping its other keys (pool_size, pool_mode, connect_query, …). The first
+ * repoint keeps the original line in a comment above it (on disk, so it survives a restart); a
+ * repoint back to that server without credentials restores it verbatim, so a rollback never logs in
+ * to the source with the target's user and password.
+ */
+export function replaceDatabaseLine(text: string, db: string, to: Endpoint): string {
+  const line = findDatabaseLine(text, db);
+  if (!line) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `The PgBouncer databases file has no line for "${db}"`);
+  }
+  const lines = text.split('\n');
+  const marked = lines.map((l) => ORIGINAL_MARKER.exec(l)).find((m) => m?.[2] === db);
+  const original = marked?.[3] ?? line.value;
+  const originalParams = parseConnString(original);
+  const backToOriginal =
+    !to.user &&
+    originalParams.get('host') === to.host &&
+    Number(originalParams.get('port') ?? 5432) === to.port &&
+    (originalParams.get('dbname') ?? db) === to.database;
+  lines[line.index] = backToOriginal
+    ? `${db} =${original}`
+    : `${db} = ${renderConnString(parseConnString(line.value), to)}`;
+  if (!marked) lines.splice(line.index, 0, `; pgcutover-original ${db} =${original}`);
+  return lines.join('\n');
+}
+
+/** Parses `key=value key='quoted ''value'''` as PgBouncer does. */
+export function parseConnString(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let i = 0;
+  while (i < text.length) {
+    while (i < text.length && /\s/.test(text[i] ?? '')) i++;
+    if (i >= text.length) break;
+    const eq = text.indexOf('=', i);
+    if (eq === -1) break;
+    const key = text.slice(i, eq).trim();
+    i = eq + 1;
+    while (text[i] === ' ') i++;
+    let value = '';
+    if (text[i] === "'") {
+      i++;
+      for (; i < text.length; i++) {
+        if (text[i] === "'") {
+          if (text[i + 1] === "'") {
+            value += "'";
+            i++;
+          } else {
+            i++;
+            break;
+          }
+        } else value += text[i];
+      }
+    } else {
+      while (i < text.length && !/\s/.test(text[i] ?? '')) value += text[i++];
+    }
+    out.set(key, value);
+  }
+  return out;
+}
+
+const quoteValue = (value: string) => (/^[A-Za-z0-9_.:/-]+$/.test(value) ? value : `'${value.replace(/'/g, "''")}'`);
+
+export function renderConnString(existing: Map<string, string>, to: Endpoint): string {
+  const params = new Map(existing);
+  params.set('host', to.host);
+  params.set('port', String(to.port));
+  params.set('dbname', to.database);
+  if (to.user) {
+    params.set('user', to.user);
+    if (to.password) params.set('password', to.password.reveal());
+    else params.delete('password');
+  }
+  return [...params].map(([k, v]) => `${k}=${quoteValue(v)}`).join(' ');
+}

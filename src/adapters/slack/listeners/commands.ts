@@ -1,0 +1,162 @@
+/**
+ * `/migrate …`: parse with zod, ack within Slack's 3 seconds (quick answers go in the ack, slow work
+ * follows and reports through response_url), dedupe retries and double submits of changing commands.
+ */
+import type { RespondArguments } from '@slack/bolt';
+import { helpText, isMutating, parseCommand, USAGE_LINE, type Command } from '../../../domain/commands.js';
+import { describeState } from '../../../domain/session.js';
+import type { AuditRecord } from '../../store/audit-log.js';
+import { describeLag, renderPreflight, renderStatus, slackDate } from '../blocks.js';
+import { errorReply } from '../error-replies.js';
+import type { SessionActions, SurfaceDeps } from '../../../app/session-actions.js';
+import type { BoltApp } from '../bolt-app.js';
+
+/** Identical changing commands from one person in one channel within this window count as one. */
+export const COMMAND_DEDUPE_WINDOW_MS = 30_000;
+
+const ephemeral = (text: string, extra: Partial<RespondArguments> = {}): RespondArguments =>
+  ({ response_type: 'ephemeral', text, ...extra }) as RespondArguments;
+
+export function registerCommands(app: BoltApp, deps: SurfaceDeps, actions: SessionActions): void {
+  app.command('/migrate', async ({ command, ack, respond, context }) => {
+    const channelId = command.channel_id;
+    const userId = command.user_id;
+    const text = (command.text ?? '').trim().replace(/\s+/g, ' ');
+    const log = deps.log.child({ name: 'slack', channel: channelId });
+    let acked = false;
+    const reply = async (message: RespondArguments) => {
+      if (!acked) {
+        acked = true;
+        await ack(message);
+      } else {
+        await respond(message).catch((error: unknown) =>
+          log.warn({ error: error instanceof Error ? error.message : String(error) }, 'respond() failed'),
+        );
+      }
+    };
+    let dedupeKey: string | undefined;
+    try {
+      const parsed = parseCommand(text);
+      if (!parsed.ok) {
+        const suggestion = parsed.suggestion ? ` Did you mean \`/migrate ${parsed.suggestion}\`?` : '';
+        await reply(ephemeral(`:grey_question: ${parsed.problem}.${suggestion}\nUsage: \`${parsed.usage}\`\nAll commands: \`/migrate help\``));
+        return;
+      }
+      const cmd = parsed.command;
+      if (isMutating(cmd)) {
+        dedupeKey = `command:${channelId}:${userId}:${text.toLowerCase()}`;
+        if (!(await deps.idempotency.claim(dedupeKey, deps.now(), COMMAND_DEDUPE_WINDOW_MS))) {
+          dedupeKey = undefined;
+          log.info({ retryNum: context.retryNum, command: cmd.kind }, 'duplicate command ignored');
+          await reply(ephemeral(`:repeat: \`/migrate ${text}\` was already received a moment ago${context.retryNum ? ' (Slack retried it)' : ''}; it is not done twice. Watch the status message.`));
+          return;
+        }
+      }
+      const quick = await quickAnswer(cmd, channelId, deps);
+      if (quick !== undefined) {
+        await reply(ephemeral(quick));
+        return;
+      }
+      await reply(ephemeral(`:hourglass_flowing_sand: Working on \`/migrate ${text}\`…`));
+      const answer = await run(cmd, channelId, userId, deps, actions, context.retryNum !== undefined && context.retryNum > 0);
+      if (answer) await reply(typeof answer === 'string' ? ephemeral(answer) : answer);
+    } catch (error) {
+      if (dedupeKey) await deps.idempotency.release(dedupeKey).catch(() => undefined);
+      await reply(ephemeral(errorReply(error, log, { command: text.split(' ')[0] }).text));
+    }
+  });
+}
+
+/** Answers that need no engine work, sent in the ack itself. */
+async function quickAnswer(cmd: Command, channelId: string, deps: SurfaceDeps): Promise<string | undefined> {
+  switch (cmd.kind) {
+    case 'help':
+      return helpText();
+    case 'profiles': {
+      const here = [...deps.config.profiles.entries()].filter(([, p]) => p.channels.includes(channelId));
+      if (here.length === 0) return `No profile may be used in this channel (${deps.config.profiles.size} configured for other channels).`;
+      return [
+        '*Profiles for this channel*',
+        ...here.map(
+          ([name, p]) =>
+            `• \`${name}\`${p.description ? ` — ${p.description}` : ''} (${p.strategy}; target \`${p.digitalocean.database}\`; two-person rule ${p.gates.twoPersonRule ? 'on' : 'off'})`,
+        ),
+        'Start one with `/migrate start <profile>` (add `--dry-run` to only check and plan).',
+      ].join('\n');
+    }
+    case 'history': {
+      const records = await deps.store.audit.forChannel(channelId, 40);
+      if (records.length === 0) return 'No history in this channel yet.';
+      return ['*Audit trail of this channel* (latest last)', ...records.map(historyLine)].join('\n');
+    }
+    default:
+      return undefined;
+  }
+}
+
+function historyLine(r: AuditRecord): string {
+  const who = r.actor === 'bot' ? 'bot' : `<@${r.actor}>`;
+  const reason = typeof r.details.reason === 'string' ? `: ${r.details.reason}` : typeof r.details.message === 'string' ? `: ${r.details.message}` : '';
+  const session = r.sessionId ? ` \`${r.sessionId.slice(0, 8)}\`` : '';
+  return `• ${slackDate(r.at)}${session} ${who} *${r.action}* → ${r.outcome}${reason}`;
+}
+
+async function run(
+  cmd: Command,
+  channelId: string,
+  userId: string,
+  deps: SurfaceDeps,
+  actions: SessionActions,
+  retry: boolean,
+): Promise<string | RespondArguments | undefined> {
+  const current = async () => {
+    const session = await actions.active(channelId);
+    return { sessionId: session.id, version: session.version };
+  };
+  switch (cmd.kind) {
+    case 'start': {
+      if (cmd.dryRun) return actions.dryRun(channelId, userId, cmd.profile);
+      const session = await actions.start(channelId, userId, cmd.profile);
+      return `:white_check_mark: Session for \`${cmd.profile}\` started (${describeState(session.state)}); its status message is in the channel.`;
+    }
+    case 'status': {
+      const session = await deps.store.sessions.activeInChannel(channelId);
+      if (!session) {
+        const last = (await deps.store.sessions.listForChannel(channelId, 1))[0];
+        return last
+          ? `No active session. The last one (\`${last.profile}\`, ${slackDate(last.createdAt)}) ended: ${describeState(last.state)}.`
+          : 'No migration session in this channel yet; see `/migrate profiles`.';
+      }
+      await deps.status.refresh(session.id);
+      const { text, blocks } = renderStatus(await deps.status.view(session));
+      return ephemeral(text, { blocks: blocks.filter((b) => b.type !== 'actions') as never });
+    }
+    case 'lag': {
+      const session = await actions.active(channelId);
+      return `*Lag* of \`${session.profile}\`: ${describeLag(await deps.operations.lag(session.id))}`;
+    }
+    case 'preflight': {
+      const session = await actions.active(channelId);
+      return `*Preflight* of \`${session.profile}\`\n${renderPreflight(await deps.operations.preflight(session))}`;
+    }
+    case 'freeze':
+      await actions.perform('freeze_request', await current(), userId, { retry });
+      return ':raising_hand: Freeze requested; the approval button is on the status message.';
+    case 'switch':
+      await actions.perform('switch_request', await current(), userId, { retry });
+      return ':raising_hand: Switch requested; an approver confirms it on the status message.';
+    case 'resume':
+    case 'rollback':
+    case 'finish':
+    case 'abort':
+      await actions.perform(cmd.kind, await current(), userId, { retry });
+      return undefined;
+    case 'report':
+      await actions.setReport(channelId, userId, cmd.schedule);
+      return `:calendar: Reports: ${cmd.schedule.text}.`;
+    case 'help':
+    case 'profiles':
+    case 'history':
+      return USAGE_LINE;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The typed-confirmation modal of the switch. Validation answers in the ack (`response_action:
+ * errors` keeps the modal open with the message under the input); the checks run again here, at
+ * submission time, so an approval that expired or a session that moved while the modal was open is
+ * refused. On success the modal closes and the switch proceeds.
+ */
+import { z } from 'zod';
+import { modalMetadataSchema, SWITCH_MODAL_BLOCK, SWITCH_MODAL_CALLBACK, SWITCH_MODAL_INPUT } from '../blocks.js';
+import { errorReply } from '../error-replies.js';
+import type { SessionActions, SurfaceDeps } from '../../../app/session-actions.js';
+import type { BoltApp } from '../bolt-app.js';
+
+const stateSchema = z.object({
+  values: z.object({
+    [SWITCH_MODAL_BLOCK]: z.object({ [SWITCH_MODAL_INPUT]: z.object({ value: z.string().nullish() }) }),
+  }),
+});
+
+export function registerViews(app: BoltApp, deps: SurfaceDeps, actions: SessionActions): void {
+  app.view({ callback_id: SWITCH_MODAL_CALLBACK, type: 'view_submission' }, async ({ ack, body, view, client, context }) => {
+    const userId = body.user.id;
+    const log = deps.log.child({ name: 'slack' });
+    const fieldError = (text: string) => ack({ response_action: 'errors', errors: { [SWITCH_MODAL_BLOCK]: text } });
+    let metadata: z.infer<typeof modalMetadataSchema>;
+    try {
+      metadata = modalMetadataSchema.parse(JSON.parse(view.private_metadata));
+    } catch {
+      await fieldError('This dialog is out of date: close it and use the current status message.');
+      return;
+    }
+    const state = stateSchema.safeParse(view.state);
+    const typed = state.success ? (state.data.values[SWITCH_MODAL_BLOCK]?.[SWITCH_MODAL_INPUT]?.value ?? '').trim() : '';
+    const ref = { sessionId: metadata.sessionId, version: metadata.version };
+    let loaded;
+    try {
+      loaded = await actions.check(metadata.action, ref, userId);
+    } catch (error) {
+      await fieldError(errorReply(error, log.child({ session: ref.sessionId })).text);
+      return;
+    }
+    const expected = loaded.profile.digitalocean.database;
+    if (typed !== expected) {
+      await actions.audit(loaded.session, userId, metadata.action, 'refused', { reason: 'typed database name did not match' });
+      await fieldError(`That is not the target database name. Type ${expected} exactly to confirm.`);
+      return;
+    }
+    await ack();
+    try {
+      await actions.perform(metadata.action, ref, userId, { retry: (context.retryNum ?? 0) > 0 });
+    } catch (error) {
+      const text = errorReply(error, log.child({ session: ref.sessionId })).text;
+      await client.chat.postEphemeral({ channel: metadata.channelId, user: userId, text }).catch(() => undefined);
+    }
+  });
+}

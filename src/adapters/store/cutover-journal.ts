@@ -1,0 +1,273 @@
+/**
+ * The cutover journal in the store: attempts (with what recovery and the summary need: what was frozen
+ * and when, lag at freeze, the fence, writes held, approvals) and their step events, append-only.
+ */
+import {
+  ATTEMPT_KINDS,
+  CUTOVER_STEPS,
+  JOURNAL_EVENTS,
+  type AttemptKind,
+  type CutoverStep,
+  type JournalEntry,
+  type JournalEvent,
+} from '../../domain/cutover-plan.js';
+import { CodedError, ErrorCode } from '../../errors.js';
+import type { InDatabaseFreezeRecord } from '../proxy/in-database-freeze.js';
+import type { Database } from './database.js';
+
+/** What was frozen, so a restarted bot can resume exactly that. Never holds a password. */
+export interface FrozenWhat {
+  method: 'proxy-pause' | 'read-only-roles' | 'read-only-database';
+  /** e.g. `pgbouncer`, `pgpool`, `http`, or `database`. */
+  via: string;
+  /** The proxy's database name, or the source database for in-database freezes. */
+  database?: string;
+  roles?: string[];
+}
+
+export interface LagAtFreeze {
+  known: boolean;
+  bytes?: number;
+  seconds?: number | null;
+  reason?: string;
+}
+
+export interface ApprovalsSummary {
+  freeze?: { requestedBy?: string; approvedBy?: string; at?: string };
+  switch?: { requestedBy?: string; approvedBy?: string; at?: string; aheadOfTime?: boolean };
+  [other: string]: unknown;
+}
+
+export interface AttemptRecord {
+  sessionId: string;
+  attempt: number;
+  kind: AttemptKind;
+  startedBy: string;
+  startedAt: Date;
+  frozenWhat: FrozenWhat | null;
+  frozenAt: Date | null;
+  freezeBudgetSeconds: number | null;
+  lagAtFreeze: LagAtFreeze | null;
+  fence: { method: string; lsn: string; elapsedMs: number } | null;
+  sequencesCopied: number | null;
+  switchedAt: Date | null;
+  resumedAt: Date | null;
+  resumedOn: 'source' | 'target' | null;
+  writesHeld: number | null;
+  approvals: ApprovalsSummary | null;
+  /** The in-database freeze record (previous settings), persisted before the freeze changed anything. */
+  freezeRecord: InDatabaseFreezeRecord | null;
+  outcome: string | null;
+  endedAt: Date | null;
+}
+
+export type AttemptPatch = Partial<
+  Pick<
+    AttemptRecord,
+    | 'frozenWhat'
+    | 'frozenAt'
+    | 'freezeBudgetSeconds'
+    | 'lagAtFreeze'
+    | 'fence'
+    | 'sequencesCopied'
+    | 'switchedAt'
+    | 'resumedAt'
+    | 'resumedOn'
+    | 'writesHeld'
+    | 'approvals'
+    | 'freezeRecord'
+    | 'outcome'
+    | 'endedAt'
+  >
+>;
+
+interface AttemptRow {
+  session_id: string;
+  attempt: number;
+  kind: AttemptKind;
+  started_by: string;
+  started_at: Date | string;
+  frozen_what: FrozenWhat | null;
+  frozen_at: Date | string | null;
+  freeze_budget_seconds: number | null;
+  lag_at_freeze: LagAtFreeze | null;
+  fence: AttemptRecord['fence'];
+  sequences_copied: number | null;
+  switched_at: Date | string | null;
+  resumed_at: Date | string | null;
+  resumed_on: 'source' | 'target' | null;
+  writes_held: number | null;
+  approvals: ApprovalsSummary | null;
+  freeze_record?: InDatabaseFreezeRecord | null;
+  outcome: string | null;
+  ended_at: Date | string | null;
+}
+
+interface EntryRow {
+  attempt: number;
+  kind: string;
+  step: string;
+  event: string;
+  at: Date | string;
+  detail: Record<string, unknown>;
+}
+
+const date = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
+
+const toAttempt = (row: AttemptRow): AttemptRecord => ({
+  sessionId: row.session_id,
+  attempt: row.attempt,
+  kind: row.kind,
+  startedBy: row.started_by,
+  startedAt: new Date(row.started_at),
+  frozenWhat: row.frozen_what,
+  frozenAt: date(row.frozen_at),
+  freezeBudgetSeconds: row.freeze_budget_seconds === null ? null : Number(row.freeze_budget_seconds),
+  lagAtFreeze: row.lag_at_freeze,
+  fence: row.fence,
+  sequencesCopied: row.sequences_copied,
+  switchedAt: date(row.switched_at),
+  resumedAt: date(row.resumed_at),
+  resumedOn: row.resumed_on,
+  writesHeld: row.writes_held,
+  approvals: row.approvals,
+  freezeRecord: row.freeze_record ?? null,
+  outcome: row.outcome,
+  endedAt: date(row.ended_at),
+});
+
+const isStep = (s: string): s is CutoverStep => (CUTOVER_STEPS as readonly string[]).includes(s);
+const isEvent = (s: string): s is JournalEvent => (JOURNAL_EVENTS as readonly string[]).includes(s);
+const isKind = (s: string): s is AttemptKind => (ATTEMPT_KINDS as readonly string[]).includes(s);
+
+/** Column for each patchable field, and whether it is stored as JSON. */
+const PATCH_COLUMNS: Record<keyof AttemptPatch, [column: string, json: boolean]> = {
+  frozenWhat: ['frozen_what', true],
+  frozenAt: ['frozen_at', false],
+  freezeBudgetSeconds: ['freeze_budget_seconds', false],
+  lagAtFreeze: ['lag_at_freeze', true],
+  fence: ['fence', true],
+  sequencesCopied: ['sequences_copied', false],
+  switchedAt: ['switched_at', false],
+  resumedAt: ['resumed_at', false],
+  resumedOn: ['resumed_on', false],
+  writesHeld: ['writes_held', false],
+  approvals: ['approvals', true],
+  freezeRecord: ['freeze_record', true],
+  outcome: ['outcome', false],
+  endedAt: ['ended_at', false],
+};
+
+export class CutoverJournal {
+  private readonly db: Database;
+
+  constructor(db: Database) {
+    this.db = db;
+  }
+
+  /** Opens the next attempt of the session and returns its number. */
+  async begin(sessionId: string, kind: AttemptKind, startedBy: string): Promise<number> {
+    const { rows } = await this.db.query<{ attempt: number }>(
+      `INSERT INTO cutover_attempts (session_id, attempt, kind, started_by)
+       SELECT $1, COALESCE(MAX(attempt), 0) + 1, $2, $3 FROM cutover_attempts WHERE session_id = $1
+       RETURNING attempt`,
+      [sessionId, kind, startedBy],
+    );
+    const attempt = rows[0]?.attempt;
+    if (attempt === undefined) throw new CodedError(ErrorCode.Internal, 'The store returned no cutover attempt.');
+    return attempt;
+  }
+
+  async record(
+    sessionId: string,
+    attempt: number,
+    step: CutoverStep,
+    event: JournalEvent,
+    detail: Record<string, unknown> = {},
+  ): Promise<void> {
+    await this.db.query(
+      'INSERT INTO cutover_journal (session_id, attempt, step, event, detail) VALUES ($1, $2, $3, $4, $5)',
+      [sessionId, attempt, step, event, JSON.stringify(detail)],
+    );
+  }
+
+  /** Every journaled event of the session, oldest first. */
+  async entries(sessionId: string): Promise<JournalEntry[]> {
+    const { rows } = await this.db.query<EntryRow>(
+      `SELECT j.attempt, a.kind, j.step, j.event, j.at, j.detail
+         FROM cutover_journal j JOIN cutover_attempts a USING (session_id, attempt)
+        WHERE j.session_id = $1 ORDER BY j.id`,
+      [sessionId],
+    );
+    return rows.flatMap((row) =>
+      isStep(row.step) && isEvent(row.event) && isKind(row.kind)
+        ? [{ attempt: row.attempt, kind: row.kind, step: row.step, event: row.event, at: new Date(row.at), detail: row.detail }]
+        : [],
+    );
+  }
+
+  async update(sessionId: string, attempt: number, patch: AttemptPatch): Promise<void> {
+    const sets: string[] = [];
+    const params: unknown[] = [sessionId, attempt];
+    for (const [key, value] of Object.entries(patch) as [keyof AttemptPatch, unknown][]) {
+      if (value === undefined) continue;
+      const [column, json] = PATCH_COLUMNS[key];
+      params.push(json && value !== null ? JSON.stringify(value) : value);
+      sets.push(`${column} = $${params.length}`);
+    }
+    if (sets.length === 0) return;
+    await this.db.query(`UPDATE cutover_attempts SET ${sets.join(', ')} WHERE session_id = $1 AND attempt = $2`, params);
+  }
+
+  async attempts(sessionId: string): Promise<AttemptRecord[]> {
+    const { rows } = await this.db.query<AttemptRow>(
+      'SELECT * FROM cutover_attempts WHERE session_id = $1 ORDER BY attempt',
+      [sessionId],
+    );
+    return rows.map(toAttempt);
+  }
+
+  async attempt(sessionId: string, attempt: number): Promise<AttemptRecord | undefined> {
+    const { rows } = await this.db.query<AttemptRow>(
+      'SELECT * FROM cutover_attempts WHERE session_id = $1 AND attempt = $2',
+      [sessionId, attempt],
+    );
+    return rows[0] ? toAttempt(rows[0]) : undefined;
+  }
+
+  /** The latest cutover attempt (the one with the freeze), for summaries and the status message. */
+  async latestCutover(sessionId: string): Promise<AttemptRecord | undefined> {
+    const { rows } = await this.db.query<AttemptRow>(
+      `SELECT * FROM cutover_attempts WHERE session_id = $1 AND kind = 'cutover' ORDER BY attempt DESC LIMIT 1`,
+      [sessionId],
+    );
+    return rows[0] ? toAttempt(rows[0]) : undefined;
+  }
+
+  /**
+   * Runs one step journaled: `started` before, `done` (with the result's detail) or `failed` (with the
+   * error's code and message, never a secret) after. Rethrows the failure.
+   */
+  async step<T>(
+    sessionId: string,
+    attempt: number,
+    step: CutoverStep,
+    work: () => Promise<T>,
+    detailOf: (result: T) => Record<string, unknown> = () => ({}),
+  ): Promise<T> {
+    await this.record(sessionId, attempt, step, 'started');
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      const coded = error instanceof CodedError ? error : undefined;
+      await this.record(sessionId, attempt, step, 'failed', {
+        code: coded?.code ?? 'internal',
+        message: error instanceof Error ? error.message : String(error),
+      }).catch(() => undefined);
+      throw error;
+    }
+    await this.record(sessionId, attempt, step, 'done', detailOf(result));
+    return result;
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The DigitalOcean calls pgcutover makes, as a small port. The HTTP client in this folder implements
+ * it against api.digitalocean.com (or DIGITALOCEAN_API_URL); the simulator serves the same contract
+ * on local clusters.
+ */
+import type { Secret } from '../../secret.js';
+
+/** Exactly the values DO's OpenAPI spec lists for `online_migration.status`. */
+export const ONLINE_MIGRATION_STATUSES = ['running', 'syncing', 'canceled', 'error', 'done'] as const;
+export type OnlineMigrationStatus = (typeof ONLINE_MIGRATION_STATUSES)[number];
+
+export interface OnlineMigration {
+  id: string;
+  status: OnlineMigrationStatus;
+  createdAt: string;
+}
+
+/** What DigitalOcean connects to (the source), as sent in the PUT body. */
+export interface MigrationSource {
+  host: string;
+  port: number;
+  dbname: string;
+  username: string;
+  password: Secret;
+}
+
+export interface StartMigrationRequest {
+  source: MigrationSource;
+  disableSsl: boolean;
+  ignoreDbs: string[];
+}
+
+/** The target cluster's own connection details, as DO reports them. */
+export interface ClusterConnection {
+  host: string;
+  port: number;
+  user: string;
+  password: Secret;
+  database: string;
+  ssl: boolean;
+}
+
+export interface DatabaseCluster {
+  id: string;
+  name: string;
+  engine: string;
+  version: string;
+  /** e.g. `online`, `creating`, `migrating`, `resizing`, `forking`. */
+  status: string;
+  connection: ClusterConnection;
+}
+
+export interface FirewallRule {
+  type: 'ip_addr' | 'droplet' | 'k8s' | 'tag' | 'app';
+  value: string;
+}
+
+export interface DigitalOceanApi {
+  startOnlineMigration(clusterUuid: string, request: StartMigrationRequest): Promise<OnlineMigration>;
+  /** The most recent migration, or `undefined` when the cluster never had one (DO answers 404). */
+  getOnlineMigration(clusterUuid: string): Promise<OnlineMigration | undefined>;
+  stopOnlineMigration(clusterUuid: string, migrationId: string): Promise<void>;
+  getCluster(clusterUuid: string): Promise<DatabaseCluster>;
+  listFirewallRules(clusterUuid: string): Promise<FirewallRule[]>;
+}
