@@ -3,44 +3,50 @@
  * together. Nothing else in the code base constructs adapters; `main.ts` reads the environment.
  */
 import { hostname } from 'node:os';
-import type { Env } from './config/env.js';
-import type { LoadedConfig } from './config/profiles.js';
-import { CutoverEngine } from './app/cutover/engine.js';
-import { ProfileAdapters } from './adapters/session-adapters.js';
+import { ProfileMachines } from './adapters/session-machines.js';
 import { DigitalOceanClient } from './adapters/digitalocean/digitalocean-client.js';
-import type { SessionNotifier, SessionOperations } from './app/session-operations.js';
-import { asCodedError } from './errors.js';
-import type { Logger } from './log.js';
-import { pool } from './adapters/source/connect.js';
-import { ReportScheduler } from './reports/scheduler.js';
-import { SlackReportPoster } from './adapters/slack/report-poster.js';
-import { SourceObserver } from './adapters/source/session-observer.js';
 import { createBoltApp, type BoltApp } from './adapters/slack/bolt-app.js';
-import { SlackNotifier } from './adapters/slack/notifier.js';
 import { registerListeners } from './adapters/slack/register.js';
+import { SlackReportPoster } from './adapters/slack/report-poster.js';
 import { StatusMessages } from './adapters/slack/status-message.js';
+import { ThreadPublisher } from './adapters/slack/thread-publisher.js';
 import { GroupResolver } from './adapters/slack/user-groups.js';
+import { SourceObserver } from './adapters/source/session-observer.js';
+import { SourceRegistry } from './adapters/source/source-registry.js';
 import { ApprovalStore, IdempotencyStore, ReportScheduleStore } from './adapters/store/approvals.js';
 import { CutoverJournal } from './adapters/store/cutover-journal.js';
+import { StoreHousekeeping } from './adapters/store/housekeeping.js';
 import { openStore, type Store } from './adapters/store/index.js';
 import { LagSampleStore } from './adapters/store/lag-samples.js';
 import { ReportStateStore } from './adapters/store/report-state.js';
 import { ReportTickStore } from './adapters/store/report-ticks.js';
+import { CutoverEngine } from './app/cutover/engine.js';
+import { FactRecorder } from './app/facts.js';
+import { People } from './app/people.js';
+import { SessionActions } from './app/session-actions.js';
+import type { SessionOperations } from './app/session-operations.js';
+import { StartSession } from './app/start-session.js';
+import type { Env } from './config/env.js';
+import type { LoadedConfig } from './config/profiles.js';
+import type { Logger } from './log.js';
+import { ReportScheduler } from './reports/scheduler.js';
 
 export interface RunningBot {
   port: number | undefined;
   store: Store;
   approvals: ApprovalStore;
-  notifier: SessionNotifier;
+  facts: FactRecorder;
+  /** Resolves once the thread lines and redraws of the session's facts so far are in Slack. */
+  settled(sessionId: string): Promise<void>;
   app: BoltApp;
   stop(): Promise<void>;
 }
 
-/** What the engine is built from: the store, the approvals (the switch approval query) and the notifier. */
+/** What injected operations (tests' stand-in for the machines) are built from. */
 export interface EngineContext {
   store: Store;
   approvals: ApprovalStore;
-  notifier: SessionNotifier;
+  facts: FactRecorder;
   now: () => Date;
   log: Logger;
 }
@@ -48,7 +54,7 @@ export interface EngineContext {
 export type OperationsFactory = (context: EngineContext) => SessionOperations;
 
 export interface BotDeps {
-  /** The cutover engine, or a factory given the notifier; default: the real engine on the profiles' machines. */
+  /** The cutover engine, or a factory given the fact recorder; default: the real engine on the profiles' machines. */
   operations?: SessionOperations | OperationsFactory;
   /** The lag report scheduler; tests with a fake clock or fake machines turn it off. Default on. */
   reports?: boolean;
@@ -80,7 +86,9 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
   const slackLog = log.child({ name: 'slack' });
   const approvals = new ApprovalStore(store.db);
   const schedules = new ReportScheduleStore(store.db);
-  // The status message measures lag through the engine, which itself needs the notifier: tie the knot lazily.
+  // One pool and one lag probe per source, shared by the status message, the reports and the engine.
+  const sources = new SourceRegistry({ profiles: config.profiles });
+  // Injected operations (tests' stand-in for the machines) measure lag themselves and are built after the status message.
   let operations: SessionOperations | undefined;
   const refuseLag = () => Promise.reject(new Error('the engine is not ready yet'));
   const status = new StatusMessages({
@@ -91,57 +99,46 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     config,
     log: slackLog,
     now,
-    lag: (sessionId) => (operations ? operations.lag(sessionId) : refuseLag()),
+    lag: deps.operations ? (session) => (operations ? operations.lag(session.id) : refuseLag()) : (session) => sources.lag(session),
   });
-  const notifier = new SlackNotifier(status, store.audit, slackLog);
+  const publisher = new ThreadPublisher({ client: app.client, refreshStatus: (sessionId) => status.refresh(sessionId), log: slackLog });
+  const facts = new FactRecorder(store.audit, publisher, log);
   // One DigitalOcean client for the engine and the reports (it connects on first use only).
   const doApi = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log });
   let engine: CutoverEngine | undefined;
-  let adapters: ProfileAdapters | undefined;
-  if (typeof deps.operations === 'function') operations = deps.operations({ store, approvals, notifier, now, log });
+  let machines: ProfileMachines | undefined;
+  if (typeof deps.operations === 'function') operations = deps.operations({ store, approvals, facts, now, log });
   else if (deps.operations) operations = deps.operations;
   else {
     const journal = new CutoverJournal(store.db);
-    const built = new ProfileAdapters({ config, env, journal, log, doApi });
-    adapters = built;
+    const built = new ProfileMachines({ config, env, journal, log, doApi, sources });
+    machines = built;
     engine = new CutoverEngine({
-      db: store.db,
       sessions: store.sessions,
-      audit: store.audit,
       journal,
-      notifier,
+      approvals,
+      lock: { withTryLock: (key, work) => store.db.withTryAdvisoryLock(key, work) },
+      facts,
       log,
-      adapters: (session) => built.adapters(session),
-      // The executor that died never closed the gate requests of its click: close them so the buttons work again.
-      afterRecovery: async (sessionId, decision) => {
-        const open = await approvals.open(sessionId);
-        const switched = decision.settle === 'switched';
-        if (open.freeze?.status === 'approved') await approvals.close(open.freeze.id, switched ? 'executed' : 'failed', now());
-        if (switched && open.switch?.status === 'approved') await approvals.close(open.switch.id, 'executed', now());
-        await status.refresh(sessionId);
-      },
-      switchApprovalValid: async (sessionId, at) => (await approvals.validSwitchApproval(sessionId, at)) !== undefined,
-      approvalsSummary: async (sessionId) => {
-        const [freeze, change] = await Promise.all([approvals.latest(sessionId, 'freeze'), approvals.latest(sessionId, 'switch')]);
-        const gate = (r: typeof freeze) =>
-          r ? { requestedBy: r.requestedBy, ...(r.approvedBy ? { approvedBy: r.approvedBy } : {}), ...(r.approvedAt ? { at: r.approvedAt.toISOString() } : {}) } : undefined;
-        const summary: Record<string, unknown> = {};
-        if (freeze) summary.freeze = gate(freeze);
-        if (change) summary.switch = gate(change);
-        return summary;
-      },
+      machines: (session) => built.machines(session),
+      lag: (session) => sources.lag(session),
     });
     operations = engine;
   }
+  const idempotency = new IdempotencyStore(store.db);
+  const people = new People({ config, sessions: store.sessions, approvals, groups: new GroupResolver(app.client, slackLog, now), facts, status, now });
   registerListeners(app, {
-    store,
-    approvals,
-    idempotency: new IdempotencyStore(store.db),
-    schedules,
-    config,
+    start: new StartSession({ config, people, sessions: store.sessions, audit: store.audit, schedules, operations, facts, status, now }),
+    actions: new SessionActions({ people, sessions: store.sessions, idempotency, operations, facts, status, now }),
+    people,
+    facts,
     operations,
+    sessions: store.sessions,
+    audit: store.audit,
+    idempotency,
     status,
-    groups: new GroupResolver(app.client, slackLog, now),
+    publisher,
+    config,
     log,
     now,
   });
@@ -159,30 +156,25 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
         const acted = outcomes.filter((o) => o.result !== 'nothing');
         if (acted.length > 0) log.warn({ outcomes: acted.map((o) => ({ session: o.sessionId, action: o.decision.action, result: o.result })) }, 'recovery at start-up');
       },
-      (err: unknown) => log.error({ err: asCodedError(err) }, 'recovery at start-up failed'),
+      (err: unknown) => log.error({ err }, 'recovery at start-up failed'),
     );
     running.startWatchdog(deps.watchdogMs ?? 5000);
   }
-  let observer: SourceObserver | undefined;
   let scheduler: ReportScheduler | undefined;
   if (deps.reports !== false) {
-    observer = new SourceObserver({
-      poolFor: (name) => {
-        const profile = config.profiles.get(name);
-        if (!profile) throw new Error(`profile "${name}" is not configured`);
-        return pool(profile.source, { max: 2, applicationName: 'pgcutover-reports' });
-      },
-      profiles: config.profiles,
-      digitalocean: doApi,
-      log,
-    });
+    const observer = new SourceObserver({ sources, profiles: config.profiles, digitalocean: doApi, log });
     scheduler = new ReportScheduler({
       sessions: store.sessions,
       ticks: new ReportTickStore(store.db),
       state: new ReportStateStore(store.db),
       profiles: config.profiles,
       observer,
-      poster: new SlackReportPoster({ client: app.client, log: slackLog, refreshStatus: (session) => status.refresh(session.id) }),
+      poster: new SlackReportPoster({
+        client: app.client,
+        log: slackLog,
+        refreshStatus: (session, _report, figures) => status.refresh(session.id, figures),
+      }),
+      housekeeping: new StoreHousekeeping(store.db),
       samples: new LagSampleStore(store.db),
       log,
       replicaId: `${hostname()}:${process.pid}`,
@@ -193,16 +185,17 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     port,
     store,
     approvals,
-    notifier,
+    facts,
+    settled: (sessionId) => publisher.settled(sessionId),
     app,
     async stop() {
       await app.stop();
       await scheduler?.stop();
-      await observer?.close?.();
       // Releases the executor locks this replica holds without touching the machines: a freeze in
       // progress is picked up from the journal by the next start (or another replica's watchdog).
       await engine?.close();
-      await adapters?.close();
+      await machines?.close();
+      await sources.close();
       await store.db.close();
     },
   };

@@ -1,7 +1,7 @@
 /**
  * The one error taxonomy. Every failure the bot can explain carries a stable `code`, a message written
  * for the person in the channel, the underlying `cause`, and optional non-secret `details`.
- * `src/slack/error-replies.ts` is the single place where these become Slack messages.
+ * `src/adapters/slack/texts.ts` is the single place where these become Slack messages.
  */
 export const ErrorCode = {
   // configuration and start-up

@@ -1,8 +1,9 @@
 /**
- * What the Slack surface asks of the cutover engine. The Slack layer checks people (permissions, the
- * two-person rule, approvals and their expiry) and records them; the engine checks the machines
- * (lag, preflight, fence, proxy) again at execution time and performs the steps. Every call names the
- * session version it was based on, so a stale click or a second replica cannot act twice.
+ * What the use cases ask of the cutover engine. The use cases check people (permissions, the
+ * two-person rule, approvals and their expiry) and record what people did; the engine checks the
+ * machines (lag, preflight, fence, proxy) again at execution time, performs the steps and records
+ * their outcome as facts. Every call names the session version it was based on, so a stale click or
+ * a second replica cannot act twice.
  */
 import type { Session } from '../domain/session.js';
 import type { LagSample } from '../domain/ports/replication.js';
@@ -17,12 +18,8 @@ export interface SessionRef {
   expectedVersion: number;
 }
 
-export interface PreflightItem {
-  check: string;
-  status: 'pass' | 'warn' | 'fail';
-  detail: string;
-  fix?: string;
-}
+export type { PreflightItem } from '../domain/ports/machines.js';
+import type { PreflightItem } from '../domain/ports/machines.js';
 
 /** One step of the cutover plan, as shown by `--dry-run` and in the status message. */
 export interface PlanStep {
@@ -53,13 +50,4 @@ export interface SessionOperations {
   finish(ref: SessionRef, actor: Actor): Promise<Session>;
   /** End the session without switching (resumes writes first if frozen, stops the DO migration). */
   abort(ref: SessionRef, actor: Actor): Promise<Session>;
-}
-
-/**
- * How the engine tells the channel about what happens outside a click: the freeze budget running out,
- * a failed step put back, recovery after a restart. The Slack surface implements it (status message
- * refresh plus a line in the session's thread; warnings and errors also to the channel).
- */
-export interface SessionNotifier {
-  notify(session: Session, note: { level: 'info' | 'warning' | 'error'; text: string }): Promise<void>;
 }

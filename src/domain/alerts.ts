@@ -41,8 +41,19 @@ export const DO_MIGRATION_LIMIT_MS = 14 * 24 * 3600 * 1000;
 export interface AlertNotice {
   kind: AlertKind;
   action: 'fire' | 'clear';
+  /** What the notice is about, in a few words; it never contradicts `text`. */
+  title: string;
   text: string;
 }
+
+/** A notice's title by kind, unless its verdict names a more precise one. */
+const TITLES: Record<AlertKind, string> = {
+  lag_high: 'replication lag is high',
+  lag_unknown: 'replication lag is unknown',
+  slot_inactive: 'replication slot inactive',
+  do_failed: 'DigitalOcean migration failed',
+  two_week_limit: 'two-week limit',
+};
 
 export interface AlertEvaluation {
   states: AlertState[];
@@ -54,7 +65,7 @@ export function initialAlertState(kind: AlertKind): AlertState {
 }
 
 /** What one observation says about one kind: met, not met, or no evidence either way (state unchanged). */
-type Verdict = { met: true; detail: string } | { met: false; detail: string } | { met: null };
+type Verdict = { met: true; detail: string; title?: string } | { met: false; detail: string } | { met: null };
 
 function verdict(kind: AlertKind, obs: Observation, doView: DoView, policy: AlertPolicy): Verdict {
   switch (kind) {
@@ -84,13 +95,13 @@ function verdict(kind: AlertKind, obs: Observation, doView: DoView, policy: Aler
       }
       const left = doView.createdAt.getTime() + DO_MIGRATION_LIMIT_MS - obs.at.getTime();
       return left <= policy.twoWeekLimitWarningHours * 3600_000
-        ? {
-            met: true,
-            detail:
-              left > 0
-                ? `DigitalOcean stops this online migration in ${formatDuration(left / 1000)} (two-week limit): cut over or plan a restart`
-                : 'the two-week limit of this online migration has passed',
-          }
+        ? left > 0
+          ? {
+              met: true,
+              title: 'two-week limit approaching',
+              detail: `DigitalOcean stops this online migration in ${formatDuration(left / 1000)} (two-week limit): cut over or plan a restart`,
+            }
+          : { met: true, title: 'two-week limit passed', detail: 'the two-week limit of this online migration has passed' }
         : { met: false, detail: 'the online migration was restarted: the two-week limit is far away again' };
     }
   }
@@ -125,7 +136,7 @@ export function evaluateAlerts(
       if (!before.active && streak >= needed) {
         states.push({ kind, active: true, streak, since: obs.at, lastAt: obs.at });
         const suffix = NEEDS_STREAK.has(kind) && needed > 1 ? ` (${streak} samples in a row)` : '';
-        notices.push({ kind, action: 'fire', text: `${capitalise(v.detail)}${suffix}.` });
+        notices.push({ kind, action: 'fire', title: v.title ?? TITLES[kind], text: `${capitalise(v.detail)}${suffix}.` });
       } else {
         states.push({ ...before, streak, lastAt: obs.at });
       }
@@ -133,7 +144,7 @@ export function evaluateAlerts(
     }
     if (before.active) {
       const lasted = before.since ? ` after ${formatDuration((obs.at.getTime() - before.since.getTime()) / 1000)}` : '';
-      notices.push({ kind, action: 'clear', text: `Cleared${lasted}: ${v.detail}.` });
+      notices.push({ kind, action: 'clear', title: TITLES[kind], text: `Cleared${lasted}: ${v.detail}.` });
     }
     states.push({ kind, active: false, streak: 0, since: null, lastAt: obs.at });
   }

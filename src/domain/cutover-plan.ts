@@ -87,6 +87,20 @@ export function attemptSteps(kind: AttemptKind, strategy: Strategy): readonly Cu
   }
 }
 
+/** The cutover steps gate 1 runs (writes frozen, fence proven, sequences copied); gate 2 runs the rest. */
+const FREEZE_GATE_STEPS: readonly CutoverStep[] = ['preconditions', 'freeze', 'fence', 'sequences'];
+
+/** The cutover steps one gate runs, in order. */
+export function gateSteps(strategy: Strategy, gate: 'freeze' | 'switch'): CutoverStep[] {
+  return attemptSteps('cutover', strategy).filter((step) => FREEZE_GATE_STEPS.includes(step) === (gate === 'freeze'));
+}
+
+/** The steps of `attempt` not journaled done yet, in order: what recovery completes. */
+export function remainingSteps(journal: readonly JournalEntry[], attempt: number, kind: AttemptKind, strategy: Strategy): CutoverStep[] {
+  const statuses = stepStatuses(journal, attempt);
+  return attemptSteps(kind, strategy).filter((step) => statuses.get(step) !== 'done');
+}
+
 function freezeWording(method: FreezeMethod): string {
   switch (method) {
     case 'proxy-pause':

@@ -179,8 +179,10 @@ export function regressionSlope(points: readonly { t: number; y: number }[]): nu
   return den === 0 ? null : num / den;
 }
 
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'] as const;
+/** Binary units: a KiB is 1024 bytes, as PostgreSQL's pg_size_pretty and the WAL count them. */
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
 
+/** The one byte formatter (reports, alerts, the status message). */
 export function formatBytes(bytes: number): string {
   let value = bytes;
   let unit = 0;

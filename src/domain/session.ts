@@ -103,7 +103,8 @@ export function describeState(state: SessionState): string {
     case 'created':
       return 'created, migration not started';
     case 'syncing':
-      return 'syncing (DigitalOcean is replicating)';
+      // The bot's state only: what DigitalOcean reports is shown beside it when known.
+      return 'syncing (online migration started)';
     case 'frozen':
       return 'writes frozen';
     case 'switched':

@@ -1,7 +1,8 @@
 /** What the report scheduler needs from the outside world, as small ports. */
 import type { Profile } from '../config/profiles.js';
 import type { AlertNotice } from '../domain/alerts.js';
-import type { DoView, LagReport, Observation } from '../domain/report.js';
+import type { LagSample } from '../domain/ports/replication.js';
+import type { DoView, LagReport, Observation, TrendDirection } from '../domain/report.js';
 import type { Session } from '../domain/session.js';
 
 /** The parts of a profile the scheduler reads. */
@@ -10,10 +11,13 @@ export type ReportProfile = Pick<Profile, 'reports'> & { gates: Pick<Profile['ga
 /** One measurement of a session: its lag (and WAL position) on the source, and DigitalOcean's status. */
 export interface SessionObserver {
   observe(session: Session, profile: ReportProfile): Promise<{ observation: Observation; doView: DoView }>;
-  /** Drops what it keeps for sessions no longer observed (ended ones). */
-  retainOnly?(sessionIds: ReadonlySet<string>): void;
-  /** Releases pooled connections. */
-  close?(): Promise<void>;
+}
+
+/** What a report measured, handed to the status refresh so it measures nothing again. */
+export interface StatusFigures {
+  lag: LagSample;
+  lagTrend: TrendDirection;
+  doView: DoView;
 }
 
 /** An alert as the scheduler hands it to Slack: who to mention comes from the profile. */
@@ -31,8 +35,13 @@ export interface ReportPoster {
   postInThread(session: Session, report: LagReport): Promise<void>;
   /** A message the whole channel sees, mentioning the operators when it fires. */
   alertChannel(session: Session, alert: ChannelAlert): Promise<void>;
-  /** Refreshes the live status message with the newest figures. */
-  refreshStatus(session: Session, report: LagReport): Promise<void>;
+  /** Refreshes the live status message with the report's own figures. */
+  refreshStatus(session: Session, report: LagReport, figures: StatusFigures): Promise<void>;
+}
+
+/** Deletes rows no one reads any more (the store's housekeeping); run by the scheduler now and then. */
+export interface Housekeeping {
+  prune(now: Date): Promise<Record<string, number>>;
 }
 
 export interface Clock {

@@ -4,7 +4,9 @@
  * two due instants: the newest report tick of its schedule and the newest sample tick (a fixed
  * interval, for alerts between reports). Each instant is claimed in the store first, so across
  * replicas exactly one measures, alerts and posts for it. Sessions are processed with bounded
- * concurrency; the probe behind `observer` holds pooled connections.
+ * concurrency; the probe behind `observer` holds pooled connections. Store work is constant per
+ * session: the pass loads the schedules and claims of the reported sessions only, and looks up nothing
+ * else by scanning. Now and then (`housekeepingEveryMs`) a pass also prunes rows of ended sessions.
  *
  * A replica that dies mid-tick: its claim stays unfinished. The next tick is a newer instant and is
  * claimed as usual; the unfinished tick itself is taken over by another replica once its lease has run
@@ -22,7 +24,7 @@ import type { LagSampleStore } from '../adapters/store/lag-samples.js';
 import type { ReportStateStore, StoredSchedule } from '../adapters/store/report-state.js';
 import type { ReportTickStore, TickClaim, TickRow } from '../adapters/store/report-ticks.js';
 import type { SessionStore } from '../adapters/store/session-store.js';
-import { systemClock, type Clock, type ReportPoster, type ReportProfile, type SessionObserver } from './ports.js';
+import { systemClock, type Clock, type Housekeeping, type ReportPoster, type ReportProfile, type SessionObserver } from './ports.js';
 import { Semaphore } from './semaphore.js';
 
 /** Sessions in these states are reported on: replication is what they wait for. */
@@ -42,6 +44,8 @@ export interface ReportSchedulerOptions {
   maxAttempts?: number;
   /** The timer's period once started. Default 5 s. */
   pollMs?: number;
+  /** At most how often a pass runs the store's housekeeping. Default 5 minutes. */
+  housekeepingEveryMs?: number;
 }
 
 export interface ReportSchedulerDeps {
@@ -54,6 +58,8 @@ export interface ReportSchedulerDeps {
   poster: ReportPoster;
   /** The shared lag-sample history (migration 002): every sample tick is recorded there too. */
   samples?: Pick<LagSampleStore, 'record' | 'pruneBefore'>;
+  /** Prunes rows of ended sessions and old idempotency keys. */
+  housekeeping?: Housekeeping;
   log: Logger;
   /** Names this replica in claims (host name + pid is a good choice). */
   replicaId: string;
@@ -80,6 +86,8 @@ export class ReportScheduler {
   readonly #leaseMs: number;
   readonly #maxAttempts: number;
   readonly #pollMs: number;
+  readonly #housekeepingEveryMs: number;
+  #housekeptAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<unknown> | undefined;
 
@@ -94,6 +102,7 @@ export class ReportScheduler {
     this.#leaseMs = o.leaseMs ?? 120_000;
     this.#maxAttempts = o.maxAttempts ?? 3;
     this.#pollMs = o.pollMs ?? 5_000;
+    this.#housekeepingEveryMs = o.housekeepingEveryMs ?? 300_000;
   }
 
   /** Starts the timer (idempotent). Schedules live in the store, so a restarted replica just starts. */
@@ -139,14 +148,13 @@ export class ReportScheduler {
   /** One pass at `now`: claims what is due and does the work for the claims it won. */
   async tick(now: Date = this.#clock.now()): Promise<TickSummary> {
     const summary: TickSummary = { at: now, sessions: 0, reports: [], samples: [], alerts: [], failures: [] };
-    const [active, schedules, reportTicks, sampleTicks] = await Promise.all([
-      this.#deps.sessions.listActive(),
-      this.#deps.state.schedules(),
-      this.#deps.ticks.lastTicks('report'),
-      this.#deps.ticks.lastTicks('sample'),
+    const sessions = (await this.#deps.sessions.listActive()).filter((s) => REPORTED_STATES.includes(s.state));
+    const ids = sessions.map((s) => s.id);
+    const [schedules, reportTicks, sampleTicks] = await Promise.all([
+      this.#deps.state.schedules(ids),
+      this.#deps.ticks.lastTicks('report', ids),
+      this.#deps.ticks.lastTicks('sample', ids),
     ]);
-    const sessions = active.filter((s) => REPORTED_STATES.includes(s.state));
-    this.#deps.observer.retainOnly?.(new Set(sessions.map((s) => s.id)));
     summary.sessions = sessions.length;
     await Promise.all(
       sessions.map((session) =>
@@ -155,7 +163,22 @@ export class ReportScheduler {
         ),
       ),
     );
+    await this.#housekeep(now);
     return summary;
+  }
+
+  /** The store's housekeeping, at most every `housekeepingEveryMs`; a failure only waits for the next period. */
+  async #housekeep(now: Date): Promise<void> {
+    const housekeeping = this.#deps.housekeeping;
+    if (!housekeeping) return;
+    if (this.#housekeptAt !== undefined && now.getTime() - this.#housekeptAt < this.#housekeepingEveryMs) return;
+    this.#housekeptAt = now.getTime();
+    try {
+      const pruned = await housekeeping.prune(now);
+      this.#log.debug({ pruned }, 'store housekeeping');
+    } catch (error) {
+      this.#log.error({ err: asCodedError(error) }, 'store housekeeping failed');
+    }
   }
 
   async #runSession(
@@ -216,7 +239,9 @@ export class ReportScheduler {
         });
         await this.#deps.poster.postInThread(session, report);
         await this.#deps.state.markReported(session.id, observation.at);
-        await this.#deps.poster.refreshStatus(session, report).catch((error: unknown) =>
+        // The report's own measurement: the status message shows it without probing again.
+        const figures = { lag: toLagSample(observation), lagTrend: report.trend.direction, doView };
+        await this.#deps.poster.refreshStatus(session, report, figures).catch((error: unknown) =>
           log.warn({ err: asCodedError(error) }, 'status message refresh failed'),
         );
         await this.#deps.ticks.complete(reportClaim, this.#deps.replicaId, this.#clock.now());

@@ -7,7 +7,12 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CutoverEngine, type Clock, type CutoverEngineDeps, type CutoverSettings } from '../../src/app/cutover/engine.js';
+import { CutoverEngine, type CutoverEngineDeps } from '../../src/app/cutover/engine.js';
+import { FactRecorder } from '../../src/app/facts.js';
+import type { GateRequest } from '../../src/domain/gates.js';
+import type { Clock } from '../../src/domain/ports/clock.js';
+import type { CutoverSettings } from '../../src/domain/ports/machines.js';
+import type { ApprovalRepository } from '../../src/domain/ports/stores.js';
 import type { Session } from '../../src/domain/session.js';
 import { ErrorCode } from '../../src/errors.js';
 import type { Endpoint } from '../../src/domain/ports/writes.js';
@@ -49,17 +54,50 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
     dbs.push(db);
     return { db, sessions: new SessionStore(db), audit: new AuditLog(db), journal: new CutoverJournal(db) };
   };
+  /** The gates stand in here (they are tested through Slack): a switch approved by Bob long before any freeze, or none. */
+  const approvals: ApprovalRepository = {
+    open: async () => ({}),
+    request: async () => Promise.reject(new Error('not used')),
+    approve: async () => Promise.reject(new Error('not used')),
+    close: async () => undefined,
+    latest: async () => undefined,
+    validApproval: async (sessionId, gate): Promise<GateRequest | undefined> =>
+      approved && gate === 'switch'
+        ? {
+            id: 'switch-approval',
+            sessionId,
+            gate,
+            status: 'approved',
+            requestedBy: 'U0ALICE',
+            requestedAt: new Date(0),
+            requestExpiresAt: new Date(8.64e15),
+            approvedBy: 'U0BOB',
+            approvedAt: new Date(0),
+            approvalExpiresAt: new Date(8.64e15),
+            closedAt: null,
+          }
+        : undefined,
+  };
   const engine = (
     s: typeof store,
     overrides: { settings?: Partial<CutoverSettings>; target?: Endpoint; clock?: Clock; inDatabaseFreeze?: boolean } = {},
   ) => {
     const deps: CutoverEngineDeps = {
-      ...s,
-      notifier: rig.notifier,
+      sessions: s.sessions,
+      journal: s.journal,
+      approvals,
+      lock: { withTryLock: (key, work) => s.db.withTryAdvisoryLock(key, work) },
+      facts: new FactRecorder(s.audit, rig.listener, logger),
       log: logger,
-      adapters: (sess) => rig.adapters(sess, overrides),
-      switchApprovalValid: async () => approved,
-      approvalsSummary: async () => ({ switch: { approvedBy: 'U0BOB' }, freeze: { approvedBy: 'U0BOB' } }),
+      machines: (sess) => rig.machines(sess, overrides),
+      lag: async (sess) => {
+        const m = await rig.machines(sess, overrides);
+        try {
+          return await m.lag.measure();
+        } finally {
+          await m.close();
+        }
+      },
       approvalPollMs: 50,
       ...(overrides.clock ? { clock: overrides.clock } : {}),
     };
@@ -71,12 +109,12 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
   };
   const paused = async () => (await inspectProxy()).frozen;
   const inspectProxy = async () => {
-    const a = await rig.adapters(session);
+    const m = await rig.machines(session);
     try {
-      if (a.writes.kind !== 'proxy') throw new Error('proxy expected');
-      return await a.writes.proxy.inspect();
+      if (!m.routing) throw new Error('proxy expected');
+      return await m.routing.router.inspect();
     } finally {
-      await a.close();
+      await m.close();
     }
   };
   const startLoad = (prefix: string) => {

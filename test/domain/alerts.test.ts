@@ -38,8 +38,8 @@ describe('alert episodes', () => {
       ['fire', 6],
       ['clear', 10],
     ]);
-    expect(lagNotices[0]?.text).toMatch(/lag is 150 MB, above 100 MB \(3 samples in a row\)/i);
-    expect(lagNotices[1]?.text).toMatch(/^Cleared after 4m 0s: lag is back to 50\.0 MB/);
+    expect(lagNotices[0]?.text).toMatch(/lag is 150 MiB, above 100 MiB \(3 samples in a row\)/i);
+    expect(lagNotices[1]?.text).toMatch(/^Cleared after 4m 0s: lag is back to 50\.0 MiB/);
   });
 
   it('an unknown sample neither raises nor clears lag-high; unknown lag is its own episode', () => {
@@ -74,6 +74,18 @@ describe('alert episodes', () => {
     expect(limit).toHaveLength(1);
     expect(limit[0]).toMatchObject({ action: 'fire', minute: 120 });
     expect(limit[0]?.text).toMatch(/stops this online migration in 2d 0h/);
+  });
+
+  it('titles the two-week alert by what its text says: approaching before the limit, passed after it', () => {
+    const approaching = run([lag(0, 0)], { known: true, status: 'running', id: 'm1', createdAt: new Date(t0 - DO_MIGRATION_LIMIT_MS + 3600_000) });
+    expect(approaching.notices).toEqual([
+      expect.objectContaining({ kind: 'two_week_limit', action: 'fire', title: 'two-week limit approaching', text: expect.stringMatching(/stops this online migration in 1h 0m/) }),
+    ]);
+    const passed = run([lag(0, 0)], { known: true, status: 'running', id: 'm1', createdAt: new Date(t0 - DO_MIGRATION_LIMIT_MS - 3600_000) });
+    const notice = passed.notices.find((n) => n.kind === 'two_week_limit');
+    expect(notice).toMatchObject({ action: 'fire', title: 'two-week limit passed' });
+    expect(notice?.text).toMatch(/has passed/);
+    expect(`${notice?.title}: ${notice?.text}`).not.toMatch(/approaching/);
   });
 
   it('ignores an observation older than the newest applied (a late replica cannot rewind)', () => {

@@ -26,7 +26,7 @@ describe('lag report', () => {
     expect(report.catchUpBytesPerSecond).toBeCloseTo((98 * MB) / 60, 0);
     expect(report.etaSeconds).toBe(Math.ceil((10 * MB) / ((98 * MB) / 60)));
     expect(report.freezeGate).toEqual({ open: true, reasons: [] });
-    expect(report.lines.join('\n')).toContain('*Trend:* `█▆▅▃▁` falling −390 MB since the last report');
+    expect(report.lines.join('\n')).toContain('*Trend:* `█▆▅▃▁` falling −390 MiB since the last report');
     expect(report.lines.join('\n')).toContain('*Freeze gate:* would be open');
   });
 
@@ -41,7 +41,7 @@ describe('lag report', () => {
     expect(report.trend.direction).toBe('rising');
     expect(report.etaSeconds).toBeNull();
     expect(report.freezeGate.open).toBe(false);
-    expect(report.freezeGate.reasons).toEqual(['lag 90.0 MB is above 16.0 MB']);
+    expect(report.freezeGate.reasons).toEqual(['lag 90.0 MiB is above 16.0 MiB']);
     expect(report.lines).toContain('*Catching up:* no, the lag is growing');
   });
 
@@ -78,9 +78,9 @@ describe('lag report', () => {
   it('formats sizes and durations for people', () => {
     expect([formatBytes(512), formatBytes(1536), formatBytes(300 * MB), formatBytes(5 * 1024 * MB)]).toEqual([
       '512 B',
-      '1.5 KB',
-      '300 MB',
-      '5.0 GB',
+      '1.5 KiB',
+      '300 MiB',
+      '5.0 GiB',
     ]);
     expect([formatDuration(42), formatDuration(185), formatDuration(7300), formatDuration(200_000)]).toEqual([
       '42s',

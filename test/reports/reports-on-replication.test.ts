@@ -16,6 +16,7 @@ import { SlotLagProbe } from '../../src/adapters/source/lag-probe.js';
 import { ReportScheduler, type TickSummary } from '../../src/reports/scheduler.js';
 import { SlackReportPoster } from '../../src/adapters/slack/report-poster.js';
 import { SourceObserver, type ObservedProfile } from '../../src/adapters/source/session-observer.js';
+import { SourceRegistry, type SourceProfile } from '../../src/adapters/source/source-registry.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
 import { openEmbedded, type Database } from '../../src/adapters/store/database.js';
@@ -52,6 +53,7 @@ describe('periodic reports on real replication under write load', () => {
   let sim: DoSimulator;
   let slack: FakeSlack;
   let db: Database;
+  let sources: SourceRegistry;
   let observer: SourceObserver;
   let scheduler: ReportScheduler;
   let slot = '';
@@ -96,19 +98,21 @@ describe('periodic reports on real replication under write load', () => {
     const sessions = new SessionStore(db);
     const created = await sessions.create({ channelId: 'C0REPORTS', profile: 'orders', strategy: 'proxy', startedBy: 'U1' });
     const syncing = await sessions.transition(created.id, created.version, 'migration_started', { doMigrationId: migration.id });
-    await sessions.update(syncing.id, syncing.version, { statusMessageTs: STATUS_TS });
+    await sessions.setStatusMessage(syncing.id, STATUS_TS);
 
     const sourceTarget = { host: source.host, port: source.port, database: 'orders', user: source.user, password: new Secret(source.password) };
     sourcePool = pool(sourceTarget, { max: 1 });
-    const profile: ObservedProfile = {
+    const profile: ObservedProfile & SourceProfile = {
+      source: sourceTarget,
       reports: { schedule: 'every 2m', alerts: { lagBytes: MB, consecutiveSamples: 2, twoWeekLimitWarningHours: 1 } },
       gates: { operators: ['U0OPS', 'S0ONCALL'], maxLagBytesToFreeze: 256 * 1024 },
       // The named slot: while the subscription is disabled it is inactive, and `auto` would find none.
       replication: { slot },
       digitalocean: { clusterUuid: CLUSTER },
     };
+    sources = new SourceRegistry({ profiles: new Map([['orders', profile]]), now: () => clock.now() });
     observer = new SourceObserver({
-      poolFor: () => pool(sourceTarget, { max: 2, applicationName: 'pgcutover-reports' }),
+      sources,
       profiles: new Map([['orders', profile]]),
       digitalocean: doClient,
       log: logger,
@@ -136,7 +140,7 @@ describe('periodic reports on real replication under write load', () => {
 
   afterAll(async () => {
     await scheduler?.stop();
-    await observer?.close();
+    await sources?.close();
     await sourcePool?.end();
     await db?.close();
     await slack?.close();
@@ -183,16 +187,16 @@ describe('periodic reports on real replication under write load', () => {
     const texts = reportCalls.map((c) => c.fields.blocks ?? '');
     expect(texts[1]).toMatch(/rising/);
     expect(texts[2]).toMatch(/rising/);
-    expect(texts[2]).toMatch(/Freeze gate:\* would be closed: lag [\d.]+ MB is above 256 KB/);
-    expect(texts[3]).toMatch(/falling −[\d.]+ MB since the last report/);
-    expect(texts[2]).toMatch(/Writes on the source:\* [\d.]+ (KB|MB)\/s of WAL/);
+    expect(texts[2]).toMatch(/Freeze gate:\* would be closed: lag [\d.]+ MiB is above 256 KiB/);
+    expect(texts[3]).toMatch(/falling −[\d.]+ MiB since the last report/);
+    expect(texts[2]).toMatch(/Writes on the source:\* [\d.]+ (KiB|MiB)\/s of WAL/);
     expect(JSON.parse(texts[2] ?? '[]')).toMatchObject([{ type: 'section' }, { type: 'context' }]);
     expect(reportCalls.every((c) => c.fields.channel === 'C0REPORTS')).toBe(true);
 
     // Alerts: broadcast from the thread to the channel; lag-high fires once (mentioning the operators) and clears once.
     const lagAlerts = alerts().filter((c) => (c.fields.text ?? '').includes('replication lag is high'));
     expect(lagAlerts).toHaveLength(2);
-    expect(lagAlerts[0]?.fields.text).toMatch(/:rotating_light: \*orders\* replication lag is high: Lag is [\d.]+ MB, above 1\.0 MB \(2 samples in a row\)\. <@U0OPS> <!subteam\^S0ONCALL>/);
+    expect(lagAlerts[0]?.fields.text).toMatch(/:rotating_light: \*orders\* replication lag is high: Lag is [\d.]+ MiB, above 1\.0 MiB \(2 samples in a row\)\. <@U0OPS> <!subteam\^S0ONCALL>/);
     expect(lagAlerts[1]?.fields.text).toMatch(/:white_check_mark: .*Cleared after \d+m \d+s: lag is back to/);
     expect(lagAlerts[1]?.fields.text).not.toContain('<@U0OPS>');
     const kinds = summaries.flatMap((s) => s.alerts.map((a) => `${a.kind}:${a.action}`));

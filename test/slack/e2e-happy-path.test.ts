@@ -138,7 +138,7 @@ describe('a session from start to finish', () => {
     await ch.submitModal(CAROL, 'orders_prod');
     let session = await ch.session();
     expect(session.state).toBe('syncing');
-    const approval = await h.bot.approvals.validSwitchApproval(session.id, h.clock.now());
+    const approval = await h.bot.approvals.validApproval(session.id, 'switch', h.clock.now());
     expect(approval).toMatchObject({ requestedBy: BOB, approvedBy: CAROL, status: 'approved' });
     expect(ch.threadTexts().join('\n')).toContain('ahead of time');
     expect(ch.buttons()).toEqual(['freeze_request', 'switch_withdraw', 'abort']);
@@ -150,7 +150,7 @@ describe('a session from start to finish', () => {
     await ch.submitModal(ALICE, 'orders_prod');
     session = await ch.session();
     expect(session.state).toBe('switched');
-    expect(await h.bot.approvals.validSwitchApproval(session.id, h.clock.now())).toBeUndefined();
+    expect(await h.bot.approvals.validApproval(session.id, 'switch', h.clock.now())).toBeUndefined();
 
     await ch.click(ALICE, 'rollback');
     expect((await ch.session()).state).toBe('rolled_back');
@@ -245,6 +245,7 @@ describe('a session from start to finish', () => {
     await ch.click(BOB, 'freeze_approve');
     const session = await ch.session();
     await h.ops.budgetExpired(session.id);
+    await h.bot.settled(session.id);
     expect((await ch.session()).state).toBe('syncing');
     const notice = h.fake.thread(ch.status().ts).at(-1)!;
     expect(notice.text).toContain('freeze budget ran out');

@@ -109,7 +109,7 @@ describe('people and gates', () => {
     await ch.click(ALICE, 'switch_approve'); // Alice is also an approver, but she asked
     expect(h.fake.ephemeralsFor(ALICE).at(-1)).toContain('two-person rule: you requested the switch');
     const session = await ch.session();
-    expect(await h.bot.approvals.validSwitchApproval(session.id, h.clock.now())).toBeUndefined();
+    expect(await h.bot.approvals.validApproval(session.id, 'switch', h.clock.now())).toBeUndefined();
     expect(h.ops.calls.filter((c) => c.sessionId === session.id && c.op === 'freeze')).toHaveLength(0);
 
     // Someone else may.
@@ -165,10 +165,11 @@ describe('people and gates', () => {
     const session = await ch2.session();
     expect(session.state).toBe('frozen');
     expect(h.ops.calls.filter((c) => c.sessionId === session.id && c.op === 'switchover')).toHaveLength(0);
-    expect(await h.bot.approvals.validSwitchApproval(session.id, h.clock.now())).toBeUndefined();
+    expect(await h.bot.approvals.validApproval(session.id, 'switch', h.clock.now())).toBeUndefined();
     // After a refresh the message offers a new request instead of the expired run.
     await ch2.command(ALICE, 'status');
-    expect(ch2.buttons()).toEqual(['switch_request', 'resume', 'abort']);
+    // The channel's message is updated from the same render, after the answer.
+    await vi.waitFor(() => expect(ch2.buttons()).toEqual(['switch_request', 'resume', 'abort']));
   });
 
   it('refuses a click on a stale message politely and does nothing', async () => {

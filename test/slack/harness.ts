@@ -138,7 +138,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const clock = new FakeClock();
   let ops: FakeOperations | undefined;
   const bot = await startBot(env, config, createLogger('silent'), {
-    operations: ({ store, notifier }) => (ops = new FakeOperations(store, notifier)),
+    operations: ({ store, approvals, facts, now }) => (ops = new FakeOperations(store, approvals, facts, now)),
     // Fake machines and a fake clock: the lag reporter would measure unreachable hosts on real time.
     reports: false,
     now: clock.now,

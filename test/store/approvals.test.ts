@@ -29,11 +29,11 @@ describe('ApprovalStore', () => {
     const s = await newSession();
     const req = await approvals.request({ sessionId: s.id, gate: 'switch', requestedBy: 'UALICE', now: t0, expiryMinutes: 15 });
     expect(req).toMatchObject({ status: 'pending', requestedBy: 'UALICE', requestExpiresAt: at(15) });
-    expect(await approvals.validSwitchApproval(s.id, t0)).toBeUndefined();
+    expect(await approvals.validApproval(s.id, 'switch', t0)).toBeUndefined();
     const approved = await approvals.approve(req.id, { approvedBy: 'UCAROL', now: at(5), expiryMinutes: 15 });
     expect(approved).toMatchObject({ status: 'approved', approvedBy: 'UCAROL', approvalExpiresAt: at(20) });
-    expect((await approvals.validSwitchApproval(s.id, at(19)))?.id).toBe(req.id);
-    expect(await approvals.validSwitchApproval(s.id, at(20))).toBeUndefined();
+    expect((await approvals.validApproval(s.id, 'switch', at(19)))?.id).toBe(req.id);
+    expect(await approvals.validApproval(s.id, 'switch', at(20))).toBeUndefined();
     expect(await approvals.validApproval(s.id, 'freeze', at(6))).toBeUndefined();
     expect((await approvals.open(s.id)).switch?.id).toBe(req.id);
   });
@@ -58,11 +58,11 @@ describe('ApprovalStore', () => {
     await expect(approvals.approve(req.id, { approvedBy: 'UCAROL', now: at(14), expiryMinutes: 15 })).rejects.toMatchObject({ code: 'gate_refused' });
   });
 
-  it('lets exactly one of two callers consume an approval', async () => {
+  it('lets exactly one of two callers close an approval as executed', async () => {
     const s = await newSession();
     const req = await approvals.request({ sessionId: s.id, gate: 'switch', requestedBy: 'UALICE', now: t0, expiryMinutes: 15 });
     await approvals.approve(req.id, { approvedBy: 'UCAROL', now: t0, expiryMinutes: 15 });
-    const [a, b] = await Promise.all([approvals.consumeApproval(s.id, 'switch', at(1)), approvals.consumeApproval(s.id, 'switch', at(1))]);
+    const [a, b] = await Promise.all([approvals.close(req.id, 'executed', at(1)), approvals.close(req.id, 'executed', at(1))]);
     expect([a, b].filter(Boolean)).toHaveLength(1);
     expect((await approvals.latest(s.id, 'switch'))?.status).toBe('executed');
     expect(await approvals.close(req.id, 'withdrawn', at(2))).toBeUndefined();

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recoveryDecision } from '../../src/domain/cutover-plan.js';
-import { CodedError, ErrorCode } from '../../src/errors.js';
 import { CutoverJournal } from '../../src/adapters/store/cutover-journal.js';
 import type { Database } from '../../src/adapters/store/database.js';
 import { migrate } from '../../src/adapters/store/migrate.js';
@@ -41,27 +40,6 @@ describe.each(engines)('the cutover journal on %s', (_engine, open) => {
     expect(entries[1]?.detail).toEqual({ via: 'pgbouncer' });
     expect(await journal.entries(b.id)).toEqual([]);
     expect(recoveryDecision(entries)).toMatchObject({ action: 'undo-freeze', attempt: 2 });
-  });
-
-  it('journals a step before and after it runs, and a failure with its code', async () => {
-    const s = await newSession();
-    const attempt = await journal.begin(s.id, 'cutover', 'U1');
-    let seenBefore: string[] = [];
-    const result = await journal.step(s.id, attempt, 'freeze', async () => {
-      seenBefore = (await journal.entries(s.id)).map((e) => `${e.step}:${e.event}`);
-      return 7;
-    }, (r) => ({ result: r }));
-    expect(result).toBe(7);
-    expect(seenBefore).toEqual(['freeze:started']);
-    await expect(
-      journal.step(s.id, attempt, 'fence', async () => {
-        throw new CodedError(ErrorCode.FenceTimeout, 'no proof within 1 s');
-      }),
-    ).rejects.toThrow('no proof');
-    const entries = await journal.entries(s.id);
-    expect(entries.map((e) => `${e.step}:${e.event}`)).toEqual(['freeze:started', 'freeze:done', 'fence:started', 'fence:failed']);
-    expect(entries[1]?.detail).toEqual({ result: 7 });
-    expect(entries[3]?.detail).toEqual({ code: 'fence_timeout', message: 'no proof within 1 s' });
   });
 
   it('keeps what recovery and the summary need on the attempt', async () => {

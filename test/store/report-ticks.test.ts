@@ -41,7 +41,7 @@ const engines: [string, () => Promise<Database>][] = [
 async function syncingSession(sessions: SessionStore, channelId: string): Promise<Session> {
   const created = await sessions.create({ channelId, profile: 'orders', strategy: 'proxy', startedBy: 'U1' });
   const syncing = await sessions.transition(created.id, created.version, 'migration_started', { doMigrationId: 'm1' });
-  return sessions.update(syncing.id, syncing.version, { statusMessageTs: '1700000000.000100' });
+  return sessions.setStatusMessage(syncing.id, '1700000000.000100');
 }
 
 describe.each(engines)('tick claims on %s', (_engine, open) => {
@@ -201,7 +201,7 @@ describe('three replicas on one PostgreSQL store', () => {
     const s2 = posted.flatMap((p) => (p.kind === 'report' && p.sessionId === (sessions[1] as Session).id ? [p.report] : []));
     expect(s2.map((r) => r.trend.direction)).toEqual(['unknown', 'rising', 'falling']);
     expect(s2[1]?.trend.sparkline).toBe('▁▂▃▅▆█');
-    expect(s2[1]?.lines.join('\n')).toContain('+240 MB since the last report');
+    expect(s2[1]?.lines.join('\n')).toContain('+240 MiB since the last report');
     expect(s2[2]?.trend.sparkline).toBe('█▇▅▃▂▁');
     expect(s2[2]?.etaSeconds).not.toBeNull();
   });
@@ -211,7 +211,7 @@ describe('three replicas on one PostgreSQL store', () => {
       const alerts = posted.flatMap((p) => (p.kind === 'alert' && p.sessionId === s.id ? [p.alert] : []));
       expect(alerts.map((a) => `${a.kind}:${a.action}`)).toEqual(['lag_high:fire', 'lag_high:clear']);
       expect(alerts[0]?.operators).toEqual(['U0OPERATOR', 'S0ONCALL']);
-      expect(alerts[0]?.text).toMatch(/above 100 MB \(2 samples in a row\)/);
+      expect(alerts[0]?.text).toMatch(/above 100 MiB \(2 samples in a row\)/);
     }
   });
 

@@ -2,13 +2,15 @@
  * A whole cutover rig on real parts: a logical source and a target cluster, DigitalOcean's online
  * migration through the DO simulator (real logical replication), a real PgBouncer in front of the
  * source driven by the real PgBouncerAdmin, the real lag probe and fence, the real sequence copier, and
- * the bot's store (PostgreSQL, database `store` on the source cluster). `adapters` is the per-session
- * factory the engine takes, wired the way the composition root would.
+ * the bot's store (PostgreSQL, database `store` on the source cluster). `machines` is the per-session
+ * factory the engine takes, wired the way the composition root would; `listener` collects the facts
+ * the engine records as the thread lines Slack would show (`notes`).
  */
 import pg from 'pg';
 import { sequenceCopier } from '../../src/adapters/source/sequences.js';
-import type { CutoverSettings, SessionAdapters } from '../../src/app/cutover/engine.js';
-import type { PreflightItem, SessionNotifier } from '../../src/app/session-operations.js';
+import type { EventListener } from '../../src/app/facts.js';
+import { factLine } from '../../src/adapters/slack/texts.js';
+import type { CutoverSettings, PreflightItem, SessionMachines } from '../../src/domain/ports/machines.js';
 import type { Session } from '../../src/domain/session.js';
 import { DigitalOceanClient } from '../../src/adapters/digitalocean/digitalocean-client.js';
 import { startAndConfirm } from '../../src/adapters/digitalocean/start-migration.js';
@@ -54,13 +56,13 @@ export interface CutoverRig {
   /** Connection string of the bot's store (database `store` on the source cluster). */
   storeUrl: string;
   notes: Note[];
-  notifier: SessionNotifier;
+  listener: EventListener;
   settings: CutoverSettings;
-  /** The adapter factory for the engine; `overrides` changes settings or the target for one test. */
-  adapters(
+  /** The machines factory for the engine; `overrides` changes settings or the target for one test. */
+  machines(
     session: Session,
     overrides?: { settings?: Partial<CutoverSettings>; target?: Endpoint; inDatabaseFreeze?: boolean },
-  ): Promise<SessionAdapters>;
+  ): Promise<SessionMachines>;
   /** Starts DO's migration of `orders` (schema copy + subscription) and waits for `syncing`. */
   startMigration(): Promise<{ migrationId: string }>;
   stop(): Promise<void>;
@@ -99,6 +101,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
     fenceTimeoutSeconds: 15,
     sequenceMargin: 1000,
     doClusterUuid: DO_CLUSTER,
+    targetDatabase: 'orders',
   };
 
   const rig: CutoverRig = {
@@ -117,13 +120,17 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
     targetEndpoint,
     storeUrl: source.connectionString('store'),
     notes,
-    notifier: {
-      async notify(session, note) {
-        notes.push({ sessionId: session.id, ...note });
+    listener: {
+      published({ session, fact }) {
+        const line = factLine(fact);
+        if (!line) return;
+        const level =
+          fact.type === 'resumed' ? fact.level : fact.type === 'resume_failed' || fact.type === 'failed' ? 'error' : line.broadcast ? 'warning' : 'info';
+        notes.push({ sessionId: session.id, level, text: line.text });
       },
     },
     settings,
-    async adapters(_session, overrides = {}) {
+    async machines(_session, overrides = {}) {
       const effective = { ...settings, ...overrides.settings };
       const to = overrides.target ?? targetEndpoint;
       const src = new pg.Pool({ connectionString: source.connectionString('orders'), max: 3 });
@@ -138,14 +145,14 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         pollIntervalMs: 20,
         logger,
       });
+      const inDatabase = overrides.inDatabaseFreeze === true;
       return {
         settings: effective,
-        doApi,
+        digitalocean: doApi,
         lag: new SlotLagProbe({ source: src, slot: 'auto' }),
         fence: new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger, pollIntervalMs: 5 }),
-        writes: overrides.inDatabaseFreeze
+        ...(inDatabase
           ? {
-              kind: 'in-database',
               freeze: new InDatabaseFreeze({
                 connection: { host: source.host, port: source.port, database: 'orders', user: source.user, password: new Secret(source.password) },
                 method: 'read-only-database',
@@ -154,12 +161,10 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
               frozenWhat: { method: 'read-only-database', via: 'database', database: 'orders' },
             }
           : {
-              kind: 'proxy',
-              proxy,
-              source: sourceEndpoint,
-              target: to,
+              freeze: proxy,
               frozenWhat: { method: 'proxy-pause', via: 'pgbouncer', database: 'orders' },
-            },
+              routing: { router: proxy, source: sourceEndpoint, target: to },
+            }),
         async preflight(): Promise<PreflightItem[]> {
           const checks = await proxy.preflight({ ...to, user: source.user, password: new Secret(source.password) });
           return checks.map((c) => ({ check: c.name, status: c.ok ? 'pass' : 'fail', detail: c.detail }));

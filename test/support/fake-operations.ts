@@ -1,12 +1,16 @@
 /**
  * An honest in-process stand-in for the cutover engine: every action performs the REAL store
- * transition (SessionStore.transition, compare-and-set on the version the caller named) and records
- * the call. It stands for the machines (DigitalOcean, the proxy, the fence), not for the Slack code.
+ * transition (SessionStore.transition, compare-and-set on the version the caller named), closes the
+ * gate request it executed, and records the outcome fact the engine records. It stands for the
+ * machines (DigitalOcean, the proxy, the fence), not for the use cases or the Slack code.
  */
-import type { Actor, PlanStep, PreflightItem, SessionNotifier, SessionOperations, SessionRef } from '../../src/app/session-operations.js';
-import type { Session, SessionEvent } from '../../src/domain/session.js';
-import type { LagSample } from '../../src/domain/ports/replication.js';
+import type { ApprovalStore } from '../../src/adapters/store/approvals.js';
 import type { Store } from '../../src/adapters/store/index.js';
+import type { Fact, FactRecorder } from '../../src/app/facts.js';
+import type { Actor, PlanStep, PreflightItem, SessionOperations, SessionRef } from '../../src/app/session-operations.js';
+import type { Gate } from '../../src/domain/gates.js';
+import type { LagSample } from '../../src/domain/ports/replication.js';
+import type { Session, SessionEvent } from '../../src/domain/session.js';
 
 export interface RecordedOperation {
   op: string;
@@ -15,6 +19,8 @@ export interface RecordedOperation {
   actor?: string;
   ok: boolean;
 }
+
+const NO_SUMMARY = { ran: false, frozenMs: null, writesHeld: null, lagAtFreeze: null, fence: null, sequencesCopied: null, approvals: null };
 
 export class FakeOperations implements SessionOperations {
   readonly calls: RecordedOperation[] = [];
@@ -28,11 +34,15 @@ export class FakeOperations implements SessionOperations {
   delayMs = 0;
   private failNext: Map<string, Error> = new Map();
   private readonly store: Store;
-  private readonly notifier: SessionNotifier | undefined;
+  private readonly approvals: ApprovalStore;
+  private readonly facts: FactRecorder;
+  private readonly now: () => Date;
 
-  constructor(store: Store, notifier?: SessionNotifier) {
+  constructor(store: Store, approvals: ApprovalStore, facts: FactRecorder, now: () => Date) {
     this.store = store;
-    this.notifier = notifier;
+    this.approvals = approvals;
+    this.facts = facts;
+    this.now = now;
   }
 
   /** The next call of `op` throws `error` (after checking nothing changed). */
@@ -45,7 +55,8 @@ export class FakeOperations implements SessionOperations {
   }
 
   startMigration(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.act('startMigration', 'migration_started', ref, actor, { doMigrationId: `do-mig-${ref.sessionId.slice(0, 8)}` });
+    const migrationId = `do-mig-${ref.sessionId.slice(0, 8)}`;
+    return this.act('startMigration', 'migration_started', ref, actor, { type: 'migration_started', actor: actor.userId, migrationId }, undefined, { doMigrationId: migrationId });
   }
 
   async plan(session: Session): Promise<PlanStep[]> {
@@ -70,27 +81,29 @@ export class FakeOperations implements SessionOperations {
   }
 
   freeze(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.act('freeze', 'freeze', ref, actor);
+    const fact: Fact = { type: 'frozen', actor: actor.userId, attempt: 1, budgetSeconds: 30, requestedBy: actor.userId, approvedBy: actor.userId };
+    return this.act('freeze', 'freeze', ref, actor, fact, 'freeze');
   }
 
   switchover(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.act('switchover', 'switch', ref, actor);
+    const fact: Fact = { type: 'switched', actor: actor.userId, attempt: 1, strategy: 'proxy', frozenMs: 1, aheadOfTime: false, targetDatabase: 'target', recovered: false };
+    return this.act('switchover', 'switch', ref, actor, fact, 'switch');
   }
 
   resume(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.act('resume', 'resume', ref, actor);
+    return this.act('resume', 'resume', ref, actor, { type: 'resumed', actor: actor.userId, reason: 'resumed on request', problems: [], level: 'info' });
   }
 
   rollback(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.act('rollback', 'rollback', ref, actor);
+    return this.act('rollback', 'rollback', ref, actor, { type: 'rolled_back', actor: actor.userId, strategy: 'proxy', switchedAt: null });
   }
 
   finish(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.act('finish', 'finish', ref, actor);
+    return this.act('finish', 'finish', ref, actor, { type: 'finished', actor: actor.userId, summary: NO_SUMMARY });
   }
 
   abort(ref: SessionRef, actor: Actor): Promise<Session> {
-    return this.act('abort', 'abort', ref, actor);
+    return this.act('abort', 'abort', ref, actor, { type: 'aborted', actor: actor.userId });
   }
 
   /** What the engine does when the freeze budget runs out: resume by itself and tell the channel. */
@@ -98,25 +111,35 @@ export class FakeOperations implements SessionOperations {
     const current = await this.store.sessions.require(sessionId);
     const resumed = await this.store.sessions.transition(sessionId, current.version, 'resume');
     this.calls.push({ op: 'budgetExpired', sessionId, ok: true });
-    await this.notifier?.notify(resumed, { level: 'warning', text: 'The freeze budget ran out: writes resumed on the source by themselves.' });
+    await this.facts.record(resumed, { type: 'resumed', actor: 'bot', reason: 'the freeze budget ran out before the switch', problems: [], level: 'warning' });
     return resumed;
   }
 
-  private async act(op: string, event: SessionEvent, ref: SessionRef, actor: Actor, patch = {}): Promise<Session> {
+  private async act(op: string, event: SessionEvent, ref: SessionRef, actor: Actor, fact: Fact, gate?: Gate, patch = {}): Promise<Session> {
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     const failure = this.failNext.get(op);
-    if (failure) {
-      this.failNext.delete(op);
-      this.calls.push({ op, sessionId: ref.sessionId, expectedVersion: ref.expectedVersion, actor: actor.userId, ok: false });
-      throw failure;
-    }
     try {
+      if (failure) {
+        this.failNext.delete(op);
+        throw failure;
+      }
       const session = await this.store.sessions.transition(ref.sessionId, ref.expectedVersion, event, patch);
       this.calls.push({ op, sessionId: ref.sessionId, expectedVersion: ref.expectedVersion, actor: actor.userId, ok: true });
+      await this.closeGate(ref.sessionId, gate, 'executed');
+      await this.facts.record(session, fact);
       return session;
     } catch (error) {
       this.calls.push({ op, sessionId: ref.sessionId, expectedVersion: ref.expectedVersion, actor: actor.userId, ok: false });
+      await this.closeGate(ref.sessionId, gate, 'failed');
+      const session = await this.store.sessions.get(ref.sessionId);
+      const message = error instanceof Error ? error.message : String(error);
+      if (session && failure) await this.facts.record(session, { type: 'failed', actor: actor.userId, action: op, message, code: 'internal' });
       throw error;
     }
+  }
+
+  private async closeGate(sessionId: string, gate: Gate | undefined, status: 'executed' | 'failed'): Promise<void> {
+    const open = gate ? (await this.approvals.open(sessionId))[gate] : undefined;
+    if (open?.status === 'approved') await this.approvals.close(open.id, status, this.now());
   }
 }

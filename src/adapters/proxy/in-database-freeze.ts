@@ -10,6 +10,7 @@
  * Walsenders (logical replication) and the bot's own sessions are never terminated.
  */
 import type pg from 'pg';
+import { z } from 'zod';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { connect, type PostgresTarget } from '../source/connect.js';
@@ -17,13 +18,25 @@ import type { WriteFreeze } from '../../domain/ports/writes.js';
 
 const SETTING = 'default_transaction_read_only';
 
-export interface InDatabaseFreezeRecord {
-  method: 'read-only-roles' | 'read-only-database';
-  database: string;
-  /** Server time of the freeze: sessions started after it are read-only and are ended on resume. */
-  frozenAt: string;
-  /** The setting before the freeze, per role (or for the database when role is absent); null = not set. */
-  previous: { role?: string; value: string | null }[];
+/**
+ * The settings before the freeze. `frozenAt`: server time of the freeze (sessions started after it are
+ * read-only and are ended on resume); `previous`: the setting per role (or for the database when role
+ * is absent), null when it was not set.
+ */
+const freezeRecordSchema = z.object({
+  method: z.enum(['read-only-roles', 'read-only-database']),
+  database: z.string(),
+  frozenAt: z.string(),
+  previous: z.array(z.object({ role: z.string().optional(), value: z.string().nullable() })),
+});
+export type InDatabaseFreezeRecord = z.infer<typeof freezeRecordSchema>;
+
+/** A record read back from the store (JSON), or undefined when there is none; a malformed one is an error. */
+export function parseFreezeRecord(raw: unknown): InDatabaseFreezeRecord | undefined {
+  if (raw === null || raw === undefined) return undefined;
+  const parsed = freezeRecordSchema.safeParse(typeof raw === 'string' ? JSON.parse(raw) : raw);
+  if (!parsed.success) throw new CodedError(ErrorCode.Internal, `The stored in-database freeze record is malformed: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }
 
 export interface InDatabaseFreezeOptions {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { PlanStep, PreflightItem } from '../../app/session-operations.js';
 import type { Profile } from '../../config/profiles.js';
 import { USER_ACTIONS, availableActions, gateStatus, type Gate, type GateRequest, type UserAction } from '../../domain/gates.js';
+import { formatBytes, type DoView, type TrendDirection } from '../../domain/report.js';
 import { describeState, type Session } from '../../domain/session.js';
 import type { LagSample } from '../../domain/ports/replication.js';
 
@@ -139,18 +140,7 @@ export function button(action: ButtonAction, session: Pick<Session, 'id' | 'vers
 export const slackDate = (d: Date, format = '{date_short_pretty} {time_secs}') =>
   `<!date^${Math.floor(d.getTime() / 1000)}^${format}|${d.toISOString()}>`;
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-export type LagTrend = 'rising' | 'falling' | 'steady' | 'unknown';
+export type LagTrend = TrendDirection;
 
 export function describeLag(lag: LagSample | undefined, trend: LagTrend = 'unknown'): string {
   if (!lag) return '—';
@@ -169,6 +159,8 @@ export interface StatusView {
   lag?: LagSample | undefined;
   lagTrend?: LagTrend;
   reportSchedule?: string | undefined;
+  /** DigitalOcean's status of the migration and when it was seen, when the caller has it (a lag report). */
+  digitalocean?: { view: DoView; at: Date } | undefined;
   now: Date;
 }
 
@@ -216,6 +208,15 @@ function freezeLine(view: StatusView): string {
   return `:ice_cube: *writes frozen* since ${slackDate(frozenAt, '{time_secs}')}: ${left} s of the ${budget} s budget left (writes resume by themselves at ${slackDate(deadline, '{time_secs}')})`;
 }
 
+/** The migration id, with DigitalOcean's own status only when it was actually seen (never inferred from our state). */
+function describeMigration(session: Session, seen: StatusView['digitalocean']): string {
+  if (!session.doMigrationId) return 'not started';
+  const id = `\`${session.doMigrationId}\``;
+  if (!seen?.view.known) return id;
+  const status = seen.view.status === 'none' ? 'no online migration' : seen.view.status;
+  return `${id} (DigitalOcean: ${status}, ${slackDate(seen.at, '{time}')})`;
+}
+
 /** The one message a session owns in its channel. */
 export function renderStatus(view: StatusView): { text: string; blocks: Block[] } {
   const { session, profile, requests, now } = view;
@@ -224,7 +225,7 @@ export function renderStatus(view: StatusView): { text: string; blocks: Block[] 
   const fields = [
     `*Profile*\n${session.profile} (${session.strategy})`,
     `*Source → target*\n${sourceAndTarget(profile)}`,
-    `*DigitalOcean migration*\n${session.doMigrationId ? `\`${session.doMigrationId}\` (${session.state === 'syncing' || session.state === 'frozen' ? 'replicating' : describeState(session.state)})` : 'not started'}`,
+    `*DigitalOcean migration*\n${describeMigration(session, view.digitalocean)}`,
     `*Lag*\n${describeLag(view.lag, view.lagTrend)}`,
     `*Writes*\n${freezeLine(view)}`,
     `*Started by*\n<@${session.startedBy}> ${slackDate(session.createdAt)}`,

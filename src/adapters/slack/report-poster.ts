@@ -10,12 +10,11 @@
  * the tick unfinished for a later attempt.
  */
 import type { types, webApi } from '@slack/bolt';
-import type { AlertKind } from '../../domain/alerts.js';
 import { formatBytes, type LagReport } from '../../domain/report.js';
 import type { Session } from '../../domain/session.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { ChannelAlert, ReportPoster } from '../../reports/ports.js';
+import type { ChannelAlert, ReportPoster, StatusFigures } from '../../reports/ports.js';
 
 /** The slice of `@slack/web-api`'s WebClient this adapter uses (a WebClient, or Bolt's `app.client`). */
 export interface ChatClient {
@@ -26,7 +25,7 @@ export interface SlackReportPosterOptions {
   client: ChatClient;
   log: Logger;
   /** The Slack layer's status-card refresh (it owns the card's layout). Without it, refresh is a no-op. */
-  refreshStatus?: (session: Session, report: LagReport) => Promise<void>;
+  refreshStatus?: (session: Session, report: LagReport, figures: StatusFigures) => Promise<void>;
   /** Minimum gap between two posts to one channel. Default 1100 ms. */
   minIntervalMs?: number;
 }
@@ -34,7 +33,7 @@ export interface SlackReportPosterOptions {
 export class SlackReportPoster implements ReportPoster {
   readonly #client: ChatClient;
   readonly #log: Logger;
-  readonly #refresh: ((session: Session, report: LagReport) => Promise<void>) | undefined;
+  readonly #refresh: SlackReportPosterOptions['refreshStatus'];
   readonly #pacer: ChannelPacer;
 
   constructor(options: SlackReportPosterOptions) {
@@ -52,13 +51,13 @@ export class SlackReportPoster implements ReportPoster {
   async alertChannel(session: Session, alert: ChannelAlert): Promise<void> {
     const icon = alert.action === 'fire' ? ':rotating_light:' : ':white_check_mark:';
     const mentions = alert.action === 'fire' ? alert.operators.map(mention).join(' ') : '';
-    const text = `${icon} *${session.profile}* ${ALERT_TITLES[alert.kind]}: ${alert.text}${mentions ? ` ${mentions}` : ''}`;
+    const text = `${icon} *${session.profile}* ${alert.title}: ${alert.text}${mentions ? ` ${mentions}` : ''}`;
     // In the thread and in the channel: people see it without opening the thread.
     await this.#post(session, text, [{ type: 'section', text: { type: 'mrkdwn', text } }], true);
   }
 
-  async refreshStatus(session: Session, report: LagReport): Promise<void> {
-    await this.#refresh?.(session, report);
+  async refreshStatus(session: Session, report: LagReport, figures: StatusFigures): Promise<void> {
+    await this.#refresh?.(session, report, figures);
   }
 
   /** In the session's thread when it has a status message (broadcast to the channel if asked), else in the channel. */
@@ -83,14 +82,6 @@ export class SlackReportPoster implements ReportPoster {
   }
 }
 
-const ALERT_TITLES: Record<AlertKind, string> = {
-  lag_high: 'replication lag is high',
-  lag_unknown: 'replication lag is unknown',
-  slot_inactive: 'replication slot inactive',
-  do_failed: 'DigitalOcean migration failed',
-  two_week_limit: 'two-week limit approaching',
-};
-
 /** `<@U…>` for people, `<!subteam^S…>` for user groups. */
 export function mention(principal: string): string {
   return principal.startsWith('S') ? `<!subteam^${principal}>` : `<@${principal}>`;
@@ -106,35 +97,39 @@ export function reportBlocks(report: LagReport): types.KnownBlock[] {
   ];
 }
 
-/** Serialises work per key with a minimum gap between the end of one and the start of the next. */
+/**
+ * Serialises work per key with a minimum gap between the end of one and the start of the next. A key
+ * is forgotten once its gap after the last work has passed, so channels of ended sessions leave nothing.
+ */
 export class ChannelPacer {
   readonly #gapMs: number;
+  /** Per key: the last work queued, followed by its gap. */
   readonly #tails = new Map<string, Promise<void>>();
-  readonly #lastAt = new Map<string, number>();
 
   constructor(gapMs: number) {
     this.#gapMs = gapMs;
   }
 
+  /** Keys with work queued or a gap still running. */
+  get size(): number {
+    return this.#tails.size;
+  }
+
   run<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.#tails.get(key) ?? Promise.resolve();
-    const result = previous.then(async () => {
-      const wait = (this.#lastAt.get(key) ?? 0) + this.#gapMs - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      try {
-        return await work();
-      } finally {
-        this.#lastAt.set(key, Date.now());
-      }
-    });
+    const result = (this.#tails.get(key) ?? Promise.resolve()).then(work);
     const tail = result.then(
-      () => undefined,
-      () => undefined,
+      () => this.#gap(),
+      () => this.#gap(),
     );
     this.#tails.set(key, tail);
     void tail.then(() => {
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     });
     return result;
+  }
+
+  #gap(): Promise<void> {
+    // Unref'd: a pending gap never keeps a stopping process alive.
+    return new Promise((resolve) => setTimeout(resolve, this.#gapMs).unref());
   }
 }

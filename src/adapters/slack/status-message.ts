@@ -1,119 +1,241 @@
 /**
  * The live status message each session owns: posted once, then updated in place (chat.update) on
- * every change, one refresh at a time per session and always from the latest stored state, so an
- * older render never lands after a newer one. Thread replies carry the audit trail and reports.
+ * every change. Every render is numbered when its build starts, before it reads anything, and per
+ * session an older render never lands after a newer one; renders waiting for the same message are
+ * coalesced (only the newest is sent). Refreshes run one at a time per session, and a refresh asked
+ * for while another waits joins it. Thread replies carry the audit trail and reports.
  */
 import type { LoadedConfig } from '../../config/profiles.js';
-import type { Session } from '../../domain/session.js';
+import { isActive, type Session } from '../../domain/session.js';
+import type { DoView } from '../../domain/report.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { LagSample } from '../../domain/ports/replication.js';
+import type { StatusFigures } from '../../reports/ports.js';
 import type { ApprovalStore, ReportScheduleStore } from '../store/approvals.js';
 import type { Store } from '../store/index.js';
-import { renderStatus, type LagTrend, type StatusView } from './blocks.js';
+import { renderStatus, type Block, type LagTrend, type StatusView } from './blocks.js';
 import type { SlackClient } from './slack-client.js';
 
 export interface StatusMessageDeps {
-  client: SlackClient;
+  client: { chat: Pick<SlackClient['chat'], 'postMessage' | 'update'> };
   store: Store;
   approvals: ApprovalStore;
   schedules: ReportScheduleStore;
   config: LoadedConfig;
   log: Logger;
   now: () => Date;
-  /** Lag for the message (the engine's `lag`); failures show as unknown. */
-  lag: (sessionId: string) => Promise<LagSample>;
+  /** Lag for the message (the shared source registry's reading); failures show as unknown. */
+  lag: (session: Session) => Promise<LagSample>;
   /** How long a lag measurement may take before the message shows it as unknown. */
   lagTimeoutMs?: number;
 }
 
+export interface RenderedStatus {
+  text: string;
+  blocks: Block[];
+}
+
+/** What the message remembers of an active session between renders. */
+interface Memo {
+  /** The last known lag reading and the trend it gave (the next reading's trend is drawn against it). */
+  lag?: { sample: Extract<LagSample, { known: true }>; trend: LagTrend };
+  /** DigitalOcean's status as a lag report last saw it. */
+  digitalocean?: { view: DoView; at: Date };
+}
+
+/** Per session: renders on their way to the message. Dropped once nothing is building or sending. */
+interface Lane {
+  builds: number;
+  /** The number of the newest render sent. */
+  sent: number;
+  next?: { seq: number; channel: string; ts: string; rendered: RenderedStatus };
+  sending?: Promise<void>;
+}
+
+interface WaitingRefresh {
+  figures: StatusFigures | undefined;
+  done: Promise<void>;
+}
+
 export class StatusMessages {
   private readonly deps: StatusMessageDeps;
-  private readonly queues = new Map<string, Promise<void>>();
-  private readonly lastLag = new Map<string, LagSample>();
+  private readonly refreshes = new Map<string, Promise<void>>();
+  private readonly waiting = new Map<string, WaitingRefresh>();
+  private readonly memos = new Map<string, Memo>();
+  private readonly lanes = new Map<string, Lane>();
+  private seq = 0;
 
   constructor(deps: StatusMessageDeps) {
     this.deps = deps;
   }
 
-  /** Posts the session's message and records its ts on the session (one version step). */
+  /** Posts the session's message and records its ts on the session. */
   async post(session: Session): Promise<Session> {
-    const view = await this.view(session);
-    const { text, blocks } = renderStatus(view);
+    const { text, blocks } = renderStatus(await this.view(session));
     const posted = await this.deps.client.chat.postMessage({ channel: session.channelId, text, blocks: blocks as never });
     if (!posted.ts) throw new CodedError(ErrorCode.SlackApiFailed, 'Slack did not return the status message timestamp.');
-    let current = session;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.deps.store.sessions.update(current.id, current.version, { statusMessageTs: posted.ts });
-      } catch (error) {
-        if (attempt >= 3 || !(error instanceof CodedError) || error.code !== ErrorCode.SessionConflict) throw error;
-        current = await this.deps.store.sessions.require(current.id);
-      }
+    return this.deps.store.sessions.setStatusMessage(session.id, posted.ts);
+  }
+
+  /**
+   * Re-renders the message from the stored session; `figures` (a lag report's own measurement) are
+   * shown instead of measuring again. Errors are logged.
+   */
+  refresh(sessionId: string, figures?: StatusFigures): Promise<void> {
+    const waiting = this.waiting.get(sessionId);
+    if (waiting) {
+      if (figures) waiting.figures = figures;
+      return waiting.done;
     }
+    const previous = this.refreshes.get(sessionId) ?? Promise.resolve();
+    const job: WaitingRefresh = { figures, done: previous };
+    job.done = previous
+      .then(() => {
+        // Started: it reads the state from here on, so a later call needs a refresh of its own.
+        if (this.waiting.get(sessionId) === job) this.waiting.delete(sessionId);
+        return this.refreshNow(sessionId, job.figures);
+      })
+      .catch((error: unknown) => this.deps.log.warn({ session: sessionId, err: error }, 'status message refresh failed'));
+    this.waiting.set(sessionId, job);
+    this.refreshes.set(sessionId, job.done);
+    void job.done.finally(() => {
+      if (this.refreshes.get(sessionId) === job.done) this.refreshes.delete(sessionId);
+    });
+    return job.done;
   }
 
-  /** Re-renders the message from the stored session (serialised per session; errors are logged). */
-  refresh(sessionId: string): Promise<void> {
-    const previous = this.queues.get(sessionId) ?? Promise.resolve();
-    const next = previous.then(() => this.refreshNow(sessionId)).catch((error: unknown) => {
-      this.deps.log.warn({ session: sessionId, error: error instanceof Error ? error.message : String(error) }, 'status message refresh failed');
-    });
-    this.queues.set(sessionId, next);
-    void next.finally(() => {
-      if (this.queues.get(sessionId) === next) this.queues.delete(sessionId);
-    });
-    return next;
-  }
-
-  /** A line in the session's thread (`broadcast`: also shown in the channel). */
-  async thread(session: Session, text: string, options: { broadcast?: boolean } = {}): Promise<void> {
+  /**
+   * `/migrate status`: builds the view once (one lag reading, one approvals and one schedule load) and
+   * returns the render for the person; the channel's message is updated from the same render without
+   * waiting for it.
+   */
+  async show(session: Session): Promise<RenderedStatus> {
+    const seq = this.begin(session.id);
     try {
-      const ts = session.statusMessageTs;
-      await this.deps.client.chat.postMessage(
-        ts
-          ? { channel: session.channelId, text, thread_ts: ts, reply_broadcast: options.broadcast === true }
-          : { channel: session.channelId, text },
-      );
-    } catch (error) {
-      this.deps.log.warn({ session: session.id, error: error instanceof Error ? error.message : String(error) }, 'thread reply failed');
+      // The caller's copy may predate a change that a newer render already shows: read it after numbering.
+      const current = (await this.deps.store.sessions.get(session.id)) ?? session;
+      const rendered = renderStatus(await this.view(current));
+      if (current.statusMessageTs) void this.send(current, seq, rendered);
+      return rendered;
+    } finally {
+      this.end(session.id);
     }
   }
 
-  /** The data the message shows; also used for the ephemeral `/migrate status` answer. */
-  async view(session: Session): Promise<StatusView> {
+  /** The data the message shows. */
+  async view(session: Session, figures?: StatusFigures): Promise<StatusView> {
     const { approvals, schedules, config, now } = this.deps;
+    const reported = session.state === 'syncing' || session.state === 'frozen';
     const [requests, lastFreeze, reportSchedule, lag] = await Promise.all([
       approvals.open(session.id),
       session.state === 'frozen' ? approvals.latest(session.id, 'freeze') : Promise.resolve(undefined),
       schedules.get(session.id),
-      session.state === 'syncing' || session.state === 'frozen' ? this.measure(session.id) : Promise.resolve(undefined),
+      reported ? (figures ? figures.lag : this.measure(session)) : Promise.resolve(undefined),
     ]);
     const frozenAt = lastFreeze?.status === 'executed' ? (lastFreeze.closedAt ?? undefined) : undefined;
+    const memo = this.remember(session, lag, figures);
     return {
       session,
       profile: config.profiles.get(session.profile),
       requests,
       frozenAt,
-      lag: lag?.sample,
-      lagTrend: lag?.trend ?? 'unknown',
+      lag,
+      lagTrend: lag === undefined ? 'unknown' : (figures?.lagTrend ?? (lag.known ? memo?.lag?.trend : undefined) ?? 'unknown'),
       reportSchedule: reportSchedule ?? undefined,
+      digitalocean: memo?.digitalocean,
       now: now(),
     };
   }
 
-  private async refreshNow(sessionId: string): Promise<void> {
-    const session = await this.deps.store.sessions.get(sessionId);
-    if (!session?.statusMessageTs) return;
-    const { text, blocks } = renderStatus(await this.view(session));
-    await this.deps.client.chat.update({ channel: session.channelId, ts: session.statusMessageTs, text, blocks: blocks as never });
+  private async refreshNow(sessionId: string, figures: StatusFigures | undefined): Promise<void> {
+    const seq = this.begin(sessionId);
+    try {
+      const session = await this.deps.store.sessions.get(sessionId);
+      if (!session?.statusMessageTs) return;
+      const rendered = renderStatus(await this.view(session, figures));
+      await this.send(session, seq, rendered);
+    } finally {
+      this.end(sessionId);
+    }
   }
 
-  private async measure(sessionId: string): Promise<{ sample: LagSample; trend: LagTrend }> {
+  /** Numbers a render before it reads anything. */
+  private begin(sessionId: string): number {
+    let lane = this.lanes.get(sessionId);
+    if (!lane) {
+      lane = { builds: 0, sent: 0 };
+      this.lanes.set(sessionId, lane);
+    }
+    lane.builds++;
+    return ++this.seq;
+  }
+
+  private end(sessionId: string): void {
+    const lane = this.lanes.get(sessionId);
+    if (!lane) return;
+    lane.builds--;
+    this.release(sessionId, lane);
+  }
+
+  /** Every render of the session so far has been sent or superseded: nothing to order against any more. */
+  private release(sessionId: string, lane: Lane): void {
+    if (lane.builds === 0 && !lane.sending && this.lanes.get(sessionId) === lane) this.lanes.delete(sessionId);
+  }
+
+  /** Queues the render for the message unless a newer one is sent or waiting; resolves once the queue is drained. */
+  private send(session: Session, seq: number, rendered: RenderedStatus): Promise<void> {
+    const lane = this.lanes.get(session.id);
+    if (!lane || !session.statusMessageTs) return Promise.resolve();
+    if (seq > lane.sent && seq > (lane.next?.seq ?? 0)) {
+      lane.next = { seq, channel: session.channelId, ts: session.statusMessageTs, rendered };
+      lane.sending ??= this.drain(session.id, lane);
+    }
+    return lane.sending ?? Promise.resolve();
+  }
+
+  private async drain(sessionId: string, lane: Lane): Promise<void> {
+    try {
+      for (let next = lane.next; next; next = lane.next) {
+        lane.next = undefined;
+        lane.sent = next.seq;
+        const { channel, ts, rendered } = next;
+        try {
+          await this.deps.client.chat.update({ channel, ts, text: rendered.text, blocks: rendered.blocks as never });
+        } catch (error) {
+          this.deps.log.warn({ session: sessionId, err: error }, 'status message update failed');
+        }
+      }
+    } finally {
+      lane.sending = undefined;
+      this.release(sessionId, lane);
+    }
+  }
+
+  /** Updates what is remembered of the session (nothing once it has ended) and returns it. */
+  private remember(session: Session, lag: LagSample | undefined, figures: StatusFigures | undefined): Memo | undefined {
+    if (!isActive(session.state)) {
+      this.memos.delete(session.id);
+      return undefined;
+    }
+    let memo = this.memos.get(session.id);
+    if (!memo) {
+      memo = {};
+      this.memos.set(session.id, memo);
+    }
+    if (figures) memo.digitalocean = { view: figures.doView, at: figures.lag.at };
+    // A reading reused from the shared cache is not a new point: it keeps the trend it gave.
+    if (lag?.known && lag.at.getTime() !== memo.lag?.sample.at.getTime()) {
+      memo.lag = { sample: lag, trend: trendBetween(memo.lag?.sample, lag) };
+    }
+    return memo;
+  }
+
+  private async measure(session: Session): Promise<LagSample> {
     const timeoutMs = this.deps.lagTimeoutMs ?? 2_000;
     let timer: NodeJS.Timeout | undefined;
-    const sample = await Promise.race([
-      this.deps.lag(sessionId),
+    return Promise.race([
+      this.deps.lag(session),
       new Promise<LagSample>((resolve) => {
         timer = setTimeout(() => resolve({ known: false, at: this.deps.now(), reason: 'measurement timed out' }), timeoutMs);
       }),
@@ -124,14 +246,12 @@ export class StatusMessages {
         reason: error instanceof CodedError ? error.message : 'measurement failed',
       }))
       .finally(() => clearTimeout(timer));
-    const previous = this.lastLag.get(sessionId);
-    let trend: LagTrend = 'unknown';
-    if (sample.known && previous?.known) {
-      const delta = sample.bytes - previous.bytes;
-      const tolerance = Math.max(1024, previous.bytes * 0.05);
-      trend = delta > tolerance ? 'rising' : delta < -tolerance ? 'falling' : 'steady';
-    }
-    if (sample.known) this.lastLag.set(sessionId, sample);
-    return { sample, trend };
   }
+}
+
+function trendBetween(previous: Extract<LagSample, { known: true }> | undefined, sample: Extract<LagSample, { known: true }>): LagTrend {
+  if (!previous) return 'unknown';
+  const delta = sample.bytes - previous.bytes;
+  const tolerance = Math.max(1024, previous.bytes * 0.05);
+  return delta > tolerance ? 'rising' : delta < -tolerance ? 'falling' : 'steady';
 }

@@ -37,6 +37,12 @@ const SLOTS_SQL = `
    WHERE s.slot_type = 'logical' AND s.database = current_database()
    ORDER BY s.slot_name`;
 
+/** One look at the source: the slot's lag, and the source's WAL position (bytes since 0/0) when the query ran. */
+export interface SlotReading {
+  sample: LagSample;
+  walPosition: number | null;
+}
+
 export class SlotLagProbe implements LagProbe {
   readonly #source: Queryable;
   readonly #slot: string;
@@ -51,13 +57,23 @@ export class SlotLagProbe implements LagProbe {
   }
 
   async measure(): Promise<LagSample> {
+    return (await this.read()).sample;
+  }
+
+  /** The lag and, from the same query, the WAL position (null when the source has no logical slot to join). */
+  async read(): Promise<SlotReading> {
     const at = this.#now();
     let rows: SlotRow[];
     try {
       rows = (await this.#source.query<SlotRow>(SLOTS_SQL)).rows;
     } catch (error) {
-      return { known: false, at, reason: `the source cannot be queried: ${(error as Error).message}` };
+      return { sample: { known: false, at, reason: `the source cannot be queried: ${(error as Error).message}` }, walPosition: null };
     }
+    const walPosition = rows[0] ? Number(lsnToBigInt(rows[0].current_lsn)) : null;
+    return { sample: this.#sample(rows, at), walPosition };
+  }
+
+  #sample(rows: SlotRow[], at: Date): LagSample {
     const picked = pickSlot(rows, this.#slot);
     if (!picked.ok) return { known: false, at, reason: picked.reason };
     const row = picked.row;

@@ -1,8 +1,7 @@
 /**
- * The production `SessionObserver`: lag from the migration's slot on the source (SlotLagProbe), the
- * source's WAL position (for the write rate), and DigitalOcean's status of the online migration.
- * One small pool per source database, shared by every session of that profile, so many sessions'
- * probes reuse a few connections; the scheduler bounds how many run at once.
+ * The production `SessionObserver`: lag and the source's WAL position (for the write rate) from the
+ * shared source registry (one reading per slot, reused by the status message and the engine), and
+ * DigitalOcean's status of the online migration. The scheduler bounds how many sessions run at once.
  */
 import type pg from 'pg';
 import type { DigitalOceanApi } from '../../domain/ports/digitalocean.js';
@@ -10,19 +9,15 @@ import type { DoView, Observation } from '../../domain/report.js';
 import type { Session } from '../../domain/session.js';
 import { asCodedError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { SlotLagProbe } from './lag-probe.js';
 import type { LagSample } from '../../domain/ports/replication.js';
 import type { ReportProfile, SessionObserver } from '../../reports/ports.js';
+import type { SourceRegistry } from './source-registry.js';
 
-/** What the observer needs of a profile besides the report settings: where the source is, which slot, which cluster. */
-export type ObservedProfile = ReportProfile & {
-  replication: { slot: string };
-  digitalocean: { clusterUuid: string };
-};
+/** What the observer needs of a profile besides the report settings: which DigitalOcean cluster. */
+export type ObservedProfile = ReportProfile & { digitalocean: { clusterUuid: string } };
 
 export interface SourceObserverOptions {
-  /** A pool to the profile's source database (e.g. `pool(profile.source, { max: 2 })` from postgres/connect). */
-  poolFor: (profileName: string) => Pick<pg.Pool, 'query' | 'end'>;
+  sources: Pick<SourceRegistry, 'probe' | 'pool'>;
   profiles: ReadonlyMap<string, ObservedProfile>;
   digitalocean: Pick<DigitalOceanApi, 'getOnlineMigration'>;
   log: Logger;
@@ -32,9 +27,6 @@ export interface SourceObserverOptions {
 export class SourceObserver implements SessionObserver {
   readonly #options: SourceObserverOptions;
   readonly #now: () => Date;
-  readonly #pools = new Map<string, Pick<pg.Pool, 'query' | 'end'>>();
-  /** One probe per session: it remembers the previous sample for its time estimate. */
-  readonly #probes = new Map<string, SlotLagProbe>();
 
   constructor(options: SourceObserverOptions) {
     this.#options = options;
@@ -43,40 +35,20 @@ export class SourceObserver implements SessionObserver {
 
   async observe(session: Session): Promise<{ observation: Observation; doView: DoView }> {
     const profile = this.#options.profiles.get(session.profile);
-    const at = this.#now();
     if (!profile) {
       return {
-        observation: { at, known: false, reason: `profile "${session.profile}" is not configured`, walPosition: null },
+        observation: { at: this.#now(), known: false, reason: `profile "${session.profile}" is not configured`, walPosition: null },
         doView: { known: false, reason: 'profile not configured' },
       };
     }
-    let source = this.#pools.get(session.profile);
-    if (!source) {
-      source = this.#options.poolFor(session.profile);
-      this.#pools.set(session.profile, source);
-    }
-    let probe = this.#probes.get(session.id);
-    if (!probe) {
-      probe = new SlotLagProbe({ source, slot: profile.replication.slot, now: this.#now });
-      this.#probes.set(session.id, probe);
-    }
-    const [sample, walPosition, doView] = await Promise.all([
-      probe.measure(),
-      walPositionOf(source),
+    const { sources } = this.#options;
+    const [reading, doView] = await Promise.all([
+      sources.probe(session.profile).read(),
       doViewOf(this.#options.digitalocean, profile.digitalocean.clusterUuid, session.doMigrationId, this.#options.log),
     ]);
-    return { observation: toObservation(sample, walPosition), doView };
-  }
-
-  retainOnly(sessionIds: ReadonlySet<string>): void {
-    for (const id of this.#probes.keys()) if (!sessionIds.has(id)) this.#probes.delete(id);
-  }
-
-  async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    this.#probes.clear();
-    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    // The slot query carries the WAL position; only a source without a logical slot needs a second query.
+    const walPosition = reading.walPosition ?? (await walPositionOf(sources.pool(session.profile)));
+    return { observation: toObservation(reading.sample, walPosition), doView };
   }
 }
 

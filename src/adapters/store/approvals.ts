@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Gate, GateRequest, GateRequestStatus } from '../../domain/gates.js';
+import type { ApprovalRepository, IdempotencyKeys, NewGateRequest, ReportSchedules } from '../../domain/ports/stores.js';
 import type { ReportSchedule } from '../../domain/report-schedule.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Database, SqlClient } from './database.js';
@@ -42,24 +43,17 @@ const toRequest = (row: GateRequestRow): GateRequest => ({
 
 const minutes = (now: Date, n: number) => new Date(now.getTime() + n * 60_000);
 
-export interface NewGateRequest {
-  sessionId: string;
-  gate: Gate;
-  requestedBy: string;
-  now: Date;
-  expiryMinutes: number;
-}
+export class ApprovalStore implements ApprovalRepository {
+  private readonly db: SqlClient;
 
-export class ApprovalStore {
-  private readonly db: Database;
-
-  constructor(db: Database) {
+  /** On the store, or on a transaction (a gate step). */
+  constructor(db: SqlClient) {
     this.db = db;
   }
 
   /** The open (pending or approved) request per gate; expired ones included, the domain judges expiry. */
-  async open(sessionId: string, client: SqlClient = this.db): Promise<Partial<Record<Gate, GateRequest>>> {
-    const { rows } = await client.query<GateRequestRow>(
+  async open(sessionId: string): Promise<Partial<Record<Gate, GateRequest>>> {
+    const { rows } = await this.db.query<GateRequestRow>(
       `SELECT * FROM gate_requests WHERE session_id = $1 AND status IN ('pending', 'approved')`,
       [sessionId],
     );
@@ -72,10 +66,10 @@ export class ApprovalStore {
    * Records a request. Open requests of the same gate that have expired by `now` are closed first;
    * a still-valid open one makes this fail (the unique index), as a GateRefused error.
    */
-  async request(input: NewGateRequest, client: SqlClient = this.db): Promise<GateRequest> {
-    await this.expireStale(input.sessionId, input.gate, input.now, client);
+  async request(input: NewGateRequest): Promise<GateRequest> {
+    await this.expireStale(input.sessionId, input.gate, input.now);
     try {
-      const { rows } = await client.query<GateRequestRow>(
+      const { rows } = await this.db.query<GateRequestRow>(
         `INSERT INTO gate_requests (id, session_id, gate, status, requested_by, requested_at, request_expires_at)
          VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING *`,
         [randomUUID(), input.sessionId, input.gate, input.requestedBy, input.now, minutes(input.now, input.expiryMinutes)],
@@ -95,9 +89,8 @@ export class ApprovalStore {
   async approve(
     requestId: string,
     input: { approvedBy: string; now: Date; expiryMinutes: number },
-    client: SqlClient = this.db,
   ): Promise<GateRequest> {
-    const { rows } = await client.query<GateRequestRow>(
+    const { rows } = await this.db.query<GateRequestRow>(
       `UPDATE gate_requests SET status = 'approved', approved_by = $2, approved_at = $3, approval_expires_at = $4
        WHERE id = $1 AND status = 'pending' AND request_expires_at > $3 RETURNING *`,
       [requestId, input.approvedBy, input.now, minutes(input.now, input.expiryMinutes)],
@@ -114,9 +107,8 @@ export class ApprovalStore {
     requestId: string,
     status: Exclude<GateRequestStatus, 'pending' | 'approved'>,
     now: Date,
-    client: SqlClient = this.db,
   ): Promise<GateRequest | undefined> {
-    const { rows } = await client.query<GateRequestRow>(
+    const { rows } = await this.db.query<GateRequestRow>(
       `UPDATE gate_requests SET status = $2, closed_at = $3
        WHERE id = $1 AND status IN ('pending', 'approved') RETURNING *`,
       [requestId, status, now],
@@ -128,8 +120,8 @@ export class ApprovalStore {
    * The query for the cutover engine: a valid (approved, not expired at `now`) approval of `gate` for
    * the session, or undefined. For "approve the switch now, run it when the fence is reached".
    */
-  async validApproval(sessionId: string, gate: Gate, now: Date, client: SqlClient = this.db): Promise<GateRequest | undefined> {
-    const { rows } = await client.query<GateRequestRow>(
+  async validApproval(sessionId: string, gate: Gate, now: Date): Promise<GateRequest | undefined> {
+    const { rows } = await this.db.query<GateRequestRow>(
       `SELECT * FROM gate_requests
        WHERE session_id = $1 AND gate = $2 AND status = 'approved' AND approval_expires_at > $3`,
       [sessionId, gate, now],
@@ -137,42 +129,25 @@ export class ApprovalStore {
     return rows[0] ? toRequest(rows[0]) : undefined;
   }
 
-  validSwitchApproval(sessionId: string, now: Date): Promise<GateRequest | undefined> {
-    return this.validApproval(sessionId, 'switch', now);
-  }
-
-  /**
-   * Atomically takes a valid approval for execution (marks it executed): of two callers, one gets it.
-   * The engine calls this when it performs an approved step by itself.
-   */
-  async consumeApproval(sessionId: string, gate: Gate, now: Date, client: SqlClient = this.db): Promise<GateRequest | undefined> {
-    const { rows } = await client.query<GateRequestRow>(
-      `UPDATE gate_requests SET status = 'executed', closed_at = $3
-       WHERE session_id = $1 AND gate = $2 AND status = 'approved' AND approval_expires_at > $3 RETURNING *`,
-      [sessionId, gate, now],
-    );
-    return rows[0] ? toRequest(rows[0]) : undefined;
-  }
-
   /** The most recent request of a gate in any status (e.g. when the freeze was executed). */
-  async latest(sessionId: string, gate: Gate, client: SqlClient = this.db): Promise<GateRequest | undefined> {
-    const { rows } = await client.query<GateRequestRow>(
+  async latest(sessionId: string, gate: Gate): Promise<GateRequest | undefined> {
+    const { rows } = await this.db.query<GateRequestRow>(
       `SELECT * FROM gate_requests WHERE session_id = $1 AND gate = $2 ORDER BY requested_at DESC, id LIMIT 1`,
       [sessionId, gate],
     );
     return rows[0] ? toRequest(rows[0]) : undefined;
   }
 
-  async forSession(sessionId: string, client: SqlClient = this.db): Promise<GateRequest[]> {
-    const { rows } = await client.query<GateRequestRow>(
+  async forSession(sessionId: string): Promise<GateRequest[]> {
+    const { rows } = await this.db.query<GateRequestRow>(
       'SELECT * FROM gate_requests WHERE session_id = $1 ORDER BY requested_at, id',
       [sessionId],
     );
     return rows.map(toRequest);
   }
 
-  private async expireStale(sessionId: string, gate: Gate, now: Date, client: SqlClient): Promise<void> {
-    await client.query(
+  private async expireStale(sessionId: string, gate: Gate, now: Date): Promise<void> {
+    await this.db.query(
       `UPDATE gate_requests SET status = 'expired', closed_at = $3
        WHERE session_id = $1 AND gate = $2
          AND ((status = 'pending' AND request_expires_at <= $3) OR (status = 'approved' AND approval_expires_at <= $3))`,
@@ -182,7 +157,7 @@ export class ApprovalStore {
 }
 
 /** Keys that make Slack retries, double clicks and concurrent replicas act once. */
-export class IdempotencyStore {
+export class IdempotencyStore implements IdempotencyKeys {
   private readonly db: Database;
 
   constructor(db: Database) {
@@ -225,7 +200,7 @@ export class IdempotencyStore {
  * The per-session report schedule set with `/migrate report …`, kept where the reporter reads it
  * (report_schedules, through ReportStateStore).
  */
-export class ReportScheduleStore {
+export class ReportScheduleStore implements ReportSchedules {
   private readonly state: ReportStateStore;
 
   constructor(db: Database) {

@@ -1,21 +1,7 @@
+import type { AuditLog as AuditLogPort, AuditOutcome, AuditRecord } from '../../domain/ports/stores.js';
 import type { Database } from './database.js';
 
-export type AuditOutcome = 'requested' | 'approved' | 'refused' | 'succeeded' | 'failed' | 'info';
-
-export interface AuditEntry {
-  sessionId: string | null;
-  channelId: string;
-  /** The Slack user id, or `bot` for what the bot did by itself (budget expiry, recovery). */
-  actor: string;
-  action: string;
-  outcome: AuditOutcome;
-  details?: Record<string, unknown>;
-}
-
-export interface AuditRecord extends Required<AuditEntry> {
-  id: number;
-  at: Date;
-}
+export type { AuditEntry, AuditOutcome, AuditRecord } from '../../domain/ports/stores.js';
 
 interface AuditRow {
   id: string | number;
@@ -40,14 +26,14 @@ const toRecord = (row: AuditRow): AuditRecord => ({
 });
 
 /** Append-only (a trigger refuses UPDATE and DELETE): the record of who did what, when, with what result. */
-export class AuditLog {
+export class AuditLog implements AuditLogPort {
   private readonly db: Database;
 
   constructor(db: Database) {
     this.db = db;
   }
 
-  async append(entry: AuditEntry): Promise<AuditRecord> {
+  async append(entry: Parameters<AuditLogPort['append']>[0]): Promise<AuditRecord> {
     const { rows } = await this.db.query<AuditRow>(
       `INSERT INTO audit_log (session_id, channel_id, actor, action, outcome, details)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,

@@ -12,74 +12,11 @@ import {
   type JournalEvent,
 } from '../../domain/cutover-plan.js';
 import { CodedError, ErrorCode } from '../../errors.js';
-import type { InDatabaseFreezeRecord } from '../proxy/in-database-freeze.js';
+import type { ApprovalsSummary, AttemptPatch, AttemptRecord, FrozenWhat, LagAtFreeze } from '../../domain/attempt.js';
+import type { JournalRepository } from '../../domain/ports/stores.js';
 import type { Database } from './database.js';
 
-/** What was frozen, so a restarted bot can resume exactly that. Never holds a password. */
-export interface FrozenWhat {
-  method: 'proxy-pause' | 'read-only-roles' | 'read-only-database';
-  /** e.g. `pgbouncer`, `pgpool`, `http`, or `database`. */
-  via: string;
-  /** The proxy's database name, or the source database for in-database freezes. */
-  database?: string;
-  roles?: string[];
-}
-
-export interface LagAtFreeze {
-  known: boolean;
-  bytes?: number;
-  seconds?: number | null;
-  reason?: string;
-}
-
-export interface ApprovalsSummary {
-  freeze?: { requestedBy?: string; approvedBy?: string; at?: string };
-  switch?: { requestedBy?: string; approvedBy?: string; at?: string; aheadOfTime?: boolean };
-  [other: string]: unknown;
-}
-
-export interface AttemptRecord {
-  sessionId: string;
-  attempt: number;
-  kind: AttemptKind;
-  startedBy: string;
-  startedAt: Date;
-  frozenWhat: FrozenWhat | null;
-  frozenAt: Date | null;
-  freezeBudgetSeconds: number | null;
-  lagAtFreeze: LagAtFreeze | null;
-  fence: { method: string; lsn: string; elapsedMs: number } | null;
-  sequencesCopied: number | null;
-  switchedAt: Date | null;
-  resumedAt: Date | null;
-  resumedOn: 'source' | 'target' | null;
-  writesHeld: number | null;
-  approvals: ApprovalsSummary | null;
-  /** The in-database freeze record (previous settings), persisted before the freeze changed anything. */
-  freezeRecord: InDatabaseFreezeRecord | null;
-  outcome: string | null;
-  endedAt: Date | null;
-}
-
-export type AttemptPatch = Partial<
-  Pick<
-    AttemptRecord,
-    | 'frozenWhat'
-    | 'frozenAt'
-    | 'freezeBudgetSeconds'
-    | 'lagAtFreeze'
-    | 'fence'
-    | 'sequencesCopied'
-    | 'switchedAt'
-    | 'resumedAt'
-    | 'resumedOn'
-    | 'writesHeld'
-    | 'approvals'
-    | 'freezeRecord'
-    | 'outcome'
-    | 'endedAt'
-  >
->;
+export type { AttemptPatch, AttemptRecord } from '../../domain/attempt.js';
 
 interface AttemptRow {
   session_id: string;
@@ -98,7 +35,7 @@ interface AttemptRow {
   resumed_on: 'source' | 'target' | null;
   writes_held: number | null;
   approvals: ApprovalsSummary | null;
-  freeze_record?: InDatabaseFreezeRecord | null;
+  freeze_record?: unknown;
   outcome: string | null;
   ended_at: Date | string | null;
 }
@@ -158,7 +95,7 @@ const PATCH_COLUMNS: Record<keyof AttemptPatch, [column: string, json: boolean]>
   endedAt: ['ended_at', false],
 };
 
-export class CutoverJournal {
+export class CutoverJournal implements JournalRepository {
   private readonly db: Database;
 
   constructor(db: Database) {
@@ -166,7 +103,7 @@ export class CutoverJournal {
   }
 
   /** Opens the next attempt of the session and returns its number. */
-  async begin(sessionId: string, kind: AttemptKind, startedBy: string): Promise<number> {
+  async begin(sessionId: string, kind: AttemptKind, startedBy: string, patch: AttemptPatch = {}): Promise<number> {
     const { rows } = await this.db.query<{ attempt: number }>(
       `INSERT INTO cutover_attempts (session_id, attempt, kind, started_by)
        SELECT $1, COALESCE(MAX(attempt), 0) + 1, $2, $3 FROM cutover_attempts WHERE session_id = $1
@@ -175,6 +112,7 @@ export class CutoverJournal {
     );
     const attempt = rows[0]?.attempt;
     if (attempt === undefined) throw new CodedError(ErrorCode.Internal, 'The store returned no cutover attempt.');
+    await this.update(sessionId, attempt, patch);
     return attempt;
   }
 
@@ -242,32 +180,5 @@ export class CutoverJournal {
       [sessionId],
     );
     return rows[0] ? toAttempt(rows[0]) : undefined;
-  }
-
-  /**
-   * Runs one step journaled: `started` before, `done` (with the result's detail) or `failed` (with the
-   * error's code and message, never a secret) after. Rethrows the failure.
-   */
-  async step<T>(
-    sessionId: string,
-    attempt: number,
-    step: CutoverStep,
-    work: () => Promise<T>,
-    detailOf: (result: T) => Record<string, unknown> = () => ({}),
-  ): Promise<T> {
-    await this.record(sessionId, attempt, step, 'started');
-    let result: T;
-    try {
-      result = await work();
-    } catch (error) {
-      const coded = error instanceof CodedError ? error : undefined;
-      await this.record(sessionId, attempt, step, 'failed', {
-        code: coded?.code ?? 'internal',
-        message: error instanceof Error ? error.message : String(error),
-      }).catch(() => undefined);
-      throw error;
-    }
-    await this.record(sessionId, attempt, step, 'done', detailOf(result));
-    return result;
   }
 }

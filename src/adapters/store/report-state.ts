@@ -31,6 +31,20 @@ const observationSchema = z.union([
 ]);
 const observationsSchema = z.array(observationSchema);
 
+interface ScheduleRow {
+  session_id: string;
+  schedule: string;
+  set_by: string;
+  set_at: Date | string;
+}
+
+function toStoredSchedule(row: ScheduleRow): StoredSchedule {
+  const parsed = parseReportSchedule(row.schedule);
+  // Stored text was parsed when it was set; a row that no longer parses is a bug, not a user error.
+  if (!parsed.ok) throw new CodedError(ErrorCode.Internal, `Stored report schedule "${row.schedule}" no longer parses.`);
+  return { sessionId: row.session_id, schedule: parsed.schedule, setBy: row.set_by, setAt: new Date(row.set_at) };
+}
+
 /** How many observations a session keeps (a day of one-minute samples would be 1440; a trend needs far fewer). */
 export const OBSERVATION_RING = 120;
 
@@ -52,22 +66,17 @@ export class ReportStateStore {
     return { sessionId, schedule, setBy, setAt: at };
   }
 
-  async schedules(): Promise<Map<string, StoredSchedule>> {
-    const { rows } = await this.db.query<{ session_id: string; schedule: string; set_by: string; set_at: Date | string }>(
-      'SELECT * FROM report_schedules',
-    );
-    const result = new Map<string, StoredSchedule>();
-    for (const row of rows) {
-      const parsed = parseReportSchedule(row.schedule);
-      // Stored text was parsed when it was set; a row that no longer parses is a bug, not a user error.
-      if (!parsed.ok) throw new CodedError(ErrorCode.Internal, `Stored report schedule "${row.schedule}" no longer parses.`);
-      result.set(row.session_id, { sessionId: row.session_id, schedule: parsed.schedule, setBy: row.set_by, setAt: new Date(row.set_at) });
-    }
-    return result;
+  /** The stored schedules of these sessions (the scheduler's pass: active sessions only, one query). */
+  async schedules(sessionIds: readonly string[]): Promise<Map<string, StoredSchedule>> {
+    const { rows } = await this.db.query<ScheduleRow>('SELECT * FROM report_schedules WHERE session_id = ANY($1::uuid[])', [
+      sessionIds,
+    ]);
+    return new Map(rows.map((row) => [row.session_id, toStoredSchedule(row)]));
   }
 
   async schedule(sessionId: string): Promise<StoredSchedule | undefined> {
-    return (await this.schedules()).get(sessionId);
+    const { rows } = await this.db.query<ScheduleRow>('SELECT * FROM report_schedules WHERE session_id = $1', [sessionId]);
+    return rows[0] ? toStoredSchedule(rows[0]) : undefined;
   }
 
   // ---- alert episodes ----

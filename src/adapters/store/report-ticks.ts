@@ -125,9 +125,12 @@ export class ReportTickStore {
     return rows[0] ? toTickRow(rows[0]) : undefined;
   }
 
-  /** The newest claimed tick per session for one purpose (one query for a scheduler pass). */
-  async lastTicks(purpose: TickPurpose): Promise<Map<string, TickRow>> {
-    const { rows } = await this.db.query<Row>('SELECT * FROM report_ticks WHERE purpose = $1', [purpose]);
+  /** The newest claimed tick of these sessions for one purpose (one query for a scheduler pass). */
+  async lastTicks(purpose: TickPurpose, sessionIds: readonly string[]): Promise<Map<string, TickRow>> {
+    const { rows } = await this.db.query<Row>('SELECT * FROM report_ticks WHERE purpose = $1 AND session_id = ANY($2::uuid[])', [
+      purpose,
+      sessionIds,
+    ]);
     return new Map(rows.map((r) => [r.session_id, toTickRow(r)]));
   }
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { ApprovalRepository, NewSession, SessionPatch, SessionRepository } from '../../domain/ports/stores.js';
 import { transition, type Session, type SessionEvent, type SessionState, type Strategy } from '../../domain/session.js';
 import { CodedError, ErrorCode } from '../../errors.js';
+import { ApprovalStore } from './approvals.js';
 import type { Database, SqlClient } from './database.js';
 
 /** SQLSTATE 23505: the partial unique index refused a second active session in the channel. */
@@ -34,20 +36,9 @@ const toSession = (row: SessionRow): Session => ({
   updatedAt: new Date(row.updated_at),
 });
 
-export interface NewSession {
-  channelId: string;
-  profile: string;
-  strategy: Strategy;
-  startedBy: string;
-}
+export type { NewSession, SessionPatch } from '../../domain/ports/stores.js';
 
-/** Fields a transition or an update may change alongside the state. */
-export interface SessionPatch {
-  doMigrationId?: string | null;
-  statusMessageTs?: string | null;
-}
-
-export class SessionStore {
+export class SessionStore implements SessionRepository {
   private readonly db: Database;
 
   constructor(db: Database) {
@@ -133,13 +124,28 @@ export class SessionStore {
     return updated;
   }
 
-  /** Changes non-state fields under the same compare-and-set discipline. */
-  async update(id: string, expectedVersion: number, patch: SessionPatch, client: SqlClient = this.db): Promise<Session> {
-    const updated = await this.compareAndSet(id, expectedVersion, patch, client);
-    if (updated) return updated;
-    const current = await this.get(id, client);
-    if (!current) throw new CodedError(ErrorCode.SessionNotFound, 'That migration session no longer exists.');
-    throw conflict(current, expectedVersion);
+  /** Bumps the version and changes gate requests in one transaction (compare-and-set on `expectedVersion`). */
+  async gateStep<T>(
+    id: string,
+    expectedVersion: number,
+    work: (approvals: ApprovalRepository) => Promise<T>,
+  ): Promise<{ session: Session; result: T }> {
+    return this.db.transaction(async (tx) => {
+      const session = await this.compareAndSet(id, expectedVersion, {}, tx);
+      if (!session) {
+        const current = await this.get(id, tx);
+        if (!current) throw new CodedError(ErrorCode.SessionNotFound, 'That migration session no longer exists.');
+        throw conflict(current, expectedVersion);
+      }
+      return { session, result: await work(new ApprovalStore(tx)) };
+    });
+  }
+
+  /** Records the status message's ts without a version step: posting the message invalidates no button. */
+  async setStatusMessage(id: string, ts: string): Promise<Session> {
+    const { rows } = await this.db.query<SessionRow>('UPDATE sessions SET status_message_ts = $2 WHERE id = $1 RETURNING *', [id, ts]);
+    if (!rows[0]) throw new CodedError(ErrorCode.SessionNotFound, 'That migration session no longer exists.');
+    return toSession(rows[0]);
   }
 
   private async compareAndSet(
@@ -152,7 +158,6 @@ export class SessionStore {
       `UPDATE sessions SET
          state = COALESCE($3, state),
          do_migration_id = CASE WHEN $4 THEN $5 ELSE do_migration_id END,
-         status_message_ts = CASE WHEN $6 THEN $7 ELSE status_message_ts END,
          version = version + 1,
          updated_at = now()
        WHERE id = $1 AND version = $2
@@ -163,8 +168,6 @@ export class SessionStore {
         changes.state ?? null,
         'doMigrationId' in changes,
         changes.doMigrationId ?? null,
-        'statusMessageTs' in changes,
-        changes.statusMessageTs ?? null,
       ],
     );
     return rows[0] ? toSession(rows[0]) : undefined;

@@ -5,11 +5,11 @@
 import type { RespondArguments } from '@slack/bolt';
 import { helpText, isMutating, parseCommand, USAGE_LINE, type Command } from '../../../domain/commands.js';
 import { describeState } from '../../../domain/session.js';
-import type { AuditRecord } from '../../store/audit-log.js';
-import { describeLag, renderPreflight, renderStatus, slackDate } from '../blocks.js';
-import { errorReply } from '../error-replies.js';
-import type { SessionActions, SurfaceDeps } from '../../../app/session-actions.js';
+import type { AuditRecord } from '../../../domain/ports/stores.js';
+import { describeLag, renderPreflight, slackDate } from '../blocks.js';
+import { dryRunText, errorReply } from '../texts.js';
 import type { BoltApp } from '../bolt-app.js';
+import type { SlackSurface } from '../register.js';
 
 /** Identical changing commands from one person in one channel within this window count as one. */
 export const COMMAND_DEDUPE_WINDOW_MS = 30_000;
@@ -17,7 +17,7 @@ export const COMMAND_DEDUPE_WINDOW_MS = 30_000;
 const ephemeral = (text: string, extra: Partial<RespondArguments> = {}): RespondArguments =>
   ({ response_type: 'ephemeral', text, ...extra }) as RespondArguments;
 
-export function registerCommands(app: BoltApp, deps: SurfaceDeps, actions: SessionActions): void {
+export function registerCommands(app: BoltApp, deps: SlackSurface): void {
   app.command('/migrate', async ({ command, ack, respond, context }) => {
     const channelId = command.channel_id;
     const userId = command.user_id;
@@ -30,7 +30,7 @@ export function registerCommands(app: BoltApp, deps: SurfaceDeps, actions: Sessi
         await ack(message);
       } else {
         await respond(message).catch((error: unknown) =>
-          log.warn({ error: error instanceof Error ? error.message : String(error) }, 'respond() failed'),
+          log.warn({ err: error }, 'respond() failed'),
         );
       }
     };
@@ -58,7 +58,7 @@ export function registerCommands(app: BoltApp, deps: SurfaceDeps, actions: Sessi
         return;
       }
       await reply(ephemeral(`:hourglass_flowing_sand: Working on \`/migrate ${text}\`…`));
-      const answer = await run(cmd, channelId, userId, deps, actions, context.retryNum !== undefined && context.retryNum > 0);
+      const answer = await run(cmd, channelId, userId, deps, context.retryNum !== undefined && context.retryNum > 0);
       if (answer) await reply(typeof answer === 'string' ? ephemeral(answer) : answer);
     } catch (error) {
       if (dedupeKey) await deps.idempotency.release(dedupeKey).catch(() => undefined);
@@ -68,12 +68,12 @@ export function registerCommands(app: BoltApp, deps: SurfaceDeps, actions: Sessi
 }
 
 /** Answers that need no engine work, sent in the ack itself. */
-async function quickAnswer(cmd: Command, channelId: string, deps: SurfaceDeps): Promise<string | undefined> {
+async function quickAnswer(cmd: Command, channelId: string, deps: SlackSurface): Promise<string | undefined> {
   switch (cmd.kind) {
     case 'help':
       return helpText();
     case 'profiles': {
-      const here = [...deps.config.profiles.entries()].filter(([, p]) => p.channels.includes(channelId));
+      const here = deps.start.profilesFor(channelId);
       if (here.length === 0) return `No profile may be used in this channel (${deps.config.profiles.size} configured for other channels).`;
       return [
         '*Profiles for this channel*',
@@ -85,7 +85,7 @@ async function quickAnswer(cmd: Command, channelId: string, deps: SurfaceDeps): 
       ].join('\n');
     }
     case 'history': {
-      const records = await deps.store.audit.forChannel(channelId, 40);
+      const records = await deps.audit.forChannel(channelId, 40);
       if (records.length === 0) return 'No history in this channel yet.';
       return ['*Audit trail of this channel* (latest last)', ...records.map(historyLine)].join('\n');
     }
@@ -105,54 +105,63 @@ async function run(
   cmd: Command,
   channelId: string,
   userId: string,
-  deps: SurfaceDeps,
-  actions: SessionActions,
+  deps: SlackSurface,
   retry: boolean,
 ): Promise<string | RespondArguments | undefined> {
+  const { start, actions } = deps;
   const current = async () => {
-    const session = await actions.active(channelId);
+    const session = await start.active(channelId);
     return { sessionId: session.id, version: session.version };
+  };
+  // The person's answer comes after the thread lines their command caused.
+  const perform: typeof actions.perform = async (action, ref, user, options) => {
+    try {
+      return await actions.perform(action, ref, user, options);
+    } finally {
+      await deps.publisher.settled(ref.sessionId);
+    }
   };
   switch (cmd.kind) {
     case 'start': {
-      if (cmd.dryRun) return actions.dryRun(channelId, userId, cmd.profile);
-      const session = await actions.start(channelId, userId, cmd.profile);
+      if (cmd.dryRun) return dryRunText(await start.dryRun(channelId, userId, cmd.profile));
+      const session = await start.start(channelId, userId, cmd.profile);
+      await deps.publisher.settled(session.id);
       return `:white_check_mark: Session for \`${cmd.profile}\` started (${describeState(session.state)}); its status message is in the channel.`;
     }
     case 'status': {
-      const session = await deps.store.sessions.activeInChannel(channelId);
+      const session = await deps.sessions.activeInChannel(channelId);
       if (!session) {
-        const last = (await deps.store.sessions.listForChannel(channelId, 1))[0];
+        const last = (await deps.sessions.listForChannel(channelId, 1))[0];
         return last
           ? `No active session. The last one (\`${last.profile}\`, ${slackDate(last.createdAt)}) ended: ${describeState(last.state)}.`
           : 'No migration session in this channel yet; see `/migrate profiles`.';
       }
-      await deps.status.refresh(session.id);
-      const { text, blocks } = renderStatus(await deps.status.view(session));
+      // One view, rendered once: the answer here, and the channel's message updated from it in the background.
+      const { text, blocks } = await deps.status.show(session);
       return ephemeral(text, { blocks: blocks.filter((b) => b.type !== 'actions') as never });
     }
     case 'lag': {
-      const session = await actions.active(channelId);
+      const session = await start.active(channelId);
       return `*Lag* of \`${session.profile}\`: ${describeLag(await deps.operations.lag(session.id))}`;
     }
     case 'preflight': {
-      const session = await actions.active(channelId);
+      const session = await start.active(channelId);
       return `*Preflight* of \`${session.profile}\`\n${renderPreflight(await deps.operations.preflight(session))}`;
     }
     case 'freeze':
-      await actions.perform('freeze_request', await current(), userId, { retry });
+      await perform('freeze_request', await current(), userId, { retry });
       return ':raising_hand: Freeze requested; the approval button is on the status message.';
     case 'switch':
-      await actions.perform('switch_request', await current(), userId, { retry });
+      await perform('switch_request', await current(), userId, { retry });
       return ':raising_hand: Switch requested; an approver confirms it on the status message.';
     case 'resume':
     case 'rollback':
     case 'finish':
     case 'abort':
-      await actions.perform(cmd.kind, await current(), userId, { retry });
+      await perform(cmd.kind, await current(), userId, { retry });
       return undefined;
     case 'report':
-      await actions.setReport(channelId, userId, cmd.schedule);
+      await start.setReport(channelId, userId, cmd.schedule);
       return `:calendar: Reports: ${cmd.schedule.text}.`;
     case 'help':
     case 'profiles':

@@ -6,9 +6,9 @@
  */
 import { z } from 'zod';
 import { modalMetadataSchema, SWITCH_MODAL_BLOCK, SWITCH_MODAL_CALLBACK, SWITCH_MODAL_INPUT } from '../blocks.js';
-import { errorReply } from '../error-replies.js';
-import type { SessionActions, SurfaceDeps } from '../../../app/session-actions.js';
+import { errorReply } from '../texts.js';
 import type { BoltApp } from '../bolt-app.js';
+import type { SlackSurface } from '../register.js';
 
 const stateSchema = z.object({
   values: z.object({
@@ -16,7 +16,7 @@ const stateSchema = z.object({
   }),
 });
 
-export function registerViews(app: BoltApp, deps: SurfaceDeps, actions: SessionActions): void {
+export function registerViews(app: BoltApp, deps: SlackSurface): void {
   app.view({ callback_id: SWITCH_MODAL_CALLBACK, type: 'view_submission' }, async ({ ack, body, view, client, context }) => {
     const userId = body.user.id;
     const log = deps.log.child({ name: 'slack' });
@@ -33,23 +33,25 @@ export function registerViews(app: BoltApp, deps: SurfaceDeps, actions: SessionA
     const ref = { sessionId: metadata.sessionId, version: metadata.version };
     let loaded;
     try {
-      loaded = await actions.check(metadata.action, ref, userId);
+      loaded = await deps.people.check(metadata.action, ref, userId);
     } catch (error) {
       await fieldError(errorReply(error, log.child({ session: ref.sessionId })).text);
       return;
     }
     const expected = loaded.profile.digitalocean.database;
     if (typed !== expected) {
-      await actions.audit(loaded.session, userId, metadata.action, 'refused', { reason: 'typed database name did not match' });
+      await deps.facts.record(loaded.session, { type: 'refused', actor: userId, action: metadata.action, reason: 'typed database name did not match', quiet: true });
       await fieldError(`That is not the target database name. Type ${expected} exactly to confirm.`);
       return;
     }
     await ack();
     try {
-      await actions.perform(metadata.action, ref, userId, { retry: (context.retryNum ?? 0) > 0 });
+      await deps.actions.perform(metadata.action, ref, userId, { retry: (context.retryNum ?? 0) > 0 });
     } catch (error) {
       const text = errorReply(error, log.child({ session: ref.sessionId })).text;
-      await client.chat.postEphemeral({ channel: metadata.channelId, user: userId, text }).catch(() => undefined);
+      await client.chat.postEphemeral({ channel: metadata.channelId, user: userId, text }).catch((err: unknown) => log.warn({ err }, 'ephemeral reply failed'));
+    } finally {
+      await deps.publisher.settled(ref.sessionId);
     }
   });
 }

@@ -1,5 +1,5 @@
 /**
- * The production adapters factory on a real cluster: an in-database freeze (read-only-roles) whose
+ * The production machines factory on a real cluster: an in-database freeze (read-only-roles) whose
  * record is persisted in the cutover journal before anything changes, a bot that dies while writes are
  * frozen, and a fresh process whose engine recovers from the journal and restores every role's
  * previous setting exactly (an explicit `off` stays `off`, an unset one is reset), not approximately.
@@ -8,11 +8,15 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProfiles } from '../../src/config/profiles.js';
 import { CutoverEngine } from '../../src/app/cutover/engine.js';
-import { ProfileAdapters } from '../../src/adapters/session-adapters.js';
+import { ProfileMachines } from '../../src/adapters/session-machines.js';
+import { factLine } from '../../src/adapters/slack/texts.js';
+import { FactRecorder } from '../../src/app/facts.js';
+import { StepRunner } from '../../src/app/cutover/runner.js';
 import type { Session } from '../../src/domain/session.js';
 import { DigitalOceanClient } from '../../src/adapters/digitalocean/digitalocean-client.js';
 import { InDatabaseFreeze } from '../../src/adapters/proxy/in-database-freeze.js';
 import { Secret } from '../../src/secret.js';
+import { ApprovalStore } from '../../src/adapters/store/approvals.js';
 import { AuditLog } from '../../src/adapters/store/audit-log.js';
 import { CutoverJournal } from '../../src/adapters/store/cutover-journal.js';
 import { openPostgres, type Database } from '../../src/adapters/store/database.js';
@@ -24,7 +28,7 @@ import { startCluster, type Cluster } from '../support/pg-cluster.js';
 
 const APP_PASSWORD = 'app-role-password';
 
-describe('ProfileAdapters: the in-database freeze record survives a crash', () => {
+describe('ProfileMachines: the in-database freeze record survives a crash', () => {
   const { logger, output } = captureLogger('debug');
   let cluster: Cluster;
   let db: Database;
@@ -86,7 +90,7 @@ describe('ProfileAdapters: the in-database freeze record survives a crash', () =
     );
     // Nothing on this path talks to DigitalOcean: the client points at a closed port.
     const doApi = new DigitalOceanClient({ token: new Secret('dop_v1_unused'), baseUrl: `http://127.0.0.1:${await freePort()}`, logger });
-    return new ProfileAdapters({
+    return new ProfileMachines({
       config,
       env: { DIGITALOCEAN_TOKEN: new Secret('dop_v1_unused'), DIGITALOCEAN_API_URL: 'http://127.0.0.1:9' },
       journal: new CutoverJournal(db),
@@ -103,12 +107,13 @@ describe('ProfileAdapters: the in-database freeze record survives a crash', () =
     // Process 1: the engine has opened the attempt; the freeze step runs and the process dies.
     const first = await factory();
     const attempt = await journal.begin(session.id, 'cutover', 'U0ALICE');
-    const adapters = await first.adapters(session);
-    expect(adapters.writes.kind).toBe('in-database');
-    if (adapters.writes.kind !== 'in-database') return;
-    const { freeze } = adapters.writes;
-    expect(adapters.writes.frozenWhat).toEqual({ method: 'read-only-roles', via: 'database', database: 'orders', roles: ['app_main', 'app_batch'] });
-    await journal.step(session.id, attempt, 'freeze', () => freeze.freeze());
+    const machines = await first.machines(session);
+    expect(machines.routing).toBeUndefined();
+    expect(machines.frozenWhat).toEqual({ method: 'read-only-roles', via: 'database', database: 'orders', roles: ['app_main', 'app_batch'] });
+    await new StepRunner(journal, { now: () => new Date(), setTimer: () => ({ cancel: () => undefined }) }).run(
+      { session, attempt, machines, remainingMs: () => Number.POSITIVE_INFINITY },
+      ['freeze'],
+    );
     session = await sessions.transition(session.id, session.version, 'freeze');
     const persisted = (await journal.attempt(session.id, attempt))?.freezeRecord;
     expect(persisted).toMatchObject({
@@ -122,24 +127,25 @@ describe('ProfileAdapters: the in-database freeze record survives a crash', () =
     expect(await roleSetting('app_main')).toBe('default_transaction_read_only=on');
     await expect(writeAs('app_main', 'frozen')).rejects.toThrow(/read-only/);
     // Crash: no resume, the process's pools just go away.
-    await adapters.close();
+    await machines.close();
     await first.close();
 
     // A fresh process gets the record back from the journal while the freeze is in force.
     const second = await factory();
-    const rebuilt = await second.adapters(session);
-    expect(rebuilt.writes.kind === 'in-database' && rebuilt.writes.freeze instanceof InDatabaseFreeze && rebuilt.writes.freeze.record).toEqual(persisted);
+    const rebuilt = await second.machines(session);
+    expect(rebuilt.freeze instanceof InDatabaseFreeze && rebuilt.freeze.record).toEqual(persisted);
     await rebuilt.close();
 
+    const approvals = new ApprovalStore(db);
     const engine = new CutoverEngine({
-      db,
       sessions,
-      audit: new AuditLog(db),
       journal,
-      notifier: { notify: async (_s, note) => void notes.push(note.text) },
+      approvals,
+      lock: { withTryLock: (key, work) => db.withTryAdvisoryLock(key, work) },
+      facts: new FactRecorder(new AuditLog(db), { published: ({ fact }) => void notes.push(factLine(fact)?.text ?? '') }, logger),
       log: logger,
-      adapters: (s) => second.adapters(s),
-      switchApprovalValid: async () => false,
+      machines: (s) => second.machines(s),
+      lag: async () => ({ known: false, at: new Date(), reason: 'not measured here' }),
     });
     const outcomes = await engine.recover();
     expect(outcomes).toMatchObject([{ sessionId: session.id, result: 'applied', decision: { action: 'undo-freeze' } }]);
@@ -152,8 +158,8 @@ describe('ProfileAdapters: the in-database freeze record survives a crash', () =
     expect(notes.at(-1)).toMatch(/after a restart I found writes frozen/i);
 
     // Once undone, the record is no longer handed out: a later freeze records afresh.
-    const later = await second.adapters(await sessions.require(session.id));
-    expect(later.writes.kind === 'in-database' && later.writes.freeze instanceof InDatabaseFreeze && later.writes.freeze.record).toBeUndefined();
+    const later = await second.machines(await sessions.require(session.id));
+    expect(later.freeze instanceof InDatabaseFreeze && later.freeze.record).toBeUndefined();
     await later.close();
     await engine.close();
     await second.close();

@@ -1,46 +1,48 @@
 /**
- * The production `adapters(session)` factory of the cutover engine: builds a session's SessionAdapters
- * from its profile and the environment (DigitalOcean token and API URL), out of the real parts.
- *
- * Cached per session: the lag probe (it remembers the previous sample for its time estimate) and the
- * target's connection (DigitalOcean's cluster details, fetched once). Shared per profile: one small
- * pool to the source. Per adapters instance (closed by its `close()`): the pool to the target and the
- * proxy's admin connections. `close()` of the factory ends the shared pools.
+ * Builds a session's machines (the engine's SessionMachines port) from its profile, out of the real
+ * parts: the source registry's pool and lag probe, the target (DigitalOcean's cluster details with the
+ * profile's overrides, looked up once per profile), the fence, the sequences, the write freeze and,
+ * with the proxy strategy, the router. Per machines instance (closed by its `close()`): the pool to the
+ * target and the proxy's admin connections.
  *
  * The in-database freeze hands its record (the settings before the freeze) to `onRecord` before it
  * changes anything; it is persisted on the session's latest cutover attempt, and given back as `record`
- * whenever adapters are built while that freeze is in force, so a restarted bot restores exactly.
+ * whenever machines are built while that freeze is in force, so a restarted bot restores exactly.
  */
 import type pg from 'pg';
 import type { Env } from '../config/env.js';
 import type { LoadedConfig, Profile } from '../config/profiles.js';
+import type { FrozenWhat } from '../domain/attempt.js';
 import { latestAttempt } from '../domain/cutover-plan.js';
 import { evaluatePreflight } from '../domain/preflight.js';
-import { isActive, type Session } from '../domain/session.js';
 import type { DigitalOceanApi } from '../domain/ports/digitalocean.js';
-import { DigitalOceanClient } from './digitalocean/digitalocean-client.js';
-import { startAndConfirm } from './digitalocean/start-migration.js';
+import type { PreflightItem, SessionMachines, TargetParameters } from '../domain/ports/machines.js';
+import type { JournalRepository } from '../domain/ports/stores.js';
+import type { Endpoint } from '../domain/ports/writes.js';
+import type { Session } from '../domain/session.js';
 import { CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { pool, type PostgresTarget } from './source/connect.js';
-import { createProxyAndFreeze, PgBouncerAdmin, type InDatabaseFreezeRecord } from './proxy/index.js';
-import type { Endpoint } from '../domain/ports/writes.js';
+import { DigitalOceanClient } from './digitalocean/digitalocean-client.js';
+import { startAndConfirm } from './digitalocean/start-migration.js';
+import { createProxyAndFreeze, PgBouncerAdmin } from './proxy/index.js';
+import { parseFreezeRecord, type InDatabaseFreezeRecord } from './proxy/in-database-freeze.js';
 import type { ProxyAdmin } from './proxy/proxy-admin.js';
+import { pool, type PostgresTarget } from './source/connect.js';
 import { installFence, ReplicationFence } from './source/fence.js';
-import { SlotLagProbe, type Queryable } from './source/lag-probe.js';
+import type { Queryable } from './source/lag-probe.js';
 import { gatherPreflightFacts } from './source/preflight-gatherer.js';
-import type { CutoverJournal, FrozenWhat } from './store/cutover-journal.js';
-import type { SessionAdapters, TargetParameters, WriteControl } from '../app/cutover/engine.js';
 import { sequenceCopier } from './source/sequences.js';
-import type { PreflightItem } from '../app/session-operations.js';
+import { SourceRegistry } from './source/source-registry.js';
 
-export interface ProfileAdaptersOptions {
+export interface ProfileMachinesOptions {
   config: LoadedConfig;
   env: Pick<Env, 'DIGITALOCEAN_TOKEN' | 'DIGITALOCEAN_API_URL'>;
-  journal: CutoverJournal;
+  journal: JournalRepository;
   log: Logger;
   /** The DigitalOcean API (default: the HTTP client on DIGITALOCEAN_API_URL). */
   doApi?: DigitalOceanApi;
+  /** The shared pools and lag probes of the sources (default: one of its own, closed with this). */
+  sources?: SourceRegistry;
   /** How often starting the migration polls DO until it is syncing (default 2 s). */
   startPollMs?: number;
 }
@@ -48,37 +50,37 @@ export interface ProfileAdaptersOptions {
 /** The target as the bot connects to it: DO's cluster details with the profile's overrides. */
 type TargetConnection = PostgresTarget & { sslmode: NonNullable<PostgresTarget['sslmode']> };
 
-export class ProfileAdapters {
+export class ProfileMachines {
   readonly doApi: DigitalOceanApi;
-  readonly #o: ProfileAdaptersOptions;
+  readonly #o: ProfileMachinesOptions;
   readonly #log: Logger;
-  readonly #sourcePools = new Map<string, pg.Pool>();
-  /** By session id, while the session is active. */
-  readonly #probes = new Map<string, SlotLagProbe>();
+  readonly #sources: SourceRegistry;
+  readonly #ownSources: boolean;
   /** By profile name. */
   readonly #targets = new Map<string, Promise<TargetConnection>>();
 
-  constructor(options: ProfileAdaptersOptions) {
+  constructor(options: ProfileMachinesOptions) {
     this.#o = options;
-    this.#log = options.log.child({ name: 'adapters' });
+    this.#log = options.log.child({ name: 'machines' });
     this.doApi =
       options.doApi ??
       new DigitalOceanClient({ token: options.env.DIGITALOCEAN_TOKEN, baseUrl: options.env.DIGITALOCEAN_API_URL, logger: options.log });
+    this.#ownSources = !options.sources;
+    this.#sources = options.sources ?? new SourceRegistry({ profiles: options.config.profiles });
   }
 
-  /** The engine's `adapters(session)`. */
-  async adapters(session: Session): Promise<SessionAdapters> {
+  /** The engine's `machines(session)`. */
+  async machines(session: Session): Promise<SessionMachines> {
     const profile = this.#o.config.profiles.get(session.profile);
     if (!profile) {
       throw new CodedError(ErrorCode.ConfigInvalid, `Session ${session.id} names profile "${session.profile}", which is not configured.`);
     }
-    if (!isActive(session.state)) this.#forget(session.id);
     const log = this.#log.child({ session: session.id, profile: session.profile });
     const doApi = this.doApi;
-    const source = this.#sourcePool(session.profile, profile);
+    const source = this.#sources.pool(session.profile);
     const slot = profile.replication.slot;
 
-    // The target pool is opened on first use (lag and status refreshes never need it).
+    // The target pool is opened on first use (a dry run never needs it).
     let targetPool: pg.Pool | undefined;
     const targetConnection = () => this.#target(session.profile, profile);
     const target: Queryable = {
@@ -99,14 +101,9 @@ export class ProfileAdapters {
       const t = await targetConnection();
       return { host: t.host, port: t.port, database: t.database, user: t.user, password: t.password, tls: requiresTls(t.sslmode) };
     };
-    const frozenWhat = frozenWhatOf(profile, proxy);
-    let writes: WriteControl;
-    if (profile.strategy === 'proxy') {
-      if (!proxy) throw new CodedError(ErrorCode.ConfigInvalid, `Profile "${session.profile}" uses the proxy strategy without a proxy.`);
-      writes = { kind: 'proxy', proxy, source: sourceEndpoint, target: await targetEndpoint(), frozenWhat };
-    } else {
-      writes = { kind: 'in-database', freeze, frozenWhat };
-    }
+    const routed = profile.strategy === 'proxy';
+    if (routed && !proxy) throw new CodedError(ErrorCode.ConfigInvalid, `Profile "${session.profile}" uses the proxy strategy without a proxy.`);
+    const routing = routed && proxy ? { router: proxy, source: sourceEndpoint, target: await targetEndpoint() } : undefined;
 
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
@@ -119,12 +116,15 @@ export class ProfileAdapters {
         fenceTimeoutSeconds: profile.replication.fenceTimeoutSeconds,
         sequenceMargin: profile.sequences.margin,
         doClusterUuid: profile.digitalocean.clusterUuid,
+        targetDatabase: profile.digitalocean.database,
       },
-      doApi,
-      // Created on first measurement: plan and preflight (a dry run's draft session) never leave one behind.
-      lag: { measure: () => this.#probe(session.id, source, slot).measure() },
+      digitalocean: doApi,
+      lag: this.#sources.probe(session.profile),
       fence: new ReplicationFence({ source, target, slot, logger: log }),
-      writes,
+      sequences: sequenceCopier({ source, target, margin: profile.sequences.margin }),
+      freeze,
+      frozenWhat: frozenWhatOf(profile, proxy),
+      ...(routing ? { routing, routerLabel: `${routing.router.kind} database ${frozenWhatOf(profile, proxy).database ?? ''}`.trim() } : {}),
       async preflight(): Promise<PreflightItem[]> {
         const stage = session.state === 'created' ? 'before-migration' : 'before-freeze';
         const facts = await gatherPreflightFacts(
@@ -135,24 +135,18 @@ export class ProfileAdapters {
             api: doApi,
             clusterUuid: profile.digitalocean.clusterUuid,
             sourceHost: migrationSource?.host ?? profile.source.host,
-            ...(proxy && profile.strategy === 'proxy' ? { proxy: { admin: proxy, expected: sourceEndpoint } } : {}),
+            ...(routing ? { proxy: { admin: routing.router, expected: sourceEndpoint } } : {}),
           },
           stage,
         );
-        const items: PreflightItem[] = evaluatePreflight(facts).map((i) => ({
-          check: i.check,
-          status: i.status,
-          detail: i.detail,
-          ...(i.fix ? { fix: i.fix } : {}),
-        }));
+        const items: PreflightItem[] = evaluatePreflight(facts).map((i) => ({ check: i.check, status: i.status, detail: i.detail, ...(i.fix ? { fix: i.fix } : {}) }));
         // PgBouncer's own checks, with a real login to the target through it, before a freeze.
-        if (proxy instanceof PgBouncerAdmin && profile.strategy === 'proxy' && stage === 'before-freeze') {
+        if (proxy instanceof PgBouncerAdmin && routed && stage === 'before-freeze') {
           const checks = await proxy.preflight(await targetEndpoint());
           items.push(...checks.map((c): PreflightItem => ({ check: `pgbouncer: ${c.name}`, status: c.ok ? 'pass' : 'fail', detail: c.detail })));
         }
         return items;
       },
-      sequences: sequenceCopier({ source, target, margin: profile.sequences.margin }),
       async targetParameters(): Promise<TargetParameters> {
         const t = await targetConnection();
         return { host: t.host, port: t.port, database: t.database, user: t.user, password: t.password, sslmode: t.sslmode };
@@ -178,9 +172,7 @@ export class ProfileAdapters {
         log.info({ migrationId: migration.id, status: migration.status }, 'online migration started');
         return { migrationId: migration.id };
       },
-      ...(proxy instanceof PgBouncerAdmin
-        ? { writesHeld: async () => (await proxy.drainState()).clientsWaiting }
-        : {}),
+      ...(proxy instanceof PgBouncerAdmin ? { writesHeld: async () => (await proxy.drainState()).clientsWaiting } : {}),
       async close() {
         await proxy?.close().catch(() => undefined);
         await targetPool?.end().catch(() => undefined);
@@ -188,36 +180,10 @@ export class ProfileAdapters {
     };
   }
 
-  /** Ends the shared pools (at shutdown, after the engine released its windows). */
+  /** Ends the pools this factory opened (at shutdown, after the engine released its windows). */
   async close(): Promise<void> {
-    const pools = [...this.#sourcePools.values()];
-    this.#sourcePools.clear();
-    this.#probes.clear();
     this.#targets.clear();
-    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
-  }
-
-  #sourcePool(name: string, profile: Profile): pg.Pool {
-    let created = this.#sourcePools.get(name);
-    if (!created) {
-      created = pool(profile.source, { max: 4, applicationName: 'pgcutover' });
-      this.#sourcePools.set(name, created);
-    }
-    return created;
-  }
-
-  #forget(sessionId: string): void {
-    this.#probes.delete(sessionId);
-  }
-
-  /** A session's lag probe keeps its recent apply rate, so it lives as long as the session is active. */
-  #probe(sessionId: string, source: pg.Pool, slot: string): SlotLagProbe {
-    let probe = this.#probes.get(sessionId);
-    if (!probe) {
-      probe = new SlotLagProbe({ source, slot });
-      this.#probes.set(sessionId, probe);
-    }
-    return probe;
+    if (this.#ownSources) await this.#sources.close();
   }
 
   /** The target depends on the profile alone (its DO cluster and overrides): one look-up per profile. */
@@ -247,9 +213,7 @@ export class ProfileAdapters {
   /** Persists the freeze record on the latest cutover attempt (the engine opened it before the freeze). */
   async #persistRecord(sessionId: string, record: InDatabaseFreezeRecord): Promise<void> {
     const attempt = await this.#o.journal.latestCutover(sessionId);
-    if (!attempt) {
-      throw new CodedError(ErrorCode.Internal, 'No cutover attempt to record the freeze on; nothing was frozen.');
-    }
+    if (!attempt) throw new CodedError(ErrorCode.Internal, 'No cutover attempt to record the freeze on; nothing was frozen.');
     await this.#o.journal.update(sessionId, attempt.attempt, { freezeRecord: record });
   }
 
@@ -259,17 +223,15 @@ export class ProfileAdapters {
    */
   async #recordInForce(sessionId: string): Promise<InDatabaseFreezeRecord | undefined> {
     const attempt = await this.#o.journal.latestCutover(sessionId);
-    if (!attempt?.freezeRecord) return undefined;
+    const record = parseFreezeRecord(attempt?.freezeRecord);
+    if (!attempt || !record) return undefined;
     const entries = await this.#o.journal.entries(sessionId);
     const own = entries.filter((e) => e.attempt === attempt.attempt);
     if (latestAttempt(own)?.status('freeze') === 'undone') return undefined;
     const resumedLater = entries.some(
-      (e) =>
-        e.attempt > attempt.attempt &&
-        e.event === 'done' &&
-        (e.step === 'unfreeze_source' || e.step === 'rollback_resume_source'),
+      (e) => e.attempt > attempt.attempt && e.event === 'done' && (e.step === 'unfreeze_source' || e.step === 'rollback_resume_source'),
     );
-    return resumedLater ? undefined : attempt.freezeRecord;
+    return resumedLater ? undefined : record;
   }
 }
 
@@ -280,16 +242,7 @@ function requiresTls(sslmode: TargetConnection['sslmode']): boolean {
 function frozenWhatOf(profile: Profile, proxy: ProxyAdmin | null): FrozenWhat {
   const method = profile.freeze.method;
   if (method === 'proxy-pause') {
-    return {
-      method,
-      via: proxy?.kind ?? 'none',
-      database: profile.proxy.kind === 'pgbouncer' ? profile.proxy.database : profile.source.database,
-    };
+    return { method, via: proxy?.kind ?? 'none', database: profile.proxy.kind === 'pgbouncer' ? profile.proxy.database : profile.source.database };
   }
-  return {
-    method,
-    via: 'database',
-    database: profile.source.database,
-    ...(method === 'read-only-roles' ? { roles: [...profile.freeze.appRoles] } : {}),
-  };
+  return { method, via: 'database', database: profile.source.database, ...(method === 'read-only-roles' ? { roles: [...profile.freeze.appRoles] } : {}) };
 }

@@ -1,0 +1,199 @@
+/**
+ * The single place where errors and facts become Slack text. Known error codes become a friendly
+ * ephemeral line (the CodedError message is written for people); anything unknown becomes a generic
+ * message with a short reference id that is logged with the full error. Facts become one thread line
+ * each. Never a stack trace, never a secret.
+ */
+import { randomBytes } from 'node:crypto';
+import type { CutoverSummary, Fact } from '../../app/facts.js';
+import type { DryRun } from '../../app/start-session.js';
+import { asCodedError, ErrorCode, type CodedError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { renderPlan, renderPreflight, slackDate } from './blocks.js';
+
+export interface ErrorReply {
+  text: string;
+  /** Set when the error was unexpected and logged under this reference. */
+  reference?: string;
+}
+
+/** Prefixes per code; codes not listed are shown with the generic prefix when their message is for people. */
+const PREFIX: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.CommandInvalid]: ':grey_question:',
+  [ErrorCode.ProfileNotFound]: ':grey_question:',
+  [ErrorCode.ProfileNotAllowedHere]: ':no_entry:',
+  [ErrorCode.NotAuthorized]: ':no_entry:',
+  [ErrorCode.GateRefused]: ':no_entry:',
+  [ErrorCode.ApprovalExpired]: ':hourglass:',
+  [ErrorCode.SessionConflict]: ':arrows_counterclockwise:',
+  [ErrorCode.InvalidTransition]: ':warning:',
+  [ErrorCode.SessionAlreadyActive]: ':warning:',
+  [ErrorCode.SessionNotFound]: ':grey_question:',
+  [ErrorCode.PreflightFailed]: ':x:',
+  [ErrorCode.FenceTimeout]: ':x:',
+  [ErrorCode.FreezeFailed]: ':x:',
+  [ErrorCode.FreezeBudgetExceeded]: ':hourglass:',
+  [ErrorCode.ExecutorBusy]: ':hourglass_flowing_sand:',
+};
+
+/** Codes whose message is not meant for the channel (internal detail): shown generically with a reference. */
+const GENERIC: ReadonlySet<ErrorCode> = new Set<ErrorCode>([ErrorCode.Internal, ErrorCode.ConfigInvalid]);
+
+/** Codes that are ordinary refusals (logged at info, not as errors). */
+const EXPECTED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCode.CommandInvalid,
+  ErrorCode.ProfileNotFound,
+  ErrorCode.ProfileNotAllowedHere,
+  ErrorCode.NotAuthorized,
+  ErrorCode.GateRefused,
+  ErrorCode.ApprovalExpired,
+  ErrorCode.SessionConflict,
+  ErrorCode.InvalidTransition,
+  ErrorCode.SessionAlreadyActive,
+  ErrorCode.SessionNotFound,
+]);
+
+export function errorReply(error: unknown, log: Logger, context: Record<string, unknown> = {}): ErrorReply {
+  const coded: CodedError = asCodedError(error);
+  if (GENERIC.has(coded.code)) {
+    const reference = randomBytes(4).toString('hex');
+    log.error({ err: error, reference, code: coded.code, ...context }, 'unexpected error answered in Slack');
+    return {
+      text: `:boom: Something went wrong on our side (reference \`${reference}\`). Nothing more was done; ask the bot's operators to look up this reference in the logs.`,
+      reference,
+    };
+  }
+  if (EXPECTED.has(coded.code)) log.info({ code: coded.code, ...context }, coded.message);
+  else log.warn({ code: coded.code, details: coded.details, ...context }, coded.message);
+  return { text: `${PREFIX[coded.code] ?? ':warning:'} ${oneParagraph(coded.message)}` };
+}
+
+/** Slack shows the first 3000 characters of a section; error messages stay short and single-paragraph. */
+function oneParagraph(message: string): string {
+  const trimmed = message.trim();
+  return trimmed.length > 1500 ? `${trimmed.slice(0, 1500)}…` : trimmed;
+}
+
+const mention = (userId: string) => (userId === 'bot' ? 'the bot' : `<@${userId}>`);
+const capitalise = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+const GATE_NAME = { freeze: 'write freeze', switch: 'switch to the target' } as const;
+const LEVEL_ICON = { info: ':information_source:', warning: ':warning:', error: ':rotating_light:' } as const;
+
+/** One line in the session's thread; `broadcast` also shows it in the channel. */
+export interface ThreadLine {
+  text: string;
+  broadcast: boolean;
+}
+
+/** The thread line of a fact, or null for facts only the audit log keeps. */
+export function factLine(fact: Fact): ThreadLine | null {
+  const line = (text: string, broadcast = false): ThreadLine => ({ text, broadcast });
+  const who = mention(fact.actor);
+  switch (fact.type) {
+    case 'session_started':
+      return line(`:rocket: ${who} started a migration of *${fact.profile}*.`);
+    case 'migration_started':
+      return line(`:arrows_counterclockwise: DigitalOcean's online migration is running (\`${fact.migrationId}\`).`);
+    case 'refused':
+      return fact.quiet ? null : line(`:no_entry: ${who} tried to ${fact.action.replace('_', ' ')}: refused, ${fact.reason}.`);
+    case 'gate_requested':
+      return line(`:raising_hand: ${who} requested the ${GATE_NAME[fact.gate]}. Needs approval by ${fact.approverHint} before ${slackDate(fact.expiresAt, '{time}')}.`);
+    case 'gate_withdrawn':
+      return line(`:leftwards_arrow_with_hook: ${who} withdrew the ${fact.gate} request of ${mention(fact.requestedBy)}.`);
+    case 'gate_approved':
+      return line(approvalText(fact));
+    case 'freeze_refused':
+      return line(`:no_entry: Writes were not frozen: ${fact.reason}`);
+    case 'frozen':
+      return line(
+        `:ice_cube: Writes are frozen (budget ${fact.budgetSeconds} s; they resume on the source by themselves when it runs out). Requested by ${mention(fact.requestedBy)}, approved by ${mention(fact.approvedBy)}.`,
+      );
+    case 'awaiting_switch':
+      return line(`:hourglass_flowing_sand: The fence is proven. Approve the switch within ${fact.secondsLeft} s, or writes resume on the source by themselves.`);
+    case 'switched': {
+      const recovered = fact.recovered ? ' After a restart I completed the switch that was under way.' : '';
+      if (!fact.parameters) {
+        const ahead = fact.aheadOfTime ? ' (switch approved ahead of time)' : '';
+        return line(`:twisted_rightwards_arrows: Switched: writes go to the target \`${fact.targetDatabase}\`. Writes were frozen for ${fact.frozenMs ?? '?'} ms${ahead}.${recovered}`, fact.recovered);
+      }
+      const p = fact.parameters;
+      return line(
+        [
+          `:twisted_rightwards_arrows: Switched: the DigitalOcean migration is stopped and the target is ready; the source stays read-only.${recovered}`,
+          `Point your application at: host ${p.host}, port ${p.port}, database ${p.database}, user ${p.user}, password ${p.maskedPassword} (full value in the DigitalOcean control panel), sslmode ${p.sslmode}.`,
+        ].join('\n'),
+        fact.recovered,
+      );
+    }
+    case 'resumed': {
+      const problems = fact.problems.length ? ` Problems: ${fact.problems.join('; ')}.` : '';
+      if (fact.actor !== 'bot' && fact.level === 'info') return line(`:arrow_forward: ${who} resumed writes on the source; nothing was switched.${problems}`);
+      return line(`${LEVEL_ICON[fact.level]} ${capitalise(fact.reason)}. Writes resumed on the source; nothing was switched.${problems}`, fact.level !== 'info');
+    }
+    case 'resume_failed':
+      return line(`:rotating_light: ${capitalise(fact.reason)}. I could NOT resume writes on the source: ${fact.problems.join('; ')}. I keep retrying; check the proxy now.`, true);
+    case 'rolled_back': {
+      const since = fact.switchedAt ? ` (switched at ${slackDate(fact.switchedAt)})` : '';
+      const moved = fact.strategy === 'proxy' ? 'writes go to the source again' : 'writes are allowed on the source again; point your applications back to it';
+      return line(`:leftwards_arrow_with_hook: Rolled back by ${who}: ${moved}. Writes made on the target since the switch${since} are NOT on the source.`, true);
+    }
+    case 'finished':
+      return line(`:checkered_flag: ${summaryText(fact.summary)}`);
+    case 'aborted':
+      return line(`:octagonal_sign: Aborted by ${who}: writes go to the source, the DigitalOcean migration is stopped.`, true);
+    case 'failed':
+      return line(`:x: ${capitalise(fact.action)} failed: ${fact.message}`, true);
+    case 'recovered':
+      return line(`:warning: After a restart I found a step under way: ${fact.reason}.`, true);
+    case 'report_schedule_set':
+      return line(`:calendar: ${who} set lag reports to *${fact.schedule}*.`);
+  }
+}
+
+function approvalText(fact: Extract<Fact, { type: 'gate_approved' }>): string {
+  const who = mention(fact.actor);
+  if (fact.gate === 'freeze') {
+    return fact.action === 'freeze_now'
+      ? `:ice_cube: ${who} is freezing writes (two-person rule off).`
+      : `:white_check_mark: ${who} approved the write freeze requested by ${mention(fact.requestedBy)}; freezing now.`;
+  }
+  if (fact.runs === 'ahead') {
+    const until = fact.validUntil ? `, valid until ${slackDate(fact.validUntil, '{time}')}` : '';
+    return `:white_check_mark: ${who} approved the switch requested by ${mention(fact.requestedBy)} ahead of time${until}. It runs once writes are frozen and the fence is reached.`;
+  }
+  return fact.action === 'switch_now'
+    ? `:twisted_rightwards_arrows: ${who} confirmed the switch (typed the database name); switching now.`
+    : `:white_check_mark: ${who} approved the switch requested by ${mention(fact.requestedBy)} (typed the database name); switching now.`;
+}
+
+/** The end-of-session summary: freeze duration, writes held, lag at freeze, who requested and approved each gate. */
+export function summaryText(s: CutoverSummary): string {
+  if (!s.ran) return 'Finished. No cutover was run.';
+  const parts = [
+    `Finished. Writes were frozen for ${s.frozenMs === null ? 'an unknown time' : `${s.frozenMs} ms`}`,
+    `writes held: ${s.writesHeld ?? 'unknown'}`,
+    `lag at freeze: ${s.lagAtFreeze?.known ? `${s.lagAtFreeze.bytes} bytes` : 'unknown'}`,
+    `fence: ${s.fence ? `${s.fence.method} in ${s.fence.elapsedMs} ms` : 'none'}`,
+    `sequences copied: ${s.sequencesCopied ?? 0}`,
+  ];
+  for (const gate of ['freeze', 'switch'] as const) {
+    const g = s.approvals?.[gate];
+    if (g?.requestedBy) parts.push(`${gate} requested by ${mention(g.requestedBy)}`);
+    if (g?.approvedBy) parts.push(`${gate} approved by ${mention(g.approvedBy)}${g.aheadOfTime ? ' (ahead of time)' : ''}`);
+  }
+  return `${parts.join('; ')}.`;
+}
+
+/** The answer to `/migrate start <profile> --dry-run`. */
+export function dryRunText(run: DryRun): string {
+  const failed = run.preflight.filter((i) => i.status === 'fail').length;
+  const gates = run.profile.gates;
+  return [
+    `:test_tube: *Dry run of ${run.profileName}*: nothing was changed.`,
+    `*Preflight* (${failed ? `${failed} failing` : 'all passing'})`,
+    renderPreflight(run.preflight),
+    `*The cutover would run these steps*`,
+    renderPlan(run.plan),
+    `Gates: freeze and switch need ${gates.twoPersonRule ? 'a second person' : 'one person'}; approvals are valid ${gates.approvalExpiryMinutes} min; freeze budget ${run.profile.freeze.budgetSeconds} s.`,
+  ].join('\n');
+}

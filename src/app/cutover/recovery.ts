@@ -1,0 +1,206 @@
+/**
+ * Recovery after a crash or restart, and the attempts that complete the same way whether a person
+ * asked for them or recovery found them half done (rollback, abort, finish): `recoveryDecision` reads
+ * the journal, and the runner runs the attempt's remaining steps from the same plan.
+ */
+import {
+  gateSteps,
+  recoveryDecision,
+  remainingSteps,
+  type RecoveryDecision,
+  type SettledState,
+} from '../../domain/cutover-plan.js';
+import type { Clock } from '../../domain/ports/clock.js';
+import type { TargetParameters } from '../../domain/ports/machines.js';
+import type { ApprovalRepository, JournalRepository, SessionRepository } from '../../domain/ports/stores.js';
+import type { Session, SessionEvent } from '../../domain/session.js';
+import { asCodedError, CodedError, ErrorCode } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { BOT, type FactRecorder } from '../facts.js';
+import type { Actor } from '../session-operations.js';
+import type { Executor, Window } from './executor.js';
+import type { StepContext, StepRunner } from './runner.js';
+
+export interface RecoveryOutcome {
+  sessionId: string;
+  decision: RecoveryDecision;
+  result: 'applied' | 'busy' | 'failed' | 'nothing';
+  error?: string;
+}
+
+export interface RecoveryDeps {
+  sessions: SessionRepository;
+  journal: JournalRepository;
+  approvals: ApprovalRepository;
+  executor: Executor;
+  runner: StepRunner;
+  facts: FactRecorder;
+  clock: Clock;
+  log: Logger;
+  undo(w: Window, session: Session, options: { repointToSource: boolean; reason: string; level: 'warning'; actor?: Actor }): Promise<Session>;
+  recordSwitch(session: Session, attempt: number, actor: string, parameters: TargetParameters | undefined): Promise<void>;
+  finishFact(session: Session, actor: string): Promise<void>;
+  /** Marks an error whose fact is recorded, so the caller records no second one. */
+  mark<E>(error: E): E;
+}
+
+/** The transition that brings a session in line with what the journal proves, if it is not yet. */
+function settlingEvent(session: Session, settle: SettledState): SessionEvent | undefined {
+  if (settle === 'syncing' && session.state === 'frozen') return 'resume';
+  if (settle === 'switched' && session.state === 'frozen') return 'switch';
+  if (settle === 'rolled_back' && session.state === 'switched') return 'rollback';
+  if (settle === 'finished' && session.state === 'switched') return 'finish';
+  if (settle === 'aborted' && session.state !== 'switched') return 'abort';
+  return undefined;
+}
+
+export class Recovery {
+  readonly #d: RecoveryDeps;
+  #watchdog: NodeJS.Timeout | undefined;
+
+  constructor(deps: RecoveryDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Reads the journal of every active session and applies `recoveryDecision`. Sessions another live
+   * replica holds (lock busy) and sessions this replica holds are left alone. Safe on every replica.
+   */
+  async recoverAll(): Promise<RecoveryOutcome[]> {
+    const outcomes: RecoveryOutcome[] = [];
+    for (const session of await this.#d.sessions.listActive()) {
+      if (this.#d.executor.isOpen(session.id)) continue;
+      const decision = recoveryDecision(await this.#d.journal.entries(session.id));
+      if (decision.action === 'none' && !settlingEvent(session, decision.settle)) continue;
+      try {
+        await this.#d.executor.exclusive(session.id, (w) => this.#apply(w, decision));
+        outcomes.push({ sessionId: session.id, decision, result: decision.action === 'none' ? 'nothing' : 'applied' });
+      } catch (error) {
+        const coded = asCodedError(error);
+        const busy = coded.code === ErrorCode.ExecutorBusy;
+        if (!busy) this.#d.log.error({ err: error, session: session.id, decision: decision.action }, 'recovery failed');
+        outcomes.push({ sessionId: session.id, decision, result: busy ? 'busy' : 'failed', error: coded.message });
+      }
+    }
+    return outcomes;
+  }
+
+  /** Runs `recoverAll()` every `intervalMs`, so a replica picks up a freeze whose holder died. */
+  startWatchdog(intervalMs: number): void {
+    if (this.#watchdog) return;
+    let running = false;
+    this.#watchdog = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.recoverAll()
+        .catch((err: unknown) => this.#d.log.error({ err }, 'watchdog recovery failed'))
+        .finally(() => (running = false));
+    }, intervalMs);
+    this.#watchdog.unref();
+  }
+
+  stopWatchdog(): void {
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+
+  /** Freeze the target, repoint to the source, resume there (or lift the source freeze); put back on failure. */
+  async rollback(w: Window, session: Session, attempt: number, actor: string): Promise<Session> {
+    const ctx = this.#context(w, session, attempt);
+    const switched = await this.#d.journal.latestCutover(session.id);
+    try {
+      await this.#d.runner.run(ctx, remainingSteps(await this.#d.journal.entries(session.id), attempt, 'rollback', session.strategy));
+    } catch (error) {
+      if (w.machines.routing) {
+        // Put the rollback back: writes continue on the target rather than staying frozen.
+        await w.machines.freeze.resume().catch(() => undefined);
+        await this.#d.journal.record(session.id, attempt, 'rollback_freeze_target', 'undone');
+      }
+      await this.#d.facts.record(session, { type: 'failed', actor, action: 'rollback', message: asCodedError(error).message, code: asCodedError(error).code });
+      throw this.#d.mark(new CodedError(ErrorCode.CutoverStepFailed, `The rollback failed and was put back: ${asCodedError(error).message}`, { cause: error }));
+    }
+    const updated = await this.#settle(session, 'rolled_back');
+    await this.#d.facts.record(updated, { type: 'rolled_back', actor, strategy: session.strategy, switchedAt: switched?.switchedAt ?? null });
+    return updated;
+  }
+
+  /** Resume on the source if frozen, stop the migration, end the session. */
+  async abort(w: Window, session: Session, attempt: number, actor: string): Promise<Session> {
+    const entries = await this.#d.journal.entries(session.id);
+    const frozen = session.state === 'frozen';
+    const decision = recoveryDecision(entries);
+    const steps = remainingSteps(entries, attempt, 'abort', session.strategy).filter((s) => frozen || s !== 'unfreeze_source');
+    await this.#d.runner.run(
+      { ...this.#context(w, session, attempt), repointToSource: decision.action === 'undo-freeze' && decision.repointToSource },
+      steps,
+    );
+    if (frozen) this.#d.executor.release(w);
+    const updated = await this.#settle(session, 'aborted');
+    await this.#d.facts.record(updated, { type: 'aborted', actor });
+    return updated;
+  }
+
+  async #apply(w: Window, decision: RecoveryDecision): Promise<void> {
+    const session = await this.#d.sessions.require(w.sessionId);
+    this.#d.log.warn({ session: session.id, decision }, 'recovering an interrupted cutover');
+    if (decision.action === 'none') {
+      await this.#settle(session, decision.settle);
+      return;
+    }
+    w.attempt = decision.attempt;
+    await this.#d.facts.record(session, { type: 'recovered', actor: BOT, decision: decision.action, reason: decision.reason });
+    switch (decision.action) {
+      case 'undo-freeze':
+        await this.#d.undo(w, session, { repointToSource: decision.repointToSource, reason: `after a restart I found writes frozen without a completed switch (${decision.reason})`, level: 'warning' });
+        break;
+      case 'complete-switch': {
+        const steps = remainingSteps(await this.#d.journal.entries(session.id), decision.attempt, 'cutover', session.strategy).filter(
+          (s) => gateSteps(session.strategy, 'switch').includes(s),
+        );
+        const { parameters } = await this.#d.runner.run(this.#context(w, session, decision.attempt), steps);
+        await this.#d.journal.update(session.id, decision.attempt, { outcome: 'switched (recovered)' });
+        const updated = await this.#settle(session, 'switched');
+        await this.#d.recordSwitch(updated, decision.attempt, BOT, parameters);
+        break;
+      }
+      case 'complete-rollback':
+        await this.rollback(w, session, decision.attempt, BOT);
+        break;
+      case 'complete-finish': {
+        await this.#d.runner.run(this.#context(w, session, decision.attempt), ['stop_migration']);
+        await this.#d.finishFact(await this.#settle(session, 'finished'), BOT);
+        break;
+      }
+      case 'complete-abort':
+        await this.abort(w, session, decision.attempt, BOT);
+        break;
+    }
+    await this.#closeGates(session.id, decision.settle);
+  }
+
+  /** The executor that died never closed the gate requests of its click: close them so the buttons work again. */
+  async #closeGates(sessionId: string, settle: SettledState): Promise<void> {
+    const open = await this.#d.approvals.open(sessionId);
+    const now = this.#d.clock.now();
+    const switched = settle === 'switched';
+    if (open.freeze?.status === 'approved') await this.#d.approvals.close(open.freeze.id, switched ? 'executed' : 'failed', now);
+    if (switched && open.switch?.status === 'approved') await this.#d.approvals.close(open.switch.id, 'executed', now);
+  }
+
+  async #settle(session: Session, settle: SettledState): Promise<Session> {
+    for (let tries = 0; ; tries += 1) {
+      const current = await this.#d.sessions.require(session.id);
+      const event = settlingEvent(current, settle);
+      if (!event) return current;
+      try {
+        return await this.#d.sessions.transition(session.id, current.version, event);
+      } catch (error) {
+        if (asCodedError(error).code !== ErrorCode.SessionConflict || tries >= 5) throw error;
+      }
+    }
+  }
+
+  #context(w: Window, session: Session, attempt: number): StepContext {
+    return { session, attempt, machines: w.machines, remainingMs: () => Number.POSITIVE_INFINITY };
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Runs the plan's steps on the machines, journaled: `started` before each step, `done` (with its
+ * detail) or `failed` after. One table says what each step of `CUTOVER_STEPS` does, so the same list
+ * (`attemptSteps`, `gateSteps`, `remainingSteps` of the domain) drives execution, the journal and
+ * recovery. Every step that can be repeated is idempotent; the ones that put writes back are retried.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import type { AttemptPatch } from '../../domain/attempt.js';
+import type { CutoverStep } from '../../domain/cutover-plan.js';
+import type { Clock } from '../../domain/ports/clock.js';
+import type { SessionMachines, TargetParameters } from '../../domain/ports/machines.js';
+import type { JournalRepository } from '../../domain/ports/stores.js';
+import type { Session } from '../../domain/session.js';
+import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
+
+export interface StepContext {
+  session: Session;
+  attempt: number;
+  machines: SessionMachines;
+  /** Milliseconds left of the freeze budget (infinite when none runs). */
+  remainingMs(): number;
+  /** `unfreeze_source` only: repoint to the source before resuming (a repoint to the target was started). */
+  repointToSource?: boolean;
+}
+
+interface StepOutcome {
+  /** Journaled with `done`: never a secret. */
+  detail?: Record<string, unknown>;
+  /** Written on the attempt after the step. */
+  patch?: AttemptPatch;
+  /** `publish_parameters`: what was handed out. */
+  parameters?: TargetParameters;
+}
+
+type StepWork = (ctx: StepContext, clock: Clock) => Promise<StepOutcome>;
+
+export function budgetExceeded(seconds: number): CodedError {
+  return new CodedError(ErrorCode.FreezeBudgetExceeded, `The freeze budget of ${seconds} s ran out before the switch; writes resumed on the source.`, {
+    details: { budgetSeconds: seconds },
+  });
+}
+
+function withinBudget(ctx: StepContext): void {
+  if (ctx.remainingMs() <= 0) throw budgetExceeded(ctx.machines.settings.freezeBudgetSeconds);
+}
+
+function routingOf(ctx: StepContext) {
+  const routing = ctx.machines.routing;
+  if (!routing) throw new CodedError(ErrorCode.Internal, 'This profile has no router: the proxy strategy needs one.');
+  return routing;
+}
+
+/** Retries work that puts writes back (a resume must not give up on one dropped connection). */
+export async function retry<T>(work: () => Promise<T>, attempts = 3, pauseMs = 200): Promise<T> {
+  for (let i = 1; ; i += 1) {
+    try {
+      return await work();
+    } catch (error) {
+      if (i >= attempts) throw error;
+      await delay(pauseMs * i);
+    }
+  }
+}
+
+/** Stops DO's online migration; idempotent (one already stopped or finished is fine), and only ever this session's own. */
+export async function stopMigration(machines: SessionMachines, session: Session): Promise<void> {
+  const cluster = machines.settings.doClusterUuid;
+  const current = await machines.digitalocean.getOnlineMigration(cluster);
+  if (!current || (session.doMigrationId && current.id !== session.doMigrationId)) return;
+  if (current.status !== 'running' && current.status !== 'syncing') return;
+  await machines.digitalocean.stopOnlineMigration(cluster, current.id);
+}
+
+async function preconditions(ctx: StepContext): Promise<StepOutcome> {
+  const { machines } = ctx;
+  const lag = await machines.lag.measure();
+  if (!lag.known) {
+    throw new CodedError(ErrorCode.LagUnknown, `Replication lag is unknown (${lag.reason}); unknown lag is never zero, so writes stay as they are.`);
+  }
+  const max = machines.settings.maxLagBytesToFreeze;
+  if (lag.bytes > max) {
+    throw new CodedError(ErrorCode.GateRefused, `Replication lag is ${lag.bytes} bytes, above the profile's ${max} bytes to freeze; wait for it to fall.`, {
+      details: { lagBytes: lag.bytes, maxLagBytesToFreeze: max },
+    });
+  }
+  const failed = (await machines.preflight()).filter((i) => i.status === 'fail');
+  if (failed.length > 0) {
+    throw new CodedError(ErrorCode.PreflightFailed, `Preflight is not green: ${failed.map((i) => `${i.check} (${i.detail})`).join('; ')}.`, {
+      details: { failed: failed.length },
+    });
+  }
+  if (machines.routing) {
+    const status = await machines.routing.router.inspect();
+    const src = machines.routing.source;
+    if (status.frozen) throw new CodedError(ErrorCode.PreflightFailed, `The proxy is already paused (${status.detail}).`);
+    if (status.pointsTo && (status.pointsTo.host !== src.host || status.pointsTo.port !== src.port)) {
+      throw new CodedError(ErrorCode.PreflightFailed, `The proxy points to ${status.pointsTo.host}:${status.pointsTo.port}, not to the source ${src.host}:${src.port}.`);
+    }
+  }
+  const lagAtFreeze = { known: true, bytes: lag.bytes, seconds: lag.seconds };
+  return { detail: lagAtFreeze, patch: { lagAtFreeze } };
+}
+
+const STEPS: Record<CutoverStep, StepWork> = {
+  preconditions,
+  async freeze(ctx, clock) {
+    // The freeze counts from the moment it is issued: clients wait from then.
+    const frozenAt = clock.now();
+    await ctx.machines.freeze.freeze();
+    const s = ctx.machines.settings;
+    return { patch: { frozenWhat: ctx.machines.frozenWhat, frozenAt, freezeBudgetSeconds: s.freezeBudgetSeconds } };
+  },
+  async fence(ctx) {
+    withinBudget(ctx);
+    const s = ctx.machines.settings;
+    const fence = await ctx.machines.fence.prove(Math.min(s.fenceTimeoutSeconds * 1000, ctx.remainingMs()));
+    return { detail: { ...fence }, patch: { fence } };
+  },
+  async sequences(ctx) {
+    withinBudget(ctx);
+    const copied = await ctx.machines.sequences.copy();
+    return { detail: { ...copied }, patch: { sequencesCopied: copied.copied } };
+  },
+  async repoint(ctx) {
+    withinBudget(ctx);
+    const routing = routingOf(ctx);
+    await routing.router.repoint(routing.target);
+    return {};
+  },
+  async resume_target(ctx, clock) {
+    const writesHeld = (await ctx.machines.writesHeld?.().catch(() => null)) ?? null;
+    await retry(() => ctx.machines.freeze.resume());
+    const now = clock.now();
+    return { patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
+  },
+  async stop_migration(ctx) {
+    await stopMigration(ctx.machines, ctx.session);
+    return {};
+  },
+  async publish_parameters(ctx, clock) {
+    const parameters = await ctx.machines.targetParameters();
+    const { host, port, database, user } = parameters;
+    return { detail: { host, port, database, user }, patch: { switchedAt: clock.now(), outcome: 'switched' }, parameters };
+  },
+  async unfreeze_source(ctx) {
+    const routing = ctx.machines.routing;
+    if (ctx.repointToSource && routing) await retry(() => routing.router.repoint(routing.source));
+    await retry(() => ctx.machines.freeze.resume());
+    return {};
+  },
+  async rollback_freeze_target(ctx) {
+    await ctx.machines.freeze.freeze();
+    return {};
+  },
+  async rollback_repoint(ctx) {
+    const routing = routingOf(ctx);
+    await retry(() => routing.router.repoint(routing.source));
+    return {};
+  },
+  async rollback_resume_source(ctx) {
+    await retry(() => ctx.machines.freeze.resume());
+    return {};
+  },
+};
+
+export interface UndoResult {
+  resumed: boolean;
+  problems: string[];
+}
+
+export class StepRunner {
+  readonly #journal: JournalRepository;
+  readonly #clock: Clock;
+
+  constructor(journal: JournalRepository, clock: Clock) {
+    this.#journal = journal;
+    this.#clock = clock;
+  }
+
+  /** Runs `steps` in order, each journaled; rethrows the first failure (journaled `failed`). */
+  async run(ctx: StepContext, steps: readonly CutoverStep[]): Promise<{ parameters?: TargetParameters; frozenAt?: Date }> {
+    const result: { parameters?: TargetParameters; frozenAt?: Date } = {};
+    for (const step of steps) {
+      const outcome = await this.step(ctx, step);
+      if (outcome.parameters) result.parameters = outcome.parameters;
+      if (outcome.patch?.frozenAt) result.frozenAt = outcome.patch.frozenAt;
+    }
+    return result;
+  }
+
+  async step(ctx: StepContext, step: CutoverStep): Promise<StepOutcome> {
+    const { session, attempt } = ctx;
+    await this.#journal.record(session.id, attempt, step, 'started');
+    let outcome: StepOutcome;
+    try {
+      outcome = await STEPS[step](ctx, this.#clock);
+    } catch (error) {
+      const coded = asCodedError(error);
+      // The freeze may have partly taken effect even though it failed: its start time still counts.
+      const patch: AttemptPatch = step === 'freeze' ? { frozenAt: this.#clock.now(), frozenWhat: ctx.machines.frozenWhat } : {};
+      await this.#journal.record(session.id, attempt, step, 'failed', { code: coded.code, message: error instanceof Error ? error.message : String(error) }).catch(() => undefined);
+      await this.#journal.update(session.id, attempt, patch).catch(() => undefined);
+      throw error;
+    }
+    await this.#journal.record(session.id, attempt, step, 'done', outcome.detail ?? {});
+    if (outcome.patch) await this.#journal.update(session.id, attempt, outcome.patch);
+    return outcome;
+  }
+
+  /**
+   * Puts writes back on the source (repointing first when a repoint was started) and journals it:
+   * `unfreeze_source` done and the freeze `undone`, or `unfreeze_source` failed with the problems.
+   */
+  async undoFreeze(ctx: StepContext & { repointToSource: boolean }, reason: string): Promise<UndoResult> {
+    const { session, attempt } = ctx;
+    await this.#journal.record(session.id, attempt, 'unfreeze_source', 'started', { reason });
+    const problems: string[] = [];
+    const routing = ctx.machines.routing;
+    if (ctx.repointToSource && routing) {
+      await retry(() => routing.router.repoint(routing.source)).catch((error: unknown) =>
+        problems.push(`repointing to the source failed: ${asCodedError(error).message}`),
+      );
+    }
+    const resumed = await retry(() => ctx.machines.freeze.resume()).then(
+      () => true,
+      (error: unknown) => {
+        problems.push(`resuming writes failed: ${asCodedError(error).message}`);
+        return false;
+      },
+    );
+    if (!resumed) {
+      await this.#journal.record(session.id, attempt, 'unfreeze_source', 'failed', { problems });
+      return { resumed, problems };
+    }
+    const now = this.#clock.now();
+    await this.#journal.record(session.id, attempt, 'unfreeze_source', 'done', problems.length ? { problems } : {});
+    await this.#journal.record(session.id, attempt, 'freeze', 'undone');
+    await this.#journal.update(session.id, attempt, { resumedAt: now, resumedOn: 'source', outcome: 'resumed on source', endedAt: now });
+    return { resumed, problems };
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * What happened to a session, as data: each fact is recorded once, by the one use case (or engine step)
+ * that made it happen: one audit row, then one event for the channel, in the order they happened.
+ * The Slack adapter turns events into text (src/adapters/slack/texts.ts); nothing here is Slack text.
+ */
+import type { ApprovalsSummary, AttemptRecord, LagAtFreeze } from '../domain/attempt.js';
+import type { RecoveryDecision } from '../domain/cutover-plan.js';
+import type { Gate, UserAction } from '../domain/gates.js';
+import type { AuditLog, AuditOutcome } from '../domain/ports/stores.js';
+import type { FenceResult } from '../domain/ports/replication.js';
+import type { Session, Strategy } from '../domain/session.js';
+import type { Logger } from '../log.js';
+
+/** Who did it: a Slack user id, or `bot` for what the bot does by itself (budget expiry, recovery). */
+export const BOT = 'bot';
+
+/** The target's connection parameters as handed out, password masked. */
+export interface HandedOutParameters {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  maskedPassword: string;
+  sslmode: string;
+}
+
+/** What the finish summary shows. */
+export interface CutoverSummary {
+  ran: boolean;
+  frozenMs: number | null;
+  writesHeld: number | null;
+  lagAtFreeze: LagAtFreeze | null;
+  fence: FenceResult | null;
+  sequencesCopied: number | null;
+  approvals: ApprovalsSummary | null;
+}
+
+export type Fact =
+  | { type: 'session_started'; actor: string; profile: string }
+  | { type: 'migration_started'; actor: string; migrationId: string }
+  /** `quiet`: audited, but not worth a line in the thread (a stale button, a mistyped name). */
+  | { type: 'refused'; actor: string; action: UserAction; reason: string; quiet?: boolean; details?: Record<string, unknown> }
+  | { type: 'gate_requested'; actor: string; action: UserAction; gate: Gate; expiresAt: Date; approverHint: string }
+  | { type: 'gate_withdrawn'; actor: string; action: UserAction; gate: Gate; requestedBy: string }
+  | {
+      type: 'gate_approved';
+      actor: string;
+      action: UserAction;
+      gate: Gate;
+      requestedBy: string;
+      validUntil: Date | null;
+      /** `now`: it runs at once; `ahead`: a switch approved before the freeze, run when the fence is proven. */
+      runs: 'now' | 'ahead';
+      /** The person typed the target database name. */
+      typedConfirmation: boolean;
+    }
+  | { type: 'freeze_refused'; actor: string; reason: string }
+  | { type: 'frozen'; actor: string; attempt: number; budgetSeconds: number; requestedBy: string; approvedBy: string }
+  | { type: 'awaiting_switch'; actor: string; attempt: number; secondsLeft: number }
+  | {
+      type: 'switched';
+      actor: string;
+      attempt: number;
+      strategy: Strategy;
+      frozenMs: number | null;
+      aheadOfTime: boolean;
+      targetDatabase: string;
+      recovered: boolean;
+      parameters?: HandedOutParameters;
+    }
+  | { type: 'resumed'; actor: string; reason: string; problems: string[]; level: 'info' | 'warning' | 'error' }
+  | { type: 'resume_failed'; actor: string; reason: string; problems: string[] }
+  | { type: 'rolled_back'; actor: string; strategy: Strategy; switchedAt: Date | null }
+  | { type: 'finished'; actor: string; summary: CutoverSummary }
+  | { type: 'aborted'; actor: string }
+  | { type: 'failed'; actor: string; action: string; message: string; code: string }
+  | { type: 'recovered'; actor: string; decision: RecoveryDecision['action']; reason: string }
+  | { type: 'report_schedule_set'; actor: string; schedule: string };
+
+/** A recorded fact, with the session it belongs to (as it stood after the fact). */
+export interface SessionEvent {
+  session: Session;
+  fact: Fact;
+}
+
+/** Where events go once recorded (the Slack adapter: a thread line, then a status refresh). Must not throw. */
+export interface EventListener {
+  published(event: SessionEvent): void;
+}
+
+/** The audit row of a fact: action and outcome as `/migrate history` lists them. */
+export function auditOf(fact: Fact): { action: string; outcome: AuditOutcome; details: Record<string, unknown> } {
+  const { type: _type, actor: _actor, ...details } = fact;
+  switch (fact.type) {
+    case 'session_started':
+      return { action: 'start', outcome: 'requested', details };
+    case 'migration_started':
+      return { action: 'start', outcome: 'succeeded', details };
+    case 'refused':
+      return { action: fact.action, outcome: 'refused', details: { reason: fact.reason, ...fact.details } };
+    case 'gate_requested':
+      return { action: fact.action, outcome: 'requested', details };
+    case 'gate_withdrawn':
+      return { action: fact.action, outcome: 'succeeded', details };
+    case 'gate_approved':
+      return { action: fact.action, outcome: 'approved', details };
+    case 'freeze_refused':
+      return { action: 'freeze', outcome: 'refused', details };
+    case 'frozen':
+      return { action: 'freeze', outcome: 'succeeded', details };
+    case 'awaiting_switch':
+      return { action: 'switch', outcome: 'info', details };
+    case 'switched':
+      return { action: 'switch', outcome: 'succeeded', details };
+    case 'resumed':
+      return { action: 'resume', outcome: 'succeeded', details };
+    case 'resume_failed':
+      return { action: 'resume', outcome: 'failed', details };
+    case 'rolled_back':
+      return { action: 'rollback', outcome: 'succeeded', details };
+    case 'finished':
+      return { action: 'finish', outcome: 'succeeded', details };
+    case 'aborted':
+      return { action: 'abort', outcome: 'succeeded', details };
+    case 'failed':
+      return { action: fact.action, outcome: 'failed', details: { message: fact.message, code: fact.code } };
+    case 'recovered':
+      return { action: 'recovery', outcome: 'succeeded', details };
+    case 'report_schedule_set':
+      return { action: 'report', outcome: 'succeeded', details };
+  }
+}
+
+/** The summary of a cutover attempt, for the finish fact. */
+export function summaryOf(attempt: AttemptRecord | undefined): CutoverSummary {
+  if (!attempt) return { ran: false, frozenMs: null, writesHeld: null, lagAtFreeze: null, fence: null, sequencesCopied: null, approvals: null };
+  return {
+    ran: true,
+    frozenMs: attempt.frozenAt && attempt.resumedAt ? attempt.resumedAt.getTime() - attempt.frozenAt.getTime() : null,
+    writesHeld: attempt.writesHeld,
+    lagAtFreeze: attempt.lagAtFreeze,
+    fence: attempt.fence,
+    sequencesCopied: attempt.sequencesCopied,
+    approvals: attempt.approvals,
+  };
+}
+
+/**
+ * Records facts: the audit row first (the record of truth), then the event to the listener. One
+ * instance per process; calls for one session are serialised so events leave in the order they happened.
+ */
+export class FactRecorder {
+  readonly #audit: Pick<AuditLog, 'append'>;
+  readonly #listener: EventListener;
+  readonly #log: Logger;
+  readonly #tails = new Map<string, Promise<void>>();
+
+  constructor(audit: Pick<AuditLog, 'append'>, listener: EventListener, log: Logger) {
+    this.#audit = audit;
+    this.#listener = listener;
+    this.#log = log.child({ name: 'facts' });
+  }
+
+  /** Records `fact` of `session`; resolves once its audit row is written. Never throws. */
+  record(session: Session, fact: Fact): Promise<void> {
+    const previous = this.#tails.get(session.id) ?? Promise.resolve();
+    const done = previous.then(async () => {
+      const { action, outcome, details } = auditOf(fact);
+      try {
+        await this.#audit.append({
+          sessionId: session.id,
+          channelId: session.channelId,
+          actor: fact.actor,
+          action,
+          outcome,
+          details: { version: session.version, ...details },
+        });
+      } catch (err) {
+        this.#log.error({ err, session: session.id, fact: fact.type }, 'audit append failed');
+      }
+      this.#listener.published({ session, fact });
+    });
+    this.#tails.set(session.id, done);
+    void done.then(() => {
+      if (this.#tails.get(session.id) === done) this.#tails.delete(session.id);
+    });
+    return done;
+  }
+}
