@@ -59,10 +59,6 @@ export function isActive(state: SessionState): state is ActiveState {
   return (ACTIVE_STATES as readonly SessionState[]).includes(state);
 }
 
-export function isTerminal(state: SessionState): boolean {
-  return !isActive(state);
-}
-
 export type TransitionResult = { ok: true; to: SessionState } | { ok: false; reason: string };
 
 /** The single definition of which event is allowed in which state, and where it leads. */
@@ -91,11 +87,6 @@ export function transition(from: SessionState, event: SessionEvent): TransitionR
     default:
       return assertNever(event, 'session event');
   }
-}
-
-/** The events a person may trigger from a state (drives which buttons the status message shows). */
-export function allowedEvents(state: SessionState): SessionEvent[] {
-  return SESSION_EVENTS.filter((event) => event !== 'fail' && transition(state, event).ok);
 }
 
 export function describeState(state: SessionState): string {

@@ -34,7 +34,7 @@ export class GroupResolver {
       .list({ usergroup: groupId })
       .then((r) => (r.users ?? []) as readonly string[])
       .catch((error: unknown) => {
-        this.log.warn({ group: groupId, error: error instanceof Error ? error.message : String(error) }, 'cannot read user group; treating it as empty');
+        this.log.warn({ err: error, group: groupId }, 'cannot read user group; treating it as empty');
         this.cache.delete(groupId);
         return [] as readonly string[];
       });

@@ -7,7 +7,6 @@
  * never twice (a completed repoint is only ever followed by a resume). Any failure after the freeze,
  * and the budget running out before the switch completed, put everything back on the source.
  */
-import { frozenMs, type GateAttribution } from '../../domain/attempt.js';
 import { gateSteps, hasSwitched, latestAttempt, planSteps, recoveryDecision, type AttemptKind } from '../../domain/cutover-plan.js';
 import type { Gate, GateRequest } from '../../domain/gates.js';
 import type { Clock } from '../../domain/ports/clock.js';
@@ -17,12 +16,13 @@ import type { ApprovalRepository, ExecutorLock, JournalRepository, SessionReposi
 import { transition as allowedTransition, type Session, type SessionEvent } from '../../domain/session.js';
 import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { maskSecret } from '../../secret.js';
 import { BOT, summaryOf, type FactRecorder } from '../facts.js';
 import type { Actor, PlanStep, SessionOperations, SessionRef } from '../session-operations.js';
 import { Executor, type Window } from './executor.js';
 import { Recovery, type RecoveryOutcome } from './recovery.js';
-import { budgetExceeded, StepRunner, type StepContext } from './runner.js';
+import { ReportedErrors, isCode, stepFailed, transitionLatest } from './common.js';
+import { FrozenWrites, attribution } from './frozen.js';
+import { StepRunner, type StepContext } from './runner.js';
 
 export type { RecoveryOutcome } from './recovery.js';
 
@@ -58,8 +58,9 @@ export class CutoverEngine implements SessionOperations {
   readonly #executor: Executor;
   readonly #runner: StepRunner;
   readonly #recovery: Recovery;
+  readonly #frozen: FrozenWrites;
   /** Errors whose fact was already recorded (the caller must not record another). */
-  readonly #reported = new WeakSet<object>();
+  readonly #reported = new ReportedErrors();
 
   constructor(deps: CutoverEngineDeps) {
     this.#d = deps;
@@ -72,6 +73,18 @@ export class CutoverEngine implements SessionOperations {
       log: this.#log,
     });
     this.#runner = new StepRunner(deps.journal, this.#clock);
+    this.#frozen = new FrozenWrites({
+      sessions: deps.sessions,
+      journal: deps.journal,
+      approvals: deps.approvals,
+      executor: this.#executor,
+      runner: this.#runner,
+      facts: deps.facts,
+      reported: this.#reported,
+      clock: this.#clock,
+      log: this.#log,
+      targetDatabase: (session) => this.#withMachines(session, async (m) => m.settings.targetDatabase),
+    });
     this.#recovery = new Recovery({
       sessions: deps.sessions,
       journal: deps.journal,
@@ -80,17 +93,12 @@ export class CutoverEngine implements SessionOperations {
       runner: this.#runner,
       clock: this.#clock,
       log: this.#log,
-      undo: (w, session, options) => this.#undo(w, session, options),
-      recordSwitch: (session, attempt, actor, parameters) => this.#recordSwitched(session, attempt, actor, parameters, true),
+      undo: (w, session, options) => this.#frozen.undo(w, session, options),
+      recordSwitch: (session, attempt, actor, parameters) => this.#frozen.recordSwitched(session, attempt, actor, parameters, true),
       finishFact: (session, actor) => this.#finishFact(session, actor),
-      mark: (error) => this.#mark(error),
+      mark: (error) => this.#reported.mark(error),
       facts: deps.facts,
     });
-  }
-
-  /** Whether the fact of this error was recorded by the engine already. */
-  reported(error: unknown): boolean {
-    return typeof error === 'object' && error !== null && this.#reported.has(error);
   }
 
   // ── Operations ────────────────────────────────────────────────────────────────────────────────
@@ -99,7 +107,7 @@ export class CutoverEngine implements SessionOperations {
     return this.#operation(ref.sessionId, 'start', actor, async (w) => {
       const session = await this.#checked(ref, 'migration_started');
       const { migrationId } = await w.machines.startMigration();
-      const updated = await this.#transition(session.id, 'migration_started', { doMigrationId: migrationId });
+      const updated = await transitionLatest(this.#d.sessions, session.id, 'migration_started', { doMigrationId: migrationId });
       await this.#d.facts.record(updated, { type: 'migration_started', actor: actor.userId, migrationId });
       return updated;
     });
@@ -137,22 +145,22 @@ export class CutoverEngine implements SessionOperations {
         await this.#runner.run(ctx, [pre!]);
       } catch (error) {
         await journal.update(session.id, attempt, { outcome: 'refused', endedAt: this.#clock.now() });
-        await this.#closeGate(gate, 'failed');
+        await this.#frozen.closeGate(gate, 'failed');
         await this.#d.facts.record(session, { type: 'freeze_refused', actor: actor.userId, reason: asCodedError(error).message });
-        throw this.#mark(error);
+        throw this.#reported.mark(error);
       }
       let frozenAt: Date;
       try {
         frozenAt = (await this.#runner.run(ctx, [freeze!])).frozenAt ?? this.#clock.now();
       } catch (error) {
-        await this.#closeGate(gate, 'failed');
+        await this.#frozen.closeGate(gate, 'failed');
         // The freeze may have partly taken effect: put it back.
-        await this.#undo(w, session, { repointToSource: false, reason: `the freeze failed: ${asCodedError(error).message}`, level: 'error' });
-        throw this.#mark(stepFailed('freeze', error));
+        await this.#frozen.undo(w, session, { repointToSource: false, reason: `the freeze failed: ${asCodedError(error).message}`, level: 'error' });
+        throw this.#reported.mark(stepFailed('freeze', error));
       }
-      this.#executor.hold(w, frozenAt, w.machines.settings.freezeBudgetSeconds, () => this.#budgetExpired(w));
-      session = await this.#transition(session.id, 'freeze');
-      await this.#closeGate(gate, 'executed');
+      this.#executor.hold(w, frozenAt, w.machines.settings.freezeBudgetSeconds, () => this.#frozen.budgetExpired(w));
+      session = await transitionLatest(this.#d.sessions, session.id, 'freeze');
+      await this.#frozen.closeGate(gate, 'executed');
       await this.#d.facts.record(session, {
         type: 'frozen',
         actor: actor.userId,
@@ -165,25 +173,25 @@ export class CutoverEngine implements SessionOperations {
         await this.#runner.run(ctx, afterFreeze);
       } catch (error) {
         const budget = isCode(error, ErrorCode.FreezeBudgetExceeded);
-        await this.#undo(w, session, {
+        await this.#frozen.undo(w, session, {
           repointToSource: false,
-          reason: budget ? this.#budgetReason(w, 'before the switch') : `a step after the freeze failed: ${asCodedError(error).message}`,
+          reason: budget ? this.#frozen.budgetReason(w, 'before the switch') : `a step after the freeze failed: ${asCodedError(error).message}`,
           level: budget ? 'warning' : 'error',
         });
-        throw this.#mark(budget ? error : stepFailed('freeze', error));
+        throw this.#reported.mark(budget ? error : stepFailed('freeze', error));
       }
       // Gate 2 ahead of time: switch at once, so the freeze lasts only as long as the machines need.
-      const approval = await this.#validSwitchApproval(session.id);
-      if (approval) return this.#switch(w, approval);
+      const approval = await this.#frozen.validSwitchApproval(session.id);
+      if (approval) return this.#frozen.switch(w, approval);
       const secondsLeft = Math.max(0, Math.round(this.#executor.remaining(w) / 1000));
       await this.#d.facts.record(session, { type: 'awaiting_switch', actor: BOT, attempt, secondsLeft });
       this.#executor.poll(
         w,
         this.#d.approvalPollMs ?? 200,
-        async () => (await this.#validSwitchApproval(session.id)) !== undefined,
+        async () => (await this.#frozen.validSwitchApproval(session.id)) !== undefined,
         async () => {
-          const valid = await this.#validSwitchApproval(session.id);
-          if (valid) await this.#switch(w, valid).catch((err: unknown) => this.#log.warn({ err, session: session.id }, 'switch after approval failed'));
+          const valid = await this.#frozen.validSwitchApproval(session.id);
+          if (valid) await this.#frozen.switch(w, valid).catch((err: unknown) => this.#log.warn({ err, session: session.id }, 'switch after approval failed'));
         },
       );
       return session;
@@ -201,9 +209,9 @@ export class CutoverEngine implements SessionOperations {
           const current = await this.#d.sessions.require(ref.sessionId);
           if (current.state === 'switched' && current.version > ref.expectedVersion) return current;
           await this.#checked(ref, 'switch');
-          const approval = await this.#validSwitchApproval(ref.sessionId);
+          const approval = await this.#frozen.validSwitchApproval(ref.sessionId);
           if (!approval) throw new CodedError(ErrorCode.GateRefused, 'The switch has not been approved (or the approval expired).');
-          return this.#switch(w, approval);
+          return this.#frozen.switch(w, approval);
         },
         'Another replica holds this cutover; it runs the switch as soon as it sees the approval.',
       );
@@ -218,7 +226,7 @@ export class CutoverEngine implements SessionOperations {
       const session = await this.#checked(ref, 'resume');
       const decision = recoveryDecision(await this.#d.journal.entries(session.id));
       w.attempt ??= decision.action === 'undo-freeze' ? decision.attempt : latestAttempt(await this.#d.journal.entries(session.id))?.attempt;
-      return this.#undo(w, session, {
+      return this.#frozen.undo(w, session, {
         repointToSource: decision.action === 'undo-freeze' && decision.repointToSource,
         reason: 'resumed on request',
         level: 'info',
@@ -240,7 +248,7 @@ export class CutoverEngine implements SessionOperations {
       const session = await this.#checked(ref, 'finish');
       const attempt = await this.#begin(w, session, 'finish', actor);
       await this.#runner.run(this.#context(w, session, attempt), ['stop_migration']);
-      const updated = await this.#transition(session.id, 'finish');
+      const updated = await transitionLatest(this.#d.sessions, session.id, 'finish');
       await this.#finishFact(updated, actor.userId);
       return updated;
     });
@@ -278,128 +286,6 @@ export class CutoverEngine implements SessionOperations {
     return new Date(attempt.frozenAt.getTime() + attempt.freezeBudgetSeconds * 1000);
   }
 
-  // ── The switch and the undo ───────────────────────────────────────────────────────────────────
-
-  async #switch(w: Window, approval: GateRequest): Promise<Session> {
-    const journal = this.#d.journal;
-    const session = await this.#d.sessions.require(w.sessionId);
-    const entries = await journal.entries(session.id);
-    const latest = latestAttempt(entries);
-    if (session.state !== 'frozen' || !latest || latest.kind !== 'cutover') {
-      throw new CodedError(ErrorCode.InvalidTransition, 'Cannot switch: writes are not frozen.');
-    }
-    const attempt = latest.attempt;
-    w.attempt = attempt;
-    // Never switch without the fence (and the sequences) of this very freeze.
-    if (latest.status('fence') !== 'done' || latest.status('sequences') !== 'done') {
-      throw new CodedError(ErrorCode.GateRefused, 'Cannot switch: the fence is not proven for this freeze yet.');
-    }
-    if (hasSwitched(entries)) throw new CodedError(ErrorCode.InvalidTransition, 'This session already switched.');
-    const record = await journal.attempt(session.id, attempt);
-    if (!this.#executor.isHeld(w) && record?.frozenAt && record.freezeBudgetSeconds !== null) {
-      // A switch on a window opened after a restart: the freeze's budget still counts from the freeze.
-      this.#executor.hold(w, record.frozenAt, record.freezeBudgetSeconds, () => this.#budgetExpired(w));
-    }
-    const actor = approval.approvedBy ?? BOT;
-    const switchBy: GateAttribution = {
-      ...attribution(approval, { userId: actor }),
-      // Ahead of time means approved before the freeze began, whoever's poll ran it.
-      aheadOfTime: !!(approval.approvedAt && record?.frozenAt && approval.approvedAt < record.frozenAt),
-    };
-    await journal.update(session.id, attempt, { approvals: { ...record?.approvals, switch: switchBy } });
-    if (this.#executor.remaining(w) <= 0) {
-      await this.#undo(w, session, { repointToSource: false, reason: this.#budgetReason(w, 'before the switch'), level: 'warning' });
-      throw this.#mark(budgetExceeded(w.machines.settings.freezeBudgetSeconds));
-    }
-    const steps = gateSteps(session.strategy, 'switch');
-    let parameters;
-    try {
-      parameters = (await this.#runner.run(this.#context(w, session, attempt), steps)).parameters;
-    } catch (error) {
-      const budget = isCode(error, ErrorCode.FreezeBudgetExceeded);
-      const repointStarted = (latestAttempt(await journal.entries(session.id))?.status('repoint') ?? 'pending') !== 'pending';
-      await this.#closeGate(approval, 'failed');
-      await this.#undo(w, session, {
-        repointToSource: repointStarted,
-        reason: budget ? this.#budgetReason(w, 'before the switch completed') : `the switch failed: ${asCodedError(error).message}`,
-        level: budget ? 'warning' : 'error',
-      });
-      throw this.#mark(budget ? error : stepFailed('switch', error));
-    }
-    this.#executor.release(w);
-    const switched = await this.#transition(session.id, 'switch');
-    await this.#closeGate(approval, 'executed');
-    await this.#recordSwitched(switched, attempt, actor, parameters, false);
-    return switched;
-  }
-
-  async #recordSwitched(session: Session, attempt: number, actor: string, parameters: Awaited<ReturnType<SessionMachines['targetParameters']>> | undefined, recovered: boolean): Promise<void> {
-    const record = await this.#d.journal.attempt(session.id, attempt);
-    const ms = record ? frozenMs(record) : null;
-    this.#log.info({ session: session.id, attempt, frozenMs: ms, recovered }, 'switched');
-    await this.#d.facts.record(session, {
-      type: 'switched',
-      actor,
-      attempt,
-      strategy: session.strategy,
-      frozenMs: ms,
-      aheadOfTime: record?.approvals?.switch?.aheadOfTime === true,
-      targetDatabase: parameters?.database ?? (await this.#targetDatabase(session)),
-      recovered,
-      ...(parameters
-        ? {
-            parameters: {
-              host: parameters.host,
-              port: parameters.port,
-              database: parameters.database,
-              user: parameters.user,
-              maskedPassword: maskSecret(parameters.password.reveal()),
-              sslmode: parameters.sslmode,
-            },
-          }
-        : {}),
-    });
-  }
-
-  async #targetDatabase(session: Session): Promise<string> {
-    return this.#withMachines(session, async (m) => m.settings.targetDatabase).catch(() => 'the target');
-  }
-
-  /** Puts everything back on the source and resumes writes there, recording what happened. */
-  async #undo(
-    w: Window,
-    session: Session,
-    options: { repointToSource: boolean; reason: string; level: 'info' | 'warning' | 'error'; actor?: Actor },
-  ): Promise<Session> {
-    const actor = options.actor?.userId ?? BOT;
-    const attempt = w.attempt ?? (await this.#begin(w, session, 'cutover', { userId: actor }));
-    const { resumed, problems } = await this.#runner.undoFreeze({ ...this.#context(w, session, attempt), repointToSource: options.repointToSource }, options.reason);
-    this.#executor.release(w);
-    if (!resumed) {
-      this.#log.error({ session: session.id, problems }, 'undo failed: writes may still be frozen');
-      await this.#d.facts.record(session, { type: 'resume_failed', actor, reason: options.reason, problems });
-      throw this.#mark(new CodedError(ErrorCode.FreezeFailed, `Writes could not be resumed: ${problems.join('; ')}`));
-    }
-    const current = await this.#d.sessions.require(session.id);
-    const updated = current.state === 'frozen' ? await this.#transition(session.id, 'resume') : current;
-    this.#log.warn({ session: session.id, reason: options.reason, problems }, 'writes resumed on the source');
-    await this.#d.facts.record(updated, { type: 'resumed', actor, reason: options.reason, problems, level: problems.length ? 'error' : options.level });
-    return updated;
-  }
-
-  async #budgetExpired(w: Window): Promise<void> {
-    const session = await this.#d.sessions.require(w.sessionId);
-    if (session.state !== 'frozen') return;
-    const decision = recoveryDecision(await this.#d.journal.entries(session.id));
-    if (decision.action !== 'undo-freeze') return;
-    w.attempt = decision.attempt;
-    await this.#undo(w, session, { repointToSource: decision.repointToSource, reason: this.#budgetReason(w, 'before the switch'), level: 'warning' });
-  }
-
-  #budgetReason(w: Window, when: string): string {
-    return `the freeze budget of ${w.machines.settings.freezeBudgetSeconds} s ran out ${when}`;
-  }
-
   async #finishFact(session: Session, actor: string): Promise<void> {
     await this.#d.facts.record(session, { type: 'finished', actor, summary: summaryOf(await this.#d.journal.latestCutover(session.id)) });
   }
@@ -416,18 +302,13 @@ export class CutoverEngine implements SessionOperations {
     } catch (error) {
       const coded = asCodedError(error);
       const nothingHappened = [ErrorCode.ExecutorBusy, ErrorCode.SessionConflict, ErrorCode.InvalidTransition, ErrorCode.SessionNotFound].includes(coded.code as never);
-      if (!this.reported(error) && !nothingHappened) {
+      if (!this.#reported.has(error) && !nothingHappened) {
         const session = await this.#d.sessions.get(sessionId);
         if (session) await this.#d.facts.record(session, { type: 'failed', actor: actor.userId, action, message: coded.message, code: coded.code });
-        this.#mark(error);
+        this.#reported.mark(error);
       }
       throw error;
     }
-  }
-
-  #mark<E>(error: E): E {
-    if (typeof error === 'object' && error !== null) this.#reported.add(error);
-    return error;
   }
 
   #context(w: Window, session: Session, attempt: number): StepContext {
@@ -446,27 +327,16 @@ export class CutoverEngine implements SessionOperations {
       const session = await this.#d.sessions.require(sessionId);
       if (session.state === 'switched') return session;
       if (session.state !== 'frozen') {
-        throw this.#mark(new CodedError(ErrorCode.CutoverStepFailed, 'The replica holding the freeze did not switch; writes went back to the source. Look at the status message.'));
+        throw this.#reported.mark(new CodedError(ErrorCode.CutoverStepFailed, 'The replica holding the freeze did not switch; writes went back to the source. Look at the status message.'));
       }
-      if (!(await this.#validSwitchApproval(sessionId)) || Date.now() > deadline + 5000) throw busy;
+      if (!(await this.#frozen.validSwitchApproval(sessionId)) || Date.now() > deadline + 5000) throw busy;
       await new Promise((resolve) => setTimeout(resolve, this.#d.approvalPollMs ?? 200));
     }
-  }
-
-  async #validSwitchApproval(sessionId: string): Promise<GateRequest | undefined> {
-    return this.#d.approvals.validApproval(sessionId, 'switch', this.#clock.now()).catch((err: unknown) => {
-      this.#log.warn({ err, session: sessionId }, 'approval check failed');
-      return undefined;
-    });
   }
 
   /** The gate request a click approved (still open), if any. */
   async #openApproval(sessionId: string, gate: Gate): Promise<GateRequest | undefined> {
     return (await this.#d.approvals.open(sessionId))[gate];
-  }
-
-  async #closeGate(request: GateRequest | undefined, status: 'executed' | 'failed'): Promise<void> {
-    if (request) await this.#d.approvals.close(request.id, status, this.#clock.now());
   }
 
   /** The session, if the click was based on its current version and the event is allowed now. */
@@ -485,18 +355,6 @@ export class CutoverEngine implements SessionOperations {
   }
 
   /** Applies `event` on the latest version (this replica holds the executor lock; gate steps only bump the version). */
-  async #transition(sessionId: string, event: SessionEvent, patch: { doMigrationId?: string } = {}): Promise<Session> {
-    for (let tries = 0; ; tries += 1) {
-      const current = await this.#d.sessions.require(sessionId);
-      try {
-        return await this.#d.sessions.transition(sessionId, current.version, event, patch);
-      } catch (error) {
-        if (isCode(error, ErrorCode.SessionConflict) && tries < 5) continue;
-        throw error;
-      }
-    }
-  }
-
   async #withMachines<T>(session: Session, work: (m: SessionMachines) => Promise<T>): Promise<T> {
     const m = await this.#d.machines(session);
     try {
@@ -505,25 +363,4 @@ export class CutoverEngine implements SessionOperations {
       await m.close().catch(() => undefined);
     }
   }
-}
-
-function attribution(request: GateRequest | undefined, actor: Actor): GateAttribution {
-  if (!request) return { requestedBy: actor.userId, approvedBy: actor.userId };
-  return {
-    requestedBy: request.requestedBy,
-    ...(request.approvedBy ? { approvedBy: request.approvedBy } : {}),
-    ...(request.approvedAt ? { at: request.approvedAt.toISOString() } : {}),
-  };
-}
-
-function isCode(error: unknown, code: ErrorCode): boolean {
-  return error instanceof CodedError && error.code === code;
-}
-
-function stepFailed(step: string, error: unknown): CodedError {
-  const cause = asCodedError(error);
-  return new CodedError(ErrorCode.CutoverStepFailed, `The ${step} failed and was put back: ${cause.message}`, {
-    cause: error,
-    details: { step, cause: cause.code },
-  });
 }

@@ -1,0 +1,179 @@
+/**
+ * What the holder of a freeze does: run the approved switch (the switch gate's steps), put everything
+ * back on the source (the undo), and react to the freeze budget running out. Each outcome is recorded
+ * once, as a fact.
+ */
+import { frozenMs, type GateAttribution } from '../../domain/attempt.js';
+import { gateSteps, hasSwitched, latestAttempt, recoveryDecision } from '../../domain/cutover-plan.js';
+import type { GateRequest } from '../../domain/gates.js';
+import type { Clock } from '../../domain/ports/clock.js';
+import type { SessionMachines } from '../../domain/ports/machines.js';
+import type { ApprovalRepository, JournalRepository, SessionRepository } from '../../domain/ports/stores.js';
+import type { Session } from '../../domain/session.js';
+import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { maskSecret } from '../../secret.js';
+import { BOT, type FactRecorder } from '../facts.js';
+import type { Actor } from '../session-operations.js';
+import { isCode, stepFailed, transitionLatest, type ReportedErrors } from './common.js';
+import type { Executor, Window } from './executor.js';
+import { budgetExceeded, type StepRunner } from './runner.js';
+
+export interface FrozenWritesDeps {
+  sessions: SessionRepository;
+  journal: JournalRepository;
+  approvals: ApprovalRepository;
+  executor: Executor;
+  runner: StepRunner;
+  facts: FactRecorder;
+  reported: ReportedErrors;
+  clock: Clock;
+  log: Logger;
+  /** The target database applications move to (for the switch fact, when no parameters were handed out). */
+  targetDatabase(session: Session): Promise<string>;
+}
+
+/** The approval's people, as journaled and summarised. */
+export function attribution(request: GateRequest | undefined, actor: Actor): GateAttribution {
+  if (!request) return { requestedBy: actor.userId, approvedBy: actor.userId };
+  return {
+    requestedBy: request.requestedBy,
+    ...(request.approvedBy ? { approvedBy: request.approvedBy } : {}),
+    ...(request.approvedAt ? { at: request.approvedAt.toISOString() } : {}),
+  };
+}
+
+export class FrozenWrites {
+  readonly #d: FrozenWritesDeps;
+
+  constructor(deps: FrozenWritesDeps) {
+    this.#d = deps;
+  }
+
+  async switch(w: Window, approval: GateRequest): Promise<Session> {
+    const journal = this.#d.journal;
+    const session = await this.#d.sessions.require(w.sessionId);
+    const entries = await journal.entries(session.id);
+    const latest = latestAttempt(entries);
+    if (session.state !== 'frozen' || !latest || latest.kind !== 'cutover') {
+      throw new CodedError(ErrorCode.InvalidTransition, 'Cannot switch: writes are not frozen.');
+    }
+    const attempt = latest.attempt;
+    w.attempt = attempt;
+    // Never switch without the fence (and the sequences) of this very freeze.
+    if (latest.status('fence') !== 'done' || latest.status('sequences') !== 'done') {
+      throw new CodedError(ErrorCode.GateRefused, 'Cannot switch: the fence is not proven for this freeze yet.');
+    }
+    if (hasSwitched(entries)) throw new CodedError(ErrorCode.InvalidTransition, 'This session already switched.');
+    const record = await journal.attempt(session.id, attempt);
+    if (!this.#d.executor.isHeld(w) && record?.frozenAt && record.freezeBudgetSeconds !== null) {
+      // A switch on a window opened after a restart: the freeze's budget still counts from the freeze.
+      this.#d.executor.hold(w, record.frozenAt, record.freezeBudgetSeconds, () => this.budgetExpired(w));
+    }
+    const actor = approval.approvedBy ?? BOT;
+    const switchBy: GateAttribution = {
+      ...attribution(approval, { userId: actor }),
+      // Ahead of time means approved before the freeze began, whoever's poll ran it.
+      aheadOfTime: !!(approval.approvedAt && record?.frozenAt && approval.approvedAt < record.frozenAt),
+    };
+    await journal.update(session.id, attempt, { approvals: { ...record?.approvals, switch: switchBy } });
+    if (this.#d.executor.remaining(w) <= 0) {
+      await this.undo(w, session, { repointToSource: false, reason: this.budgetReason(w, 'before the switch'), level: 'warning' });
+      throw this.#d.reported.mark(budgetExceeded(w.machines.settings.freezeBudgetSeconds));
+    }
+    const steps = gateSteps(session.strategy, 'switch');
+    let parameters;
+    try {
+      parameters = (await this.#d.runner.run({ session, attempt, machines: w.machines, remainingMs: () => this.#d.executor.remaining(w) }, steps)).parameters;
+    } catch (error) {
+      const budget = isCode(error, ErrorCode.FreezeBudgetExceeded);
+      const repointStarted = (latestAttempt(await journal.entries(session.id))?.status('repoint') ?? 'pending') !== 'pending';
+      await this.closeGate(approval, 'failed');
+      await this.undo(w, session, {
+        repointToSource: repointStarted,
+        reason: budget ? this.budgetReason(w, 'before the switch completed') : `the switch failed: ${asCodedError(error).message}`,
+        level: budget ? 'warning' : 'error',
+      });
+      throw this.#d.reported.mark(budget ? error : stepFailed('switch', error));
+    }
+    this.#d.executor.release(w);
+    const switched = await transitionLatest(this.#d.sessions, session.id, 'switch');
+    await this.closeGate(approval, 'executed');
+    await this.recordSwitched(switched, attempt, actor, parameters, false);
+    return switched;
+  }
+
+  async recordSwitched(session: Session, attempt: number, actor: string, parameters: Awaited<ReturnType<SessionMachines['targetParameters']>> | undefined, recovered: boolean): Promise<void> {
+    const record = await this.#d.journal.attempt(session.id, attempt);
+    const ms = record ? frozenMs(record) : null;
+    this.#d.log.info({ session: session.id, attempt, frozenMs: ms, recovered }, 'switched');
+    await this.#d.facts.record(session, {
+      type: 'switched',
+      actor,
+      attempt,
+      strategy: session.strategy,
+      frozenMs: ms,
+      aheadOfTime: record?.approvals?.switch?.aheadOfTime === true,
+      targetDatabase: parameters?.database ?? (await this.#d.targetDatabase(session).catch(() => 'the target')),
+      recovered,
+      ...(parameters
+        ? {
+            parameters: {
+              host: parameters.host,
+              port: parameters.port,
+              database: parameters.database,
+              user: parameters.user,
+              maskedPassword: maskSecret(parameters.password.reveal()),
+              sslmode: parameters.sslmode,
+            },
+          }
+        : {}),
+    });
+  }
+
+  /** Puts everything back on the source and resumes writes there, recording what happened. */
+  async undo(
+    w: Window,
+    session: Session,
+    options: { repointToSource: boolean; reason: string; level: 'info' | 'warning' | 'error'; actor?: Actor },
+  ): Promise<Session> {
+    const actor = options.actor?.userId ?? BOT;
+    const attempt = w.attempt ?? ((w.attempt = await this.#d.journal.begin(session.id, 'cutover', actor)));
+    const { resumed, problems } = await this.#d.runner.undoFreeze({ ...{ session, attempt, machines: w.machines, remainingMs: () => this.#d.executor.remaining(w) }, repointToSource: options.repointToSource }, options.reason);
+    this.#d.executor.release(w);
+    if (!resumed) {
+      this.#d.log.error({ session: session.id, problems }, 'undo failed: writes may still be frozen');
+      await this.#d.facts.record(session, { type: 'resume_failed', actor, reason: options.reason, problems });
+      throw this.#d.reported.mark(new CodedError(ErrorCode.FreezeFailed, `Writes could not be resumed: ${problems.join('; ')}`));
+    }
+    const current = await this.#d.sessions.require(session.id);
+    const updated = current.state === 'frozen' ? await transitionLatest(this.#d.sessions, session.id, 'resume') : current;
+    this.#d.log.warn({ session: session.id, reason: options.reason, problems }, 'writes resumed on the source');
+    await this.#d.facts.record(updated, { type: 'resumed', actor, reason: options.reason, problems, level: problems.length ? 'error' : options.level });
+    return updated;
+  }
+
+  async budgetExpired(w: Window): Promise<void> {
+    const session = await this.#d.sessions.require(w.sessionId);
+    if (session.state !== 'frozen') return;
+    const decision = recoveryDecision(await this.#d.journal.entries(session.id));
+    if (decision.action !== 'undo-freeze') return;
+    w.attempt = decision.attempt;
+    await this.undo(w, session, { repointToSource: decision.repointToSource, reason: this.budgetReason(w, 'before the switch'), level: 'warning' });
+  }
+
+  budgetReason(w: Window, when: string): string {
+    return `the freeze budget of ${w.machines.settings.freezeBudgetSeconds} s ran out ${when}`;
+  }
+
+  async validSwitchApproval(sessionId: string): Promise<GateRequest | undefined> {
+    return this.#d.approvals.validApproval(sessionId, 'switch', this.#d.clock.now()).catch((err: unknown) => {
+      this.#d.log.warn({ err, session: sessionId }, 'approval check failed');
+      return undefined;
+    });
+  }
+
+  async closeGate(request: GateRequest | undefined, status: 'executed' | 'failed'): Promise<void> {
+    if (request) await this.#d.approvals.close(request.id, status, this.#d.clock.now());
+  }
+}
