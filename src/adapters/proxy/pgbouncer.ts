@@ -9,14 +9,13 @@
  * WAIT_CLOSE. A pause outlives the admin connection, so resume() is stateless: a fresh driver resumes
  * a database another (crashed) process paused.
  */
-import { access, constants, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import pg from 'pg';
-import { z } from 'zod';
 import type { Logger } from '../../log.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Secret } from '../../secret.js';
 import { atomicWrite } from './files.js';
+import { checkEndpoint, checkIdent, databaseRow, destroy, poolRow, serverRow, showConfig, simple, type DatabaseRow, type PoolRow } from './pgbouncer-console.js';
+import { checkDatabasesFile, readDatabasesFile, renderConnString, replaceDatabaseLine } from './pgbouncer-databases-file.js';
 import type { Endpoint } from '../../domain/ports/writes.js';
 import type { ProxyAdmin, ProxyStatus } from './proxy-admin.js';
 
@@ -40,36 +39,6 @@ export interface PreflightCheck {
   ok: boolean;
   detail: string;
 }
-
-const IDENT = /^[A-Za-z0-9_]+$/;
-const HOST = /^[A-Za-z0-9.:_-]+$/;
-
-const num = z.coerce.number();
-const databaseRow = z.object({
-  name: z.string(),
-  host: z.string().nullable(),
-  port: num,
-  database: z.string(),
-  pool_mode: z.string().nullable(),
-  paused: num,
-  disabled: num,
-});
-const poolRow = z.object({
-  database: z.string(),
-  user: z.string(),
-  cl_active: num,
-  cl_waiting: num,
-  sv_active: num,
-  sv_idle: num,
-  sv_used: num,
-  sv_tested: num,
-  sv_login: num,
-  maxwait: num,
-});
-const serverRow = z.object({ database: z.string(), state: z.string() });
-const configRow = z.object({ key: z.string(), value: z.string().nullable() });
-type DatabaseRow = z.infer<typeof databaseRow>;
-type PoolRow = z.infer<typeof poolRow>;
 
 /** Where a pause stands, from SHOW DATABASES / POOLS / SERVERS on one admin connection. */
 export interface DrainState {
@@ -278,27 +247,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
         wait === 0 || wait > this.#options.pauseTimeoutSeconds,
         `query_wait_timeout = ${wait} s (clients held longer are disconnected)`,
       );
-      const file = this.#options.databasesFile;
-      try {
-        const text = await readDatabasesFile(file);
-        const line = findDatabaseLine(text, this.#db);
-        const params = line ? parseConnString(line.value) : undefined;
-        const matches = params?.get('host') === row.host && Number(params?.get('port') ?? 5432) === row.port;
-        add(
-          'databases file',
-          matches,
-          !line
-            ? `${file} has no line for "${this.#db}"`
-            : matches
-              ? `${file} has the line PgBouncer runs with`
-              : `${file} does not match what PgBouncer runs (is it the %include'd file?)`,
-        );
-        await access(file, constants.W_OK);
-        await access(dirname(file), constants.W_OK);
-        add('databases file writable', true, `${file} and its directory are writable`);
-      } catch (error) {
-        add('databases file writable', false, `${file}: ${(error as Error).message}`);
-      }
+      for (const check of await checkDatabasesFile(this.#options.databasesFile, this.#db, row)) add(check.name, check.ok, check.detail);
       if (target) {
         const tlsMode = config.get('server_tls_sslmode') ?? 'disable';
         const tlsOk = !target.tls || (tlsMode !== 'disable' && tlsMode !== 'allow');
@@ -488,163 +437,5 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 }
 
-// --- the admin console, simple protocol only ---
-
-/** One simple-protocol query (never parameters); a client-side timer destroys the connection on timeout. */
-async function simple(client: pg.Client, text: string, timeoutMs?: number): Promise<pg.QueryResult> {
-  if (timeoutMs === undefined) return client.query(text);
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      client.query(text),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          destroy(client);
-          reject(new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer did not answer "${text}" within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function showConfig(admin: pg.Client, timeoutMs: number): Promise<Map<string, string>> {
-  const result = await simple(admin, 'SHOW CONFIG', timeoutMs);
-  const out = new Map<string, string>();
-  for (const raw of result.rows) {
-    const row = configRow.safeParse(raw);
-    if (row.success && row.data.value !== null) out.set(row.data.key, row.data.value);
-  }
-  return out;
-}
-
-function destroy(client: pg.Client): void {
-  (client.connection.stream as { destroy?: () => void }).destroy?.();
-}
-
 const sum = (pools: PoolRow[], key: 'cl_active' | 'cl_waiting') => pools.reduce((n, p) => n + p[key], 0);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function checkIdent(value: string, what: string): string {
-  if (!IDENT.test(value)) {
-    throw new CodedError(ErrorCode.ProxyAdminFailed, `${what} "${value}" must match [A-Za-z0-9_]+`);
-  }
-  return value;
-}
-
-function checkEndpoint(to: Endpoint): void {
-  if (!HOST.test(to.host)) throw new CodedError(ErrorCode.ProxyAdminFailed, `Invalid target host "${to.host}"`);
-  if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
-    throw new CodedError(ErrorCode.ProxyAdminFailed, `Invalid target port ${to.port}`);
-  }
-  if (to.database === '' || /[\n\r\0]/.test(to.database)) {
-    throw new CodedError(ErrorCode.ProxyAdminFailed, 'Invalid target database name');
-  }
-}
-
-// --- the databases file ---
-
-async function readDatabasesFile(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new CodedError(ErrorCode.ProxyAdminFailed, `Cannot read the PgBouncer databases file ${file}`, { cause });
-  }
-}
-
-interface DatabaseLine {
-  index: number;
-  value: string;
-}
-
-export function findDatabaseLine(text: string, db: string): DatabaseLine | undefined {
-  const lines = text.split('\n');
-  const matches: DatabaseLine[] = [];
-  lines.forEach((line, index) => {
-    const m = /^\s*("?)([^"=\s]+)\1\s*=(.*)$/.exec(line);
-    if (m && m[2] === db) matches.push({ index, value: m[3] ?? '' });
-  });
-  if (matches.length > 1) {
-    throw new CodedError(ErrorCode.ProxyAdminFailed, `The databases file has ${matches.length} lines for "${db}"`);
-  }
-  return matches[0];
-}
-
-const ORIGINAL_MARKER = /^;\s*pgcutover-original\s+("?)([^"=\s]+)\1\s*=(.*)$/;
-
-/**
- * Replaces the db's line, keeping its other keys (pool_size, pool_mode, connect_query, …). The first
- * repoint keeps the original line in a comment above it (on disk, so it survives a restart); a
- * repoint back to that server without credentials restores it verbatim, so a rollback never logs in
- * to the source with the target's user and password.
- */
-export function replaceDatabaseLine(text: string, db: string, to: Endpoint): string {
-  const line = findDatabaseLine(text, db);
-  if (!line) {
-    throw new CodedError(ErrorCode.ProxyAdminFailed, `The PgBouncer databases file has no line for "${db}"`);
-  }
-  const lines = text.split('\n');
-  const marked = lines.map((l) => ORIGINAL_MARKER.exec(l)).find((m) => m?.[2] === db);
-  const original = marked?.[3] ?? line.value;
-  const originalParams = parseConnString(original);
-  const backToOriginal =
-    !to.user &&
-    originalParams.get('host') === to.host &&
-    Number(originalParams.get('port') ?? 5432) === to.port &&
-    (originalParams.get('dbname') ?? db) === to.database;
-  lines[line.index] = backToOriginal
-    ? `${db} =${original}`
-    : `${db} = ${renderConnString(parseConnString(line.value), to)}`;
-  if (!marked) lines.splice(line.index, 0, `; pgcutover-original ${db} =${original}`);
-  return lines.join('\n');
-}
-
-/** Parses `key=value key='quoted ''value'''` as PgBouncer does. */
-export function parseConnString(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  let i = 0;
-  while (i < text.length) {
-    while (i < text.length && /\s/.test(text[i] ?? '')) i++;
-    if (i >= text.length) break;
-    const eq = text.indexOf('=', i);
-    if (eq === -1) break;
-    const key = text.slice(i, eq).trim();
-    i = eq + 1;
-    while (text[i] === ' ') i++;
-    let value = '';
-    if (text[i] === "'") {
-      i++;
-      for (; i < text.length; i++) {
-        if (text[i] === "'") {
-          if (text[i + 1] === "'") {
-            value += "'";
-            i++;
-          } else {
-            i++;
-            break;
-          }
-        } else value += text[i];
-      }
-    } else {
-      while (i < text.length && !/\s/.test(text[i] ?? '')) value += text[i++];
-    }
-    out.set(key, value);
-  }
-  return out;
-}
-
-const quoteValue = (value: string) => (/^[A-Za-z0-9_.:/-]+$/.test(value) ? value : `'${value.replace(/'/g, "''")}'`);
-
-export function renderConnString(existing: Map<string, string>, to: Endpoint): string {
-  const params = new Map(existing);
-  params.set('host', to.host);
-  params.set('port', String(to.port));
-  params.set('dbname', to.database);
-  if (to.user) {
-    params.set('user', to.user);
-    if (to.password) params.set('password', to.password.reveal());
-    else params.delete('password');
-  }
-  return [...params].map(([k, v]) => `${k}=${quoteValue(v)}`).join(' ');
-}

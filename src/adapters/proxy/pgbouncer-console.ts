@@ -1,0 +1,89 @@
+/**
+ * PgBouncer's admin console, low level: the simple query protocol only (never parameters, a client-side
+ * timeout that destroys the connection), the SHOW rows as zod schemas, and the checks of every name
+ * that goes into a console command or the databases file (the console has no quoting).
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+import type { Endpoint } from '../../domain/ports/writes.js';
+import { CodedError, ErrorCode } from '../../errors.js';
+
+const IDENT = /^[A-Za-z0-9_]+$/;
+const HOST = /^[A-Za-z0-9.:_-]+$/;
+
+const num = z.coerce.number();
+export const databaseRow = z.object({
+  name: z.string(),
+  host: z.string().nullable(),
+  port: num,
+  database: z.string(),
+  pool_mode: z.string().nullable(),
+  paused: num,
+  disabled: num,
+});
+export const poolRow = z.object({
+  database: z.string(),
+  user: z.string(),
+  cl_active: num,
+  cl_waiting: num,
+  sv_active: num,
+  sv_idle: num,
+  sv_used: num,
+  sv_tested: num,
+  sv_login: num,
+  maxwait: num,
+});
+export const serverRow = z.object({ database: z.string(), state: z.string() });
+const configRow = z.object({ key: z.string(), value: z.string().nullable() });
+export type DatabaseRow = z.infer<typeof databaseRow>;
+export type PoolRow = z.infer<typeof poolRow>;
+
+/** One simple-protocol query (never parameters); a client-side timer destroys the connection on timeout. */
+export async function simple(client: pg.Client, text: string, timeoutMs?: number): Promise<pg.QueryResult> {
+  if (timeoutMs === undefined) return client.query(text);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      client.query(text),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          destroy(client);
+          reject(new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer did not answer "${text}" within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function showConfig(admin: pg.Client, timeoutMs: number): Promise<Map<string, string>> {
+  const result = await simple(admin, 'SHOW CONFIG', timeoutMs);
+  const out = new Map<string, string>();
+  for (const raw of result.rows) {
+    const row = configRow.safeParse(raw);
+    if (row.success && row.data.value !== null) out.set(row.data.key, row.data.value);
+  }
+  return out;
+}
+
+export function destroy(client: pg.Client): void {
+  (client.connection.stream as { destroy?: () => void }).destroy?.();
+}
+
+export function checkIdent(value: string, what: string): string {
+  if (!IDENT.test(value)) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `${what} "${value}" must match [A-Za-z0-9_]+`);
+  }
+  return value;
+}
+
+export function checkEndpoint(to: Endpoint): void {
+  if (!HOST.test(to.host)) throw new CodedError(ErrorCode.ProxyAdminFailed, `Invalid target host "${to.host}"`);
+  if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `Invalid target port ${to.port}`);
+  }
+  if (to.database === '' || /[\n\r\0]/.test(to.database)) {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, 'Invalid target database name');
+  }
+}
