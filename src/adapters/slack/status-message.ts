@@ -114,7 +114,7 @@ export class StatusMessages {
     const seq = this.begin(session.id);
     try {
       // The caller's copy may predate a change that a newer render already shows: read it after numbering.
-      const current = (await this.deps.store.sessions.get(session.id)) ?? session;
+      const current = session;
       const rendered = renderStatus(await this.view(current));
       if (current.statusMessageTs) void this.send(current, seq, rendered);
       return rendered;

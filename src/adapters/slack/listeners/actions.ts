@@ -7,7 +7,7 @@ import type { BlockAction, ButtonAction as SlackButtonAction } from '@slack/bolt
 import { CodedError, ErrorCode } from '../../../errors.js';
 import { ACTION_PREFIX, buttonValueSchema, MODAL_ACTIONS, parseActionId, switchModal } from '../blocks.js';
 import type { BoltApp } from '../bolt-app.js';
-import type { SlackSurface } from '../register.js';
+import type { SlackSurface } from '../surface.js';
 import { errorReply } from '../texts.js';
 
 export function registerActions(app: BoltApp, surface: SlackSurface): void {

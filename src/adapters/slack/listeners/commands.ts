@@ -9,7 +9,7 @@ import type { AuditRecord } from '../../../domain/ports/stores.js';
 import { describeLag, renderPreflight, slackDate } from '../blocks.js';
 import { dryRunText, errorReply } from '../texts.js';
 import type { BoltApp } from '../bolt-app.js';
-import type { SlackSurface } from '../register.js';
+import type { SlackSurface } from '../surface.js';
 
 /** Identical changing commands from one person in one channel within this window count as one. */
 export const COMMAND_DEDUPE_WINDOW_MS = 30_000;

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { modalMetadataSchema, SWITCH_MODAL_BLOCK, SWITCH_MODAL_CALLBACK, SWITCH_MODAL_INPUT } from '../blocks.js';
 import { errorReply } from '../texts.js';
 import type { BoltApp } from '../bolt-app.js';
-import type { SlackSurface } from '../register.js';
+import type { SlackSurface } from '../surface.js';
 
 const stateSchema = z.object({
   values: z.object({
