@@ -19,6 +19,7 @@ import { startMigrationBodySchema } from '../../adapters/digitalocean/schemas.js
 import type { Logger } from '../../log.js';
 import { Secret } from '../../secret.js';
 import { faultSchema, type Fault, type FaultInput } from './faults.js';
+import { errorIds, readBody, redactBody, safeJson } from './http.js';
 import {
   copySchema,
   createReplication,
@@ -102,15 +103,6 @@ interface Migration {
 }
 
 const CONTROL_PREFIX = '/_simulator';
-const errorIds: Record<number, [string, string]> = {
-  400: ['bad_request', 'error parsing request body'],
-  401: ['unauthorized', 'Unable to authenticate you.'],
-  403: ['forbidden', 'You do not have access for the attempted action.'],
-  404: ['not_found', 'The resource you requested could not be found.'],
-  422: ['unprocessable_entity', 'request payload validation failed'],
-  429: ['too_many_requests', 'API rate limit exceeded.'],
-  500: ['server_error', 'Unexpected server-side error'],
-};
 
 export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoSimulator> {
   const log = options.logger.child({ name: 'do-simulator' });
@@ -407,29 +399,4 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
-    req.on('end', () => resolve(text));
-    req.on('error', reject);
-  });
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function redactBody(body: unknown): unknown {
-  if (typeof body !== 'object' || body === null) return body;
-  const source = (body as { source?: unknown }).source;
-  if (typeof source !== 'object' || source === null || !('password' in source)) return body;
-  return { ...body, source: { ...source, password: '[redacted]' } };
 }
