@@ -153,8 +153,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     const running = engine;
     await running.recover().then(
       (outcomes) => {
-        const acted = outcomes.filter((o) => o.result !== 'nothing');
-        if (acted.length > 0) log.warn({ outcomes: acted.map((o) => ({ session: o.sessionId, action: o.decision.action, result: o.result })) }, 'recovery at start-up');
+        if (outcomes.length > 0) log.warn({ outcomes: outcomes.map((o) => ({ session: o.sessionId, action: o.decision.action, result: o.result })) }, 'recovery at start-up');
       },
       (err: unknown) => log.error({ err }, 'recovery at start-up failed'),
     );

@@ -95,6 +95,18 @@ const PATCH_COLUMNS: Record<keyof AttemptPatch, [column: string, json: boolean]>
   endedAt: ['ended_at', false],
 };
 
+/** `column = $n, …` for the patch's fields, appending their values to `params`; empty when nothing changes. */
+function patchAssignments(patch: AttemptPatch, params: unknown[]): string {
+  const sets: string[] = [];
+  for (const [key, value] of Object.entries(patch) as [keyof AttemptPatch, unknown][]) {
+    if (value === undefined) continue;
+    const [column, json] = PATCH_COLUMNS[key];
+    params.push(json && value !== null ? JSON.stringify(value) : value);
+    sets.push(`${column} = $${params.length}`);
+  }
+  return sets.join(', ');
+}
+
 export class CutoverJournal implements JournalRepository {
   private readonly db: Database;
 
@@ -116,16 +128,21 @@ export class CutoverJournal implements JournalRepository {
     return attempt;
   }
 
+  /** Journals a step event; with a `patch`, the attempt's fields change in the same statement (no window between them). */
   async record(
     sessionId: string,
     attempt: number,
     step: CutoverStep,
     event: JournalEvent,
     detail: Record<string, unknown> = {},
+    patch: AttemptPatch = {},
   ): Promise<void> {
+    const params: unknown[] = [sessionId, attempt, step, event, JSON.stringify(detail)];
+    const insert = 'INSERT INTO cutover_journal (session_id, attempt, step, event, detail) VALUES ($1, $2, $3, $4, $5)';
+    const sets = patchAssignments(patch, params);
     await this.db.query(
-      'INSERT INTO cutover_journal (session_id, attempt, step, event, detail) VALUES ($1, $2, $3, $4, $5)',
-      [sessionId, attempt, step, event, JSON.stringify(detail)],
+      sets ? `WITH patched AS (UPDATE cutover_attempts SET ${sets} WHERE session_id = $1 AND attempt = $2) ${insert}` : insert,
+      params,
     );
   }
 
@@ -145,16 +162,9 @@ export class CutoverJournal implements JournalRepository {
   }
 
   async update(sessionId: string, attempt: number, patch: AttemptPatch): Promise<void> {
-    const sets: string[] = [];
     const params: unknown[] = [sessionId, attempt];
-    for (const [key, value] of Object.entries(patch) as [keyof AttemptPatch, unknown][]) {
-      if (value === undefined) continue;
-      const [column, json] = PATCH_COLUMNS[key];
-      params.push(json && value !== null ? JSON.stringify(value) : value);
-      sets.push(`${column} = $${params.length}`);
-    }
-    if (sets.length === 0) return;
-    await this.db.query(`UPDATE cutover_attempts SET ${sets.join(', ')} WHERE session_id = $1 AND attempt = $2`, params);
+    const sets = patchAssignments(patch, params);
+    if (sets) await this.db.query(`UPDATE cutover_attempts SET ${sets} WHERE session_id = $1 AND attempt = $2`, params);
   }
 
   async attempts(sessionId: string): Promise<AttemptRecord[]> {

@@ -22,7 +22,7 @@ import { Executor, type Window } from './executor.js';
 import { Recovery, type RecoveryOutcome } from './recovery.js';
 import { ReportedErrors, isCode, stepFailed, transitionLatest } from './common.js';
 import { FrozenWrites, attribution } from './frozen.js';
-import { StepRunner, type StepContext } from './runner.js';
+import { budgetExceeded, StepRunner, type StepContext } from './runner.js';
 
 export type { RecoveryOutcome } from './recovery.js';
 
@@ -172,13 +172,14 @@ export class CutoverEngine implements SessionOperations {
       try {
         await this.#runner.run(ctx, afterFreeze);
       } catch (error) {
-        const budget = isCode(error, ErrorCode.FreezeBudgetExceeded);
+        // A fence or copy cut short by the budget is the budget running out, whatever the step says.
+        const budget = isCode(error, ErrorCode.FreezeBudgetExceeded) || this.#executor.remaining(w) <= 0;
         await this.#frozen.undo(w, session, {
           repointToSource: false,
           reason: budget ? this.#frozen.budgetReason(w, 'before the switch') : `a step after the freeze failed: ${asCodedError(error).message}`,
           level: budget ? 'warning' : 'error',
         });
-        throw this.#reported.mark(budget ? error : stepFailed('freeze', error));
+        throw this.#reported.mark(budget ? budgetExceeded(w.machines.settings.freezeBudgetSeconds) : stepFailed('freeze', error));
       }
       // Gate 2 ahead of time: switch at once, so the freeze lasts only as long as the machines need.
       const approval = await this.#frozen.validSwitchApproval(session.id);
@@ -329,8 +330,8 @@ export class CutoverEngine implements SessionOperations {
       if (session.state !== 'frozen') {
         throw this.#reported.mark(new CodedError(ErrorCode.CutoverStepFailed, 'The replica holding the freeze did not switch; writes went back to the source. Look at the status message.'));
       }
-      if (!(await this.#frozen.validSwitchApproval(sessionId)) || Date.now() > deadline + 5000) throw busy;
-      await new Promise((resolve) => setTimeout(resolve, this.#d.approvalPollMs ?? 200));
+      if (!(await this.#frozen.validSwitchApproval(sessionId)) || this.#clock.now().getTime() > deadline + 5000) throw busy;
+      await new Promise<void>((resolve) => this.#clock.setTimer(this.#d.approvalPollMs ?? 200, resolve));
     }
   }
 

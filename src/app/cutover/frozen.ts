@@ -86,7 +86,7 @@ export class FrozenWrites {
     try {
       parameters = (await this.#d.runner.run({ session, attempt, machines: w.machines, remainingMs: () => this.#d.executor.remaining(w) }, steps)).parameters;
     } catch (error) {
-      const budget = isCode(error, ErrorCode.FreezeBudgetExceeded);
+      const budget = isCode(error, ErrorCode.FreezeBudgetExceeded) || this.#d.executor.remaining(w) <= 0;
       const repointStarted = (latestAttempt(await journal.entries(session.id))?.status('repoint') ?? 'pending') !== 'pending';
       await this.closeGate(approval, 'failed');
       await this.undo(w, session, {
@@ -94,7 +94,7 @@ export class FrozenWrites {
         reason: budget ? this.budgetReason(w, 'before the switch completed') : `the switch failed: ${asCodedError(error).message}`,
         level: budget ? 'warning' : 'error',
       });
-      throw this.#d.reported.mark(budget ? error : stepFailed('switch', error));
+      throw this.#d.reported.mark(budget ? budgetExceeded(w.machines.settings.freezeBudgetSeconds) : stepFailed('switch', error));
     }
     this.#d.executor.release(w);
     const switched = await transitionLatest(this.#d.sessions, session.id, 'switch');

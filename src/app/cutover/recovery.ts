@@ -5,9 +5,11 @@
  */
 import {
   gateSteps,
+  latestAttempt,
   recoveryDecision,
   remainingSteps,
   type RecoveryDecision,
+  type JournalEntry,
   type SettledState,
 } from '../../domain/cutover-plan.js';
 import type { Clock } from '../../domain/ports/clock.js';
@@ -19,12 +21,12 @@ import type { Logger } from '../../log.js';
 import { BOT, type FactRecorder } from '../facts.js';
 import type { Actor } from '../session-operations.js';
 import type { Executor, Window } from './executor.js';
-import type { StepContext, StepRunner } from './runner.js';
+import { retry, type StepContext, type StepRunner } from './runner.js';
 
 export interface RecoveryOutcome {
   sessionId: string;
   decision: RecoveryDecision;
-  result: 'applied' | 'busy' | 'failed' | 'nothing';
+  result: 'applied' | 'busy' | 'failed';
   error?: string;
 }
 
@@ -42,6 +44,14 @@ export interface RecoveryDeps {
   finishFact(session: Session, actor: string): Promise<void>;
   /** Marks an error whose fact is recorded, so the caller records no second one. */
   mark<E>(error: E): E;
+}
+
+/** The cutover attempt whose executor died during its preconditions (nothing was frozen), if any. */
+function interruptedBeforeFreeze(journal: readonly JournalEntry[]): number | undefined {
+  const latest = latestAttempt(journal);
+  if (latest?.kind !== 'cutover' || latest.status('freeze') !== 'pending') return undefined;
+  const pre = latest.status('preconditions');
+  return pre === 'started' || pre === 'done' ? latest.attempt : undefined;
 }
 
 /** The transition that brings a session in line with what the journal proves, if it is not yet. */
@@ -70,11 +80,18 @@ export class Recovery {
     const outcomes: RecoveryOutcome[] = [];
     for (const session of await this.#d.sessions.listActive()) {
       if (this.#d.executor.isOpen(session.id)) continue;
-      const decision = recoveryDecision(await this.#d.journal.entries(session.id));
-      if (decision.action === 'none' && !settlingEvent(session, decision.settle)) continue;
+      let decision = recoveryDecision(await this.#d.journal.entries(session.id));
+      if (!(await this.#needsWork(session, decision))) continue;
       try {
-        await this.#d.executor.exclusive(session.id, (w) => this.#apply(w, decision));
-        outcomes.push({ sessionId: session.id, decision, result: decision.action === 'none' ? 'nothing' : 'applied' });
+        // Decided again under the lock: another replica may have recovered it since the first read.
+        const applied = await this.#d.executor.exclusive(session.id, async (w) => {
+          const current = await this.#d.sessions.require(session.id);
+          decision = recoveryDecision(await this.#d.journal.entries(session.id));
+          if (!(await this.#needsWork(current, decision))) return false;
+          await this.#apply(w, current, decision);
+          return true;
+        });
+        if (applied) outcomes.push({ sessionId: session.id, decision, result: 'applied' });
       } catch (error) {
         const coded = asCodedError(error);
         const busy = coded.code === ErrorCode.ExecutorBusy;
@@ -111,9 +128,14 @@ export class Recovery {
     try {
       await this.#d.runner.run(ctx, remainingSteps(await this.#d.journal.entries(session.id), attempt, 'rollback', session.strategy));
     } catch (error) {
-      if (w.machines.routing) {
-        // Put the rollback back: writes continue on the target rather than staying frozen.
-        await w.machines.freeze.resume().catch(() => undefined);
+      const routing = w.machines.routing;
+      if (routing) {
+        // Put the rollback back: the router may already point to the source (a repoint that took
+        // effect and then failed its check), so point it to the target again, then let writes continue there.
+        await retry(() => routing.router.repoint(routing.target)).catch((err: unknown) =>
+          this.#d.log.error({ err, session: session.id }, 'putting the router back on the target failed'),
+        );
+        await retry(() => w.machines.freeze.resume()).catch(() => undefined);
         await this.#d.journal.record(session.id, attempt, 'rollback_freeze_target', 'undone');
       }
       await this.#d.facts.record(session, { type: 'failed', actor, action: 'rollback', message: asCodedError(error).message, code: asCodedError(error).code });
@@ -140,11 +162,17 @@ export class Recovery {
     return updated;
   }
 
-  async #apply(w: Window, decision: RecoveryDecision): Promise<void> {
-    const session = await this.#d.sessions.require(w.sessionId);
+  /** Whether the journal shows work left: a step to complete, a state to settle, or a cutover interrupted before its freeze. */
+  async #needsWork(session: Session, decision: RecoveryDecision): Promise<boolean> {
+    if (decision.action !== 'none') return true;
+    if (settlingEvent(session, decision.settle)) return true;
+    return interruptedBeforeFreeze(await this.#d.journal.entries(session.id)) !== undefined;
+  }
+
+  async #apply(w: Window, session: Session, decision: RecoveryDecision): Promise<void> {
     this.#d.log.warn({ session: session.id, decision }, 'recovering an interrupted cutover');
     if (decision.action === 'none') {
-      await this.#settle(session, decision.settle);
+      await this.#settleRecorded(w, session, decision);
       return;
     }
     w.attempt = decision.attempt;
@@ -173,6 +201,46 @@ export class Recovery {
       }
       case 'complete-abort':
         await this.abort(w, session, decision.attempt, BOT);
+        break;
+    }
+    await this.#closeGates(session.id, decision.settle);
+  }
+
+  /**
+   * The journal proves an outcome the session does not show yet (the process died between the last
+   * step and its transition): settle the state and record the outcome once. A cutover that died
+   * before its freeze is closed as interrupted, so its approval does not block the next request.
+   */
+  async #settleRecorded(w: Window, session: Session, decision: Extract<RecoveryDecision, { action: 'none' }>): Promise<void> {
+    const interrupted = interruptedBeforeFreeze(await this.#d.journal.entries(session.id));
+    if (interrupted !== undefined) {
+      await this.#d.journal.record(session.id, interrupted, 'preconditions', 'failed', { code: 'interrupted', message: 'the bot stopped before the freeze' });
+      await this.#closeGates(session.id, 'syncing');
+      await this.#d.facts.record(session, { type: 'freeze_refused', actor: BOT, reason: 'the bot stopped before writes were frozen; nothing was frozen. Request the freeze again.' });
+      return;
+    }
+    const event = settlingEvent(session, decision.settle);
+    if (!event) return;
+    await this.#d.facts.record(session, { type: 'recovered', actor: BOT, decision: decision.action, reason: decision.reason });
+    const updated = await this.#settle(session, decision.settle);
+    const latest = await this.#d.journal.latestCutover(session.id);
+    switch (event) {
+      case 'resume':
+        await this.#d.facts.record(updated, { type: 'resumed', actor: BOT, reason: `after a restart: ${decision.reason}`, problems: [], level: 'warning' });
+        break;
+      case 'switch': {
+        const parameters = session.strategy === 'connection-parameters' ? await w.machines.targetParameters() : undefined;
+        await this.#d.recordSwitch(updated, latest?.attempt ?? 0, BOT, parameters);
+        break;
+      }
+      case 'rollback':
+        await this.#d.facts.record(updated, { type: 'rolled_back', actor: BOT, strategy: session.strategy, switchedAt: latest?.switchedAt ?? null });
+        break;
+      case 'finish':
+        await this.#d.finishFact(updated, BOT);
+        break;
+      case 'abort':
+        await this.#d.facts.record(updated, { type: 'aborted', actor: BOT });
         break;
     }
     await this.#closeGates(session.id, decision.settle);

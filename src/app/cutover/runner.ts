@@ -198,12 +198,11 @@ export class StepRunner {
       const coded = asCodedError(error);
       // The freeze may have partly taken effect even though it failed: its start time still counts.
       const patch: AttemptPatch = step === 'freeze' ? { frozenAt: this.#clock.now(), frozenWhat: ctx.machines.frozenWhat } : {};
-      await this.#journal.record(session.id, attempt, step, 'failed', { code: coded.code, message: error instanceof Error ? error.message : String(error) }).catch(() => undefined);
-      await this.#journal.update(session.id, attempt, patch).catch(() => undefined);
+      await this.#journal.record(session.id, attempt, step, 'failed', { code: coded.code, message: error instanceof Error ? error.message : String(error) }, patch).catch(() => undefined);
       throw error;
     }
-    await this.#journal.record(session.id, attempt, step, 'done', outcome.detail ?? {});
-    if (outcome.patch) await this.#journal.update(session.id, attempt, outcome.patch);
+    // The step's results land with its `done`: a crash between them could lose what the summary needs.
+    await this.#journal.record(session.id, attempt, step, 'done', outcome.detail ?? {}, outcome.patch);
     return outcome;
   }
 
@@ -233,9 +232,13 @@ export class StepRunner {
       return { resumed, problems };
     }
     const now = this.#clock.now();
-    await this.#journal.record(session.id, attempt, 'unfreeze_source', 'done', problems.length ? { problems } : {});
+    await this.#journal.record(session.id, attempt, 'unfreeze_source', 'done', problems.length ? { problems } : {}, {
+      resumedAt: now,
+      resumedOn: 'source',
+      outcome: 'resumed on source',
+      endedAt: now,
+    });
     await this.#journal.record(session.id, attempt, 'freeze', 'undone');
-    await this.#journal.update(session.id, attempt, { resumedAt: now, resumedOn: 'source', outcome: 'resumed on source', endedAt: now });
     return { resumed, problems };
   }
 }

@@ -67,7 +67,8 @@ export interface ApprovalRepository {
 export interface JournalRepository {
   /** Opens the next attempt of the session and returns its number. */
   begin(sessionId: string, kind: AttemptKind, startedBy: string, patch?: AttemptPatch): Promise<number>;
-  record(sessionId: string, attempt: number, step: CutoverStep, event: JournalEvent, detail?: Record<string, unknown>): Promise<void>;
+  /** Journals a step event; `patch` changes the attempt's fields atomically with it. */
+  record(sessionId: string, attempt: number, step: CutoverStep, event: JournalEvent, detail?: Record<string, unknown>, patch?: AttemptPatch): Promise<void>;
   /** Every journaled event of the session, oldest first. */
   entries(sessionId: string): Promise<JournalEntry[]>;
   update(sessionId: string, attempt: number, patch: AttemptPatch): Promise<void>;

@@ -1,0 +1,152 @@
+/**
+ * A whole cutover through the use cases and the real engine, on in-memory ports and fake machines:
+ * both strategies, the machines called in the plan's order, each fact recorded once (one audit row
+ * per fact, one event per fact, in order), and the people named where they belong.
+ */
+import { describe, expect, it } from 'vitest';
+import { attemptSteps } from '../../src/domain/cutover-plan.js';
+import { CHANNEL, House, U } from '../support/memory/house.js';
+import { TARGET_PASSWORD } from '../support/memory/machines.js';
+
+describe('a cutover on in-memory ports', () => {
+  it('proxy: start, freeze requested by one operator and approved by an approver, switch, finish — each fact once, in order', async () => {
+    const house = new House();
+    const a = house.replica('A');
+    const started = await a.startSession('orders');
+    expect(started).toMatchObject({ state: 'syncing', doMigrationId: 'mig-1', statusMessageTs: expect.any(String) });
+
+    await a.perform('freeze_request', started.id, U.OPS);
+    const frozen = await a.perform('freeze_approve', started.id, U.APP);
+    expect(frozen?.state).toBe('frozen');
+    expect(house.world.frozen).toBe(true);
+
+    await a.perform('switch_request', started.id, U.OPS);
+    const switched = await a.perform('switch_approve', started.id, U.BOB);
+    expect(switched?.state).toBe('switched');
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'target' });
+
+    const finished = await a.perform('finish', started.id, U.OPS);
+    expect(finished?.state).toBe('finished');
+    expect(house.world.migration?.status).toBe('canceled');
+
+    // The machines, in the plan's order: freeze → fence → sequences → repoint → resume; then finish.
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'resume', 'stop_migration']);
+    const journal = await house.store.journal.entries(started.id);
+    expect(journal.filter((e) => e.kind === 'cutover' && e.event === 'done').map((e) => e.step)).toEqual([...attemptSteps('cutover', 'proxy')]);
+
+    expect(house.factTypes(started.id)).toEqual([
+      'session_started',
+      'migration_started',
+      'gate_requested',
+      'gate_approved',
+      'frozen',
+      'awaiting_switch',
+      'gate_requested',
+      'gate_approved',
+      'switched',
+      'finished',
+    ]);
+    const facts = house.facts(started.id);
+    expect(facts.find((f) => f.type === 'frozen')).toMatchObject({ actor: U.APP, requestedBy: U.OPS, approvedBy: U.APP });
+    expect(facts.find((f) => f.type === 'switched')).toMatchObject({ actor: U.BOB, aheadOfTime: false, recovered: false, strategy: 'proxy', targetDatabase: 'orders' });
+    expect(facts.find((f) => f.type === 'finished')).toMatchObject({
+      actor: U.OPS,
+      summary: {
+        ran: true,
+        sequencesCopied: 3,
+        writesHeld: 7,
+        approvals: { freeze: { requestedBy: U.OPS, approvedBy: U.APP }, switch: { requestedBy: U.OPS, approvedBy: U.BOB, aheadOfTime: false } },
+      },
+    });
+    const { rows, facts: expected } = await house.auditMatchesFacts(started.id);
+    expect(rows).toEqual(expected);
+    // Both gate requests were closed by what executed them.
+    expect((await house.store.approvals.forSession(started.id)).map((r) => `${r.gate}:${r.status}`)).toEqual(['freeze:executed', 'switch:executed']);
+  });
+
+  it('connection parameters: freeze, fence, sequences, stop the migration, hand out the target (password masked); the source stays frozen', async () => {
+    const house = new House();
+    const a = house.replica('A');
+    const s = await a.startSession('catalog');
+    // The switch approved ahead of time: the freeze runs straight through to the hand-out.
+    await a.perform('switch_request', s.id, U.OPS);
+    await a.perform('switch_approve', s.id, U.BOB);
+    await a.perform('freeze_request', s.id, U.OPS);
+    await house.clock.advance(60_000);
+    const switched = await a.perform('freeze_approve', s.id, U.APP);
+    expect(switched?.state).toBe('switched');
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'stop_migration', 'target_parameters']);
+    expect(house.world.frozen).toBe(true);
+    expect(house.world.migration?.status).toBe('canceled');
+    const journal = await house.store.journal.entries(s.id);
+    expect(journal.filter((e) => e.event === 'done').map((e) => e.step)).toEqual([...attemptSteps('cutover', 'connection-parameters')]);
+    expect(journal.find((e) => e.step === 'publish_parameters' && e.event === 'done')?.detail).toEqual({ host: 'db-target.ondigitalocean.com', port: 25060, database: 'catalog', user: 'doadmin' });
+
+    expect(house.factTypes(s.id)).toEqual([
+      'session_started',
+      'migration_started',
+      'gate_requested',
+      'gate_approved',
+      'gate_requested',
+      'gate_approved',
+      'frozen',
+      'switched',
+    ]);
+    const sw = house.facts(s.id).find((f) => f.type === 'switched');
+    expect(sw).toMatchObject({ actor: U.BOB, aheadOfTime: true, strategy: 'connection-parameters', parameters: { host: 'db-target.ondigitalocean.com', database: 'catalog', sslmode: 'require' } });
+    expect(JSON.stringify(house.events)).not.toContain(TARGET_PASSWORD);
+    expect(JSON.stringify(await house.store.audit.forSession(s.id))).not.toContain(TARGET_PASSWORD);
+    expect(JSON.stringify(journal)).not.toContain(TARGET_PASSWORD);
+    const { rows, facts } = await house.auditMatchesFacts(s.id);
+    expect(rows).toEqual(facts);
+    expect((await house.session(s.id)).channelId).toBe(CHANNEL.catalog);
+  });
+
+  it.each(['orders', 'catalog'] as const)('rollback after the switch (%s): the plan’s rollback steps, one rolled_back fact', async (profile) => {
+    const house = new House();
+    const a = house.replica('A');
+    const s = await a.startSession(profile);
+    await a.perform('switch_request', s.id, U.OPS);
+    await a.perform('switch_approve', s.id, U.BOB);
+    await house.clock.advance(60_000);
+    await a.perform('freeze_request', s.id, U.OPS);
+    expect((await a.perform('freeze_approve', s.id, U.APP))?.state).toBe('switched');
+    const before = house.world.effects().length;
+    expect((await a.perform('rollback', s.id, U.OPS))?.state).toBe('rolled_back');
+    expect(house.world.effects().slice(before)).toEqual(profile === 'orders' ? ['freeze', 'repoint:source', 'resume'] : ['resume']);
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
+    const journal = await house.store.journal.entries(s.id);
+    const strategy = profile === 'orders' ? 'proxy' : 'connection-parameters';
+    expect(journal.filter((e) => e.kind === 'rollback' && e.event === 'done').map((e) => e.step)).toEqual([...attemptSteps('rollback', strategy)]);
+    expect(house.factTypes(s.id).slice(-2)).toEqual(['switched', 'rolled_back']);
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'rolled_back', actor: U.OPS, strategy, switchedAt: expect.any(Date) });
+    const { rows, facts } = await house.auditMatchesFacts(s.id);
+    expect(rows).toEqual(facts);
+  });
+
+  it.each([
+    ['while syncing', false, ['stop_migration']],
+    ['while frozen', true, ['resume', 'stop_migration']],
+  ] as const)('abort %s: writes on the source, the migration stopped, one aborted fact', async (_when, freeze, effects) => {
+    const house = new House();
+    const a = house.replica('A');
+    const s = await a.startSession('orders');
+    if (freeze) {
+      await a.perform('freeze_request', s.id, U.OPS);
+      await a.perform('freeze_approve', s.id, U.APP);
+    }
+    const before = house.world.effects().length;
+    expect((await a.perform('abort', s.id, U.OPS))?.state).toBe('aborted');
+    expect(house.world.effects().slice(before)).toEqual(effects);
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source', migration: { status: 'canceled' } });
+    expect(house.factTypes(s.id).at(-1)).toBe('aborted');
+    expect(house.factTypes(s.id).filter((t) => t === 'aborted' || t === 'resumed')).toEqual(['aborted']);
+    // The freeze's budget timer does not fire on an aborted session.
+    await house.clock.advance(120_000);
+    expect(house.factTypes(s.id).at(-1)).toBe('aborted');
+    expect(house.store.locks.heldBy(a.process)).toEqual([]);
+    expect(house.world.open).toBe(0);
+    const { rows, facts } = await house.auditMatchesFacts(s.id);
+    expect(rows).toEqual(facts);
+  });
+});
