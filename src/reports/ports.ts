@@ -1,9 +1,71 @@
 /** What the report scheduler needs from the outside world, as small ports. */
 import type { Profile } from '../config/profiles.js';
-import type { AlertNotice } from '../domain/alerts.js';
+import type { AlertNotice, AlertState } from '../domain/alerts.js';
 import type { LagSample } from '../domain/ports/replication.js';
 import type { DoView, LagReport, Observation, TrendDirection } from '../domain/report.js';
+import type { ReportSchedule } from '../domain/report-schedule.js';
 import type { Session } from '../domain/session.js';
+import type { SessionRepository } from '../domain/ports/stores.js';
+
+/** The sessions the scheduler reads. */
+export type ReportedSessions = Pick<SessionRepository, 'listActive' | 'require'>;
+
+export type TickPurpose = 'report' | 'sample';
+
+export interface TickClaim {
+  sessionId: string;
+  purpose: TickPurpose;
+  tick: Date;
+  attempts: number;
+}
+
+export interface TickRow {
+  sessionId: string;
+  purpose: TickPurpose;
+  lastTick: Date;
+  claimedBy: string;
+  claimedAt: Date;
+  leaseUntil: Date;
+  doneAt: Date | null;
+  attempts: number;
+}
+
+/** Tick claims in the store: across replicas exactly one claims a (session, purpose, tick). */
+export interface ReportTicks {
+  /** Claims `tick` for `replica`, or undefined when another replica already has it (or a newer one). */
+  claim(sessionId: string, purpose: TickPurpose, tick: Date, replica: string, now: Date, leaseMs: number): Promise<TickClaim | undefined>;
+  /** Takes over the newest tick when its claim is unfinished and its lease ran out, at most `maxAttempts` in all. */
+  retake(sessionId: string, purpose: TickPurpose, replica: string, now: Date, leaseMs: number, maxAttempts: number): Promise<TickClaim | undefined>;
+  complete(claim: TickClaim, replica: string, now: Date): Promise<boolean>;
+  /** The newest tick row of each of `sessionIds`. */
+  lastTicks(purpose: TickPurpose, sessionIds: readonly string[]): Promise<Map<string, TickRow>>;
+}
+
+export interface StoredSchedule {
+  sessionId: string;
+  schedule: ReportSchedule;
+  setBy: string;
+  setAt: Date;
+}
+
+/** What the scheduler keeps per session: schedules, alert episodes, recent observations. */
+export interface ReportState {
+  setSchedule(sessionId: string, schedule: ReportSchedule, setBy: string, at: Date): Promise<StoredSchedule>;
+  /** The schedules of `sessionIds` that have their own (others use their profile's). */
+  schedules(sessionIds: readonly string[]): Promise<Map<string, StoredSchedule>>;
+  schedule(sessionId: string): Promise<StoredSchedule | undefined>;
+  /** Applies `decide` to the session's alert states atomically (replicas serialise here). */
+  updateAlerts<T extends { states: AlertState[] }>(sessionId: string, decide: (previous: AlertState[]) => T): Promise<T>;
+  appendObservation(sessionId: string, observation: Observation): Promise<void>;
+  window(sessionId: string): Promise<{ observations: Observation[]; lastReportAt: Date | null }>;
+  markReported(sessionId: string, at: Date): Promise<void>;
+}
+
+/** The shared lag-sample history (every sample tick is recorded there too). */
+export interface LagSampleHistory {
+  record(sessionId: string, sample: LagSample): Promise<void>;
+  pruneBefore(sessionId: string, before: Date): Promise<number>;
+}
 
 /** The parts of a profile the scheduler reads. */
 export type ReportProfile = Pick<Profile, 'reports'> & { gates: Pick<Profile['gates'], 'operators' | 'maxLagBytesToFreeze'> };

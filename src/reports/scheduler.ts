@@ -20,11 +20,21 @@ import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../doma
 import type { Session, SessionState } from '../domain/session.js';
 import { asCodedError, CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { LagSampleStore } from '../adapters/store/lag-samples.js';
-import type { ReportStateStore, StoredSchedule } from '../adapters/store/report-state.js';
-import type { ReportTickStore, TickClaim, TickRow } from '../adapters/store/report-ticks.js';
-import type { SessionStore } from '../adapters/store/session-store.js';
-import { systemClock, type Clock, type Housekeeping, type ReportPoster, type ReportProfile, type SessionObserver } from './ports.js';
+import {
+  systemClock,
+  type Clock,
+  type Housekeeping,
+  type LagSampleHistory,
+  type ReportedSessions,
+  type ReportPoster,
+  type ReportProfile,
+  type ReportState,
+  type ReportTicks,
+  type SessionObserver,
+  type StoredSchedule,
+  type TickClaim,
+  type TickRow,
+} from './ports.js';
 import { Semaphore } from './semaphore.js';
 
 /** Sessions in these states are reported on: replication is what they wait for. */
@@ -49,15 +59,15 @@ export interface ReportSchedulerOptions {
 }
 
 export interface ReportSchedulerDeps {
-  sessions: Pick<SessionStore, 'listActive' | 'require'>;
-  ticks: ReportTickStore;
-  state: ReportStateStore;
+  sessions: ReportedSessions;
+  ticks: ReportTicks;
+  state: ReportState;
   /** The profiles by name (the loaded config). */
   profiles: ReadonlyMap<string, ReportProfile>;
   observer: SessionObserver;
   poster: ReportPoster;
   /** The shared lag-sample history (migration 002): every sample tick is recorded there too. */
-  samples?: Pick<LagSampleStore, 'record' | 'pruneBefore'>;
+  samples?: LagSampleHistory;
   /** Prunes rows of ended sessions and old idempotency keys. */
   housekeeping?: Housekeeping;
   log: Logger;

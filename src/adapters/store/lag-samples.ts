@@ -1,3 +1,4 @@
+import type { LagSampleHistory } from '../../reports/ports.js';
 import type { LagSample } from '../../domain/ports/replication.js';
 import type { Database } from './database.js';
 
@@ -24,7 +25,7 @@ const toSample = (row: LagRow): LagSample =>
     : { known: false, at: new Date(row.at), reason: row.reason ?? 'unknown' };
 
 /** Lag samples kept per session, so reports can show the direction and an ETA (src/domain/lag-trend.ts). */
-export class LagSampleStore {
+export class LagSampleStore implements LagSampleHistory {
   private readonly db: Database;
 
   constructor(db: Database) {

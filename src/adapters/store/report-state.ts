@@ -3,6 +3,7 @@
  * `/migrate report …`, the alert episodes, and the recent observations (a bounded ring) that the
  * report's trend and sparkline are drawn from.
  */
+import type { ReportState, StoredSchedule } from '../../reports/ports.js';
 import { z } from 'zod';
 import { ALERT_KINDS, initialAlertState, type AlertKind, type AlertState } from '../../domain/alerts.js';
 import type { Observation } from '../../domain/report.js';
@@ -10,12 +11,7 @@ import { parseReportSchedule, type ReportSchedule } from '../../domain/report-sc
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Database, SqlClient } from './database.js';
 
-export interface StoredSchedule {
-  sessionId: string;
-  schedule: ReportSchedule;
-  setBy: string;
-  setAt: Date;
-}
+export type { StoredSchedule } from '../../reports/ports.js';
 
 const observationSchema = z.union([
   z.object({
@@ -48,7 +44,7 @@ function toStoredSchedule(row: ScheduleRow): StoredSchedule {
 /** How many observations a session keeps (a day of one-minute samples would be 1440; a trend needs far fewer). */
 export const OBSERVATION_RING = 120;
 
-export class ReportStateStore {
+export class ReportStateStore implements ReportState {
   private readonly db: Database;
 
   constructor(db: Database) {

@@ -7,27 +7,10 @@
  * may take the same tick over once the lease has run out (`retake`), a bounded number of times. The
  * next tick never waits for an unfinished claim: it is a newer instant and claims as usual.
  */
+import type { ReportTicks, TickClaim, TickPurpose, TickRow } from '../../reports/ports.js';
 import type { Database } from './database.js';
 
-export type TickPurpose = 'report' | 'sample';
-
-export interface TickClaim {
-  sessionId: string;
-  purpose: TickPurpose;
-  tick: Date;
-  attempts: number;
-}
-
-export interface TickRow {
-  sessionId: string;
-  purpose: TickPurpose;
-  lastTick: Date;
-  claimedBy: string;
-  claimedAt: Date;
-  leaseUntil: Date;
-  doneAt: Date | null;
-  attempts: number;
-}
+export type { TickClaim, TickPurpose, TickRow } from '../../reports/ports.js';
 
 interface Row {
   session_id: string;
@@ -51,7 +34,7 @@ const toTickRow = (r: Row): TickRow => ({
   attempts: r.attempts,
 });
 
-export class ReportTickStore {
+export class ReportTickStore implements ReportTicks {
   private readonly db: Database;
 
   constructor(db: Database) {
