@@ -1,8 +1,8 @@
 /**
  * The live status message each session owns: posted once, then updated in place (chat.update) on
- * every change. Every render is numbered when its build starts, before it reads anything, and per
- * session an older render never lands after a newer one; renders waiting for the same message are
- * coalesced (only the newest is sent). Refreshes run one at a time per session, and a refresh asked
+ * every change. Every render is numbered when its build starts, before it reads anything, and an
+ * older render never lands after a newer one; renders waiting for the same message are coalesced
+ * (only the newest is sent). Refreshes run one at a time per session, and a refresh asked
  * for while another waits joins it. Thread replies carry the audit trail and reports.
  */
 import type { LoadedConfig } from '../../config/profiles.js';
@@ -36,8 +36,9 @@ export interface RenderedStatus {
   blocks: Block[];
 }
 
-/** What the message remembers of an active session between renders. */
+/** What the message remembers of a channel's active session between renders. */
 interface Memo {
+  sessionId: string;
   /** The last known lag reading and the trend it gave (the next reading's trend is drawn against it). */
   lag?: { sample: Extract<LagSample, { known: true }>; trend: LagTrend };
   /** DigitalOcean's status as a lag report last saw it. */
@@ -46,7 +47,6 @@ interface Memo {
 
 /** Per session: renders on their way to the message. Dropped once nothing is building or sending. */
 interface Lane {
-  builds: number;
   /** The number of the newest render sent. */
   sent: number;
   next?: { seq: number; channel: string; ts: string; rendered: RenderedStatus };
@@ -62,9 +62,12 @@ export class StatusMessages {
   private readonly deps: StatusMessageDeps;
   private readonly refreshes = new Map<string, Promise<void>>();
   private readonly waiting = new Map<string, WaitingRefresh>();
+  /** By channel (one active session each): bounded by the configured channels, whichever replica ended a session. */
   private readonly memos = new Map<string, Memo>();
   private readonly lanes = new Map<string, Lane>();
   private seq = 0;
+  /** Renders being built. While one is, a lane keeps what it sent: that render may be older. */
+  private building = 0;
 
   constructor(deps: StatusMessageDeps) {
     this.deps = deps;
@@ -106,20 +109,20 @@ export class StatusMessages {
   }
 
   /**
-   * `/migrate status`: builds the view once (one lag reading, one approvals and one schedule load) and
-   * returns the render for the person; the channel's message is updated from the same render without
-   * waiting for it.
+   * `/migrate status`: the channel's active session, if any, in one view (one session read, one lag
+   * reading, one approvals and one schedule load), rendered once for the person; the channel's message
+   * is updated from the same render without waiting for it.
    */
-  async show(session: Session): Promise<RenderedStatus> {
-    const seq = this.begin(session.id);
+  async show(channelId: string): Promise<RenderedStatus | undefined> {
+    const seq = this.begin();
     try {
-      // The caller's copy may predate a change that a newer render already shows: read it after numbering.
-      const current = session;
-      const rendered = renderStatus(await this.view(current));
-      if (current.statusMessageTs) void this.send(current, seq, rendered);
+      const session = await this.deps.store.sessions.activeInChannel(channelId);
+      if (!session) return undefined;
+      const rendered = renderStatus(await this.view(session));
+      void this.send(session, seq, rendered);
       return rendered;
     } finally {
-      this.end(session.id);
+      this.end();
     }
   }
 
@@ -141,7 +144,7 @@ export class StatusMessages {
       requests,
       frozenAt,
       lag,
-      lagTrend: lag === undefined ? 'unknown' : (figures?.lagTrend ?? (lag.known ? memo?.lag?.trend : undefined) ?? 'unknown'),
+      lagTrend: figures?.lagTrend ?? (lag?.known ? memo?.lag?.trend : undefined) ?? 'unknown',
       reportSchedule: reportSchedule ?? undefined,
       digitalocean: memo?.digitalocean,
       now: now(),
@@ -149,44 +152,37 @@ export class StatusMessages {
   }
 
   private async refreshNow(sessionId: string, figures: StatusFigures | undefined): Promise<void> {
-    const seq = this.begin(sessionId);
+    const seq = this.begin();
     try {
       const session = await this.deps.store.sessions.get(sessionId);
       if (!session?.statusMessageTs) return;
       const rendered = renderStatus(await this.view(session, figures));
       await this.send(session, seq, rendered);
     } finally {
-      this.end(sessionId);
+      this.end();
     }
   }
 
   /** Numbers a render before it reads anything. */
-  private begin(sessionId: string): number {
-    let lane = this.lanes.get(sessionId);
-    if (!lane) {
-      lane = { builds: 0, sent: 0 };
-      this.lanes.set(sessionId, lane);
-    }
-    lane.builds++;
+  private begin(): number {
+    this.building++;
     return ++this.seq;
   }
 
-  private end(sessionId: string): void {
-    const lane = this.lanes.get(sessionId);
-    if (!lane) return;
-    lane.builds--;
-    this.release(sessionId, lane);
-  }
-
-  /** Every render of the session so far has been sent or superseded: nothing to order against any more. */
-  private release(sessionId: string, lane: Lane): void {
-    if (lane.builds === 0 && !lane.sending && this.lanes.get(sessionId) === lane) this.lanes.delete(sessionId);
+  /** With no render being built, every later one is numbered above all sent: idle lanes can go. */
+  private end(): void {
+    if (--this.building > 0) return;
+    for (const [sessionId, lane] of this.lanes) if (!lane.sending) this.lanes.delete(sessionId);
   }
 
   /** Queues the render for the message unless a newer one is sent or waiting; resolves once the queue is drained. */
   private send(session: Session, seq: number, rendered: RenderedStatus): Promise<void> {
-    const lane = this.lanes.get(session.id);
-    if (!lane || !session.statusMessageTs) return Promise.resolve();
+    if (!session.statusMessageTs) return Promise.resolve();
+    let lane = this.lanes.get(session.id);
+    if (!lane) {
+      lane = { sent: 0 };
+      this.lanes.set(session.id, lane);
+    }
     if (seq > lane.sent && seq > (lane.next?.seq ?? 0)) {
       lane.next = { seq, channel: session.channelId, ts: session.statusMessageTs, rendered };
       lane.sending ??= this.drain(session.id, lane);
@@ -208,20 +204,20 @@ export class StatusMessages {
       }
     } finally {
       lane.sending = undefined;
-      this.release(sessionId, lane);
+      if (this.building === 0 && this.lanes.get(sessionId) === lane) this.lanes.delete(sessionId);
     }
   }
 
   /** Updates what is remembered of the session (nothing once it has ended) and returns it. */
   private remember(session: Session, lag: LagSample | undefined, figures: StatusFigures | undefined): Memo | undefined {
     if (!isActive(session.state)) {
-      this.memos.delete(session.id);
+      if (this.memos.get(session.channelId)?.sessionId === session.id) this.memos.delete(session.channelId);
       return undefined;
     }
-    let memo = this.memos.get(session.id);
-    if (!memo) {
-      memo = {};
-      this.memos.set(session.id, memo);
+    let memo = this.memos.get(session.channelId);
+    if (memo?.sessionId !== session.id) {
+      memo = { sessionId: session.id };
+      this.memos.set(session.channelId, memo);
     }
     if (figures) memo.digitalocean = { view: figures.doView, at: figures.lag.at };
     // A reading reused from the shared cache is not a new point: it keeps the trend it gave.

@@ -5,6 +5,7 @@
  * version anyway). Sessions and the audit log are kept for ever. Safe to run on several replicas at once.
  */
 import { ACTIVE_STATES } from '../../domain/session.js';
+import { IdempotencyStore } from './approvals.js';
 import type { Database } from './database.js';
 
 export interface HousekeepingOptions {
@@ -42,10 +43,7 @@ export class StoreHousekeeping {
       );
       counts[table] = rowCount;
     }
-    const { rowCount } = await this.#db.query('DELETE FROM idempotency_keys WHERE claimed_at < $1', [
-      new Date(now.getTime() - this.#idempotencyMaxAgeMs),
-    ]);
-    counts.idempotency_keys = rowCount;
+    counts.idempotency_keys = await new IdempotencyStore(this.#db).prune(new Date(now.getTime() - this.#idempotencyMaxAgeMs));
     return counts;
   }
 }

@@ -129,16 +129,13 @@ async function run(
       return `:white_check_mark: Session for \`${cmd.profile}\` started (${describeState(session.state)}); its status message is in the channel.`;
     }
     case 'status': {
-      const session = await deps.sessions.activeInChannel(channelId);
-      if (!session) {
-        const last = (await deps.sessions.listForChannel(channelId, 1))[0];
-        return last
-          ? `No active session. The last one (\`${last.profile}\`, ${slackDate(last.createdAt)}) ended: ${describeState(last.state)}.`
-          : 'No migration session in this channel yet; see `/migrate profiles`.';
-      }
       // One view, rendered once: the answer here, and the channel's message updated from it in the background.
-      const { text, blocks } = await deps.status.show(session);
-      return ephemeral(text, { blocks: blocks.filter((b) => b.type !== 'actions') as never });
+      const shown = await deps.status.show(channelId);
+      if (shown) return ephemeral(shown.text, { blocks: shown.blocks.filter((b) => b.type !== 'actions') as never });
+      const last = (await deps.sessions.listForChannel(channelId, 1))[0];
+      return last
+        ? `No active session. The last one (\`${last.profile}\`, ${slackDate(last.createdAt)}) ended: ${describeState(last.state)}.`
+        : 'No migration session in this channel yet; see `/migrate profiles`.';
     }
     case 'lag': {
       const session = await start.active(channelId);
