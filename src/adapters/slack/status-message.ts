@@ -5,6 +5,7 @@
  * (only the newest is sent). Refreshes run one at a time per session, and a refresh asked
  * for while another waits joins it. Thread replies carry the audit trail and reports.
  */
+import { lagTrend } from '../../domain/lag-trend.js';
 import type { LoadedConfig } from '../../config/profiles.js';
 import { isActive, type Session } from '../../domain/session.js';
 import type { DoView } from '../../domain/report.js';
@@ -222,7 +223,7 @@ export class StatusMessages {
     if (figures) memo.digitalocean = { view: figures.doView, at: figures.lag.at };
     // A reading reused from the shared cache is not a new point: it keeps the trend it gave.
     if (lag?.known && lag.at.getTime() !== memo.lag?.sample.at.getTime()) {
-      memo.lag = { sample: lag, trend: trendBetween(memo.lag?.sample, lag) };
+      memo.lag = { sample: lag, trend: lagTrend(memo.lag ? [memo.lag.sample, lag] : [lag], { minSamples: 2 }).direction };
     }
     return memo;
   }
@@ -243,11 +244,4 @@ export class StatusMessages {
       }))
       .finally(() => clearTimeout(timer));
   }
-}
-
-function trendBetween(previous: Extract<LagSample, { known: true }> | undefined, sample: Extract<LagSample, { known: true }>): LagTrend {
-  if (!previous) return 'unknown';
-  const delta = sample.bytes - previous.bytes;
-  const tolerance = Math.max(1024, previous.bytes * 0.05);
-  return delta > tolerance ? 'rising' : delta < -tolerance ? 'falling' : 'steady';
 }
