@@ -5,6 +5,7 @@
  * One round trip on each side, so thousands of sequences stay within the freeze budget.
  */
 import type pg from 'pg';
+import type { SequenceCopier } from '../../domain/ports/sequences.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 
 type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
@@ -18,18 +19,6 @@ export interface SequenceState {
   minValue: string;
   maxValue: string;
   startValue: string;
-}
-
-export interface SequenceCopyResult {
-  copied: number;
-  /** Sequences never used on the source: left unused on the target (set back to their start). */
-  unused: number;
-  elapsedMs: number;
-}
-
-/** Copies every sequence's value from the frozen source to the target. */
-export interface SequenceCopier {
-  copy(): Promise<SequenceCopyResult>;
 }
 
 interface SequenceRow {
