@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { ProfileMachines } from './adapters/session-machines.js';
 import { DigitalOceanClient } from './adapters/digitalocean/digitalocean-client.js';
-import { createBoltApp, type BoltApp } from './adapters/slack/bolt-app.js';
+import { createBoltApp, createReportsClient, slackIdentity, type BoltApp } from './adapters/slack/bolt-app.js';
 import { registerListeners } from './adapters/slack/register.js';
 import { SlackReportPoster } from './adapters/slack/report-poster.js';
 import { StatusMessages } from './adapters/slack/status-message.js';
@@ -21,7 +21,7 @@ import { LagSampleStore } from './adapters/store/lag-samples.js';
 import { ReportStateStore } from './adapters/store/report-state.js';
 import { ReportTickStore } from './adapters/store/report-ticks.js';
 import { CutoverEngine } from './app/cutover/engine.js';
-import { FactRecorder } from './app/facts.js';
+import { DeferredListener, FactRecorder } from './app/facts.js';
 import { People } from './app/people.js';
 import { SessionActions } from './app/session-actions.js';
 import type { SessionOperations } from './app/session-operations.js';
@@ -58,7 +58,7 @@ export interface BotDeps {
   operations?: SessionOperations | OperationsFactory;
   /** The lag report scheduler; tests with a fake clock or fake machines turn it off. Default on. */
   reports?: boolean;
-  /** How often the engine looks for freezes whose holder died (ms). Default 5 s. */
+  /** How often the engine looks for freezes whose holder died (ms). Default 1 s (the engine's). */
   watchdogMs?: number;
   /** The clock for gates and expiry (tests use a fake one). */
   now?: () => Date;
@@ -73,37 +73,15 @@ export interface BotDeps {
 export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps: BotDeps = {}): Promise<RunningBot> {
   const store: Store = deps.store ?? (await openStore(env, log));
   const now = deps.now ?? (() => new Date());
-  const app = createBoltApp({
-    env,
-    log,
-    health: async () => {
-      await store.db.query('SELECT 1');
-      return { ok: true, detail: { store: store.db.engine, profiles: config.profiles.size } };
-    },
-    ...(deps.processBeforeResponse !== undefined ? { processBeforeResponse: deps.processBeforeResponse } : {}),
-    ...(deps.botIdentity ? { botIdentity: deps.botIdentity } : {}),
-  });
-  const slackLog = log.child({ name: 'slack' });
   const approvals = new ApprovalStore(store.db);
   const schedules = new ReportScheduleStore(store.db);
   // One pool and one lag probe per source, shared by the status message, the reports and the engine.
   const sources = new SourceRegistry({ profiles: config.profiles });
-  // Injected operations (tests' stand-in for the machines) measure lag themselves and are built after the status message.
+  // Facts recorded before Slack is reached (by recovery) reach the channel once the publisher exists.
+  const events = new DeferredListener();
+  const facts = new FactRecorder(store.audit, events, log);
   let operations: SessionOperations | undefined;
-  const refuseLag = () => Promise.reject(new Error('the engine is not ready yet'));
-  const status = new StatusMessages({
-    client: app.client,
-    store,
-    approvals,
-    schedules,
-    config,
-    log: slackLog,
-    now,
-    lag: deps.operations ? (session) => (operations ? operations.lag(session.id) : refuseLag()) : (session) => sources.lag(session),
-  });
-  const publisher = new ThreadPublisher({ client: app.client, refreshStatus: (sessionId) => status.refresh(sessionId), log: slackLog });
-  const facts = new FactRecorder(store.audit, publisher, log);
-  // One DigitalOcean client for the engine and the reports (it connects on first use only).
+  // The engine's DigitalOcean client (it connects on first use only); reports have their own below.
   const doApi = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log });
   let engine: CutoverEngine | undefined;
   let machines: ProfileMachines | undefined;
@@ -125,6 +103,58 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     });
     operations = engine;
   }
+
+  // Writes first: after a restart, finish or undo what the journal says was under way before the
+  // slower start-up (Slack, the HTTP server), then keep watching for freezes whose holder (this
+  // process before, or another replica) died.
+  if (engine) {
+    const running = engine;
+    await running.recover().then(
+      (outcomes) => {
+        if (outcomes.length > 0) log.warn({ outcomes: outcomes.map((o) => ({ session: o.sessionId, action: o.decision.action, result: o.result })) }, 'recovery at start-up');
+      },
+      (err: unknown) => log.error({ err }, 'recovery at start-up failed'),
+    );
+    running.startWatchdog(deps.watchdogMs);
+  }
+  // An unreachable Slack is one clear start-up error (once writes are safe).
+  let botIdentity: { botId: string; botUserId: string };
+  try {
+    botIdentity = deps.botIdentity ?? (await slackIdentity(env, log));
+  } catch (error) {
+    await engine?.close();
+    await machines?.close();
+    await sources.close();
+    await store.db.close();
+    throw error;
+  }
+  const app = createBoltApp({
+    env,
+    log,
+    health: async () => {
+      await store.db.query('SELECT 1');
+      return { ok: true, detail: { store: store.db.engine, profiles: config.profiles.size } };
+    },
+    ...(deps.processBeforeResponse !== undefined ? { processBeforeResponse: deps.processBeforeResponse } : {}),
+    botIdentity,
+  });
+  const slackLog = log.child({ name: 'slack' });
+  const refuseLag = () => Promise.reject(new Error('the engine is not ready yet'));
+  // Lag reports get their own Web API client: a rate-limited report never holds up a button's call.
+  const reportsClient = createReportsClient(env, log);
+  const status = new StatusMessages({
+    client: app.client,
+    reportsClient,
+    store,
+    approvals,
+    schedules,
+    config,
+    log: slackLog,
+    now,
+    lag: deps.operations ? (session) => (operations ? operations.lag(session.id) : refuseLag()) : (session) => sources.lag(session),
+  });
+  const publisher = new ThreadPublisher({ client: app.client, refreshStatus: (sessionId) => status.refresh(sessionId), log: slackLog });
+  events.attach(publisher);
   const idempotency = new IdempotencyStore(store.db);
   const people = new People({ config, sessions: store.sessions, approvals, groups: new GroupResolver(app.client, slackLog, now), facts, status, now });
   registerListeners(app, {
@@ -142,26 +172,15 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     log,
     now,
   });
-  const server = (await app.start(env.PORT)) as unknown as { address?: () => unknown } | undefined;
+  const server = (await app.start(env.HOST ? { port: env.PORT, host: env.HOST } : env.PORT)) as unknown as { address?: () => unknown } | undefined;
   const address = server?.address?.();
   const port = typeof address === 'object' && address !== null ? (address as { port: number }).port : env.PORT;
   log.info({ port, profiles: [...config.profiles.keys()], store: store.db.engine }, 'pgcutover is listening');
-
-  // After a restart: finish or undo what the journal says was under way, then keep watching for
-  // freezes whose holder (this process before, or another replica) died.
-  if (engine) {
-    const running = engine;
-    await running.recover().then(
-      (outcomes) => {
-        if (outcomes.length > 0) log.warn({ outcomes: outcomes.map((o) => ({ session: o.sessionId, action: o.decision.action, result: o.result })) }, 'recovery at start-up');
-      },
-      (err: unknown) => log.error({ err }, 'recovery at start-up failed'),
-    );
-    running.startWatchdog(deps.watchdogMs ?? 5000);
-  }
   let scheduler: ReportScheduler | undefined;
   if (deps.reports !== false) {
-    const observer = new SourceObserver({ sources, profiles: config.profiles, digitalocean: doApi, log });
+    // Reports ask DigitalOcean with a short budget of their own: a 429's retry-after never holds a tick.
+    const reportsDo = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log, budgetMs: 3_000, timeoutMs: 3_000, maxAttempts: 2 });
+    const observer = new SourceObserver({ sources, profiles: config.profiles, digitalocean: reportsDo, log });
     scheduler = new ReportScheduler({
       sessions: store.sessions,
       ticks: new ReportTickStore(store.db),
@@ -169,7 +188,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
       profiles: config.profiles,
       observer,
       poster: new SlackReportPoster({
-        client: app.client,
+        client: reportsClient,
         log: slackLog,
         refreshStatus: (session, _report, figures) => status.refresh(session.id, figures),
       }),

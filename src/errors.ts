@@ -44,6 +44,8 @@ export const ErrorCode = {
   ExecutorBusy: 'executor_busy',
   // Slack
   SlackApiFailed: 'slack_api_failed',
+  /** Slack refused to post in the channel: the bot was not invited (or cannot see it). */
+  BotNotInChannel: 'bot_not_in_channel',
   // anything not classified above
   Internal: 'internal',
 } as const;

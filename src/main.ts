@@ -25,7 +25,17 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(env.LOG_LEVEL);
-  const bot = await startBot(env, config, log);
+  let bot: Awaited<ReturnType<typeof startBot>>;
+  try {
+    bot = await startBot(env, config, log);
+  } catch (error) {
+    // Found while starting, still the operator's to fix (e.g. the embedded store's DATA_DIR in use).
+    if (error instanceof CodedError && error.code === ErrorCode.ConfigInvalid) {
+      process.stderr.write(`pgcutover: ${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) {

@@ -5,8 +5,8 @@
  * with the proxy strategy, the router. Per machines instance (closed by its `close()`): the pool to the
  * target and the proxy's admin connections.
  *
- * The in-database freeze hands its record (the settings before the freeze) to `onRecord` before it
- * changes anything; it is persisted on the session's latest cutover attempt, and given back as `record`
+ * The in-database freeze hands its record (the roles it locks out, and whether each could log in) to
+ * `onRecord` before it changes anything; it is persisted on the session's latest cutover attempt, and given back as `record`
  * whenever machines are built while that freeze is in force, so a restarted bot restores exactly.
  */
 import type pg from 'pg';

@@ -72,9 +72,10 @@ export type Fact =
   | { type: 'resume_failed'; actor: string; reason: string; problems: string[] }
   | { type: 'rolled_back'; actor: string; strategy: Strategy; switchedAt: Date | null }
   | { type: 'finished'; actor: string; summary: CutoverSummary }
-  | { type: 'aborted'; actor: string }
+  /** `noMigrationId`: the session never recorded a DigitalOcean migration, so none was stopped. */
+  | { type: 'aborted'; actor: string; noMigrationId?: true }
   | { type: 'failed'; actor: string; action: string; message: string; code: string }
-  | { type: 'recovered'; actor: string; decision: RecoveryDecision['action']; reason: string }
+  | { type: 'recovered'; actor: string; decision: RecoveryDecision['action'] | 'adopt-migration'; reason: string }
   | { type: 'report_schedule_set'; actor: string; schedule: string };
 
 /** A recorded fact, with the session it belongs to (as it stood after the fact). */
@@ -86,6 +87,25 @@ export interface SessionEvent {
 /** Where events go once recorded (the Slack adapter: a thread line, then a status refresh). Must not throw. */
 export interface EventListener {
   published(event: SessionEvent): void;
+}
+
+/**
+ * Holds the events recorded before their listener exists (recovery runs before Slack is reached, so
+ * that writes resume first) and hands them on, in order, once it is attached.
+ */
+export class DeferredListener implements EventListener {
+  #listener: EventListener | undefined;
+  readonly #held: SessionEvent[] = [];
+
+  published(event: SessionEvent): void {
+    if (this.#listener) this.#listener.published(event);
+    else this.#held.push(event);
+  }
+
+  attach(listener: EventListener): void {
+    this.#listener = listener;
+    for (const event of this.#held.splice(0)) listener.published(event);
+  }
 }
 
 /** The audit row of a fact: action and outcome as `/migrate history` lists them. */
@@ -178,7 +198,12 @@ export class FactRecorder {
       } catch (err) {
         this.#log.error({ err, session: session.id, fact: fact.type }, 'audit append failed');
       }
-      this.#listener.published({ session, fact });
+      // A listener that throws must not reject this tail: the session's later facts would never be recorded.
+      try {
+        this.#listener.published({ session, fact });
+      } catch (err) {
+        this.#log.error({ err, session: session.id, fact: fact.type }, 'publishing a fact failed');
+      }
     });
     this.#tails.set(session.id, done);
     void done.then(() => {

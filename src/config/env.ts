@@ -1,10 +1,30 @@
 import { z } from 'zod';
 import { CodedError, ErrorCode } from '../errors.js';
 import { Secret } from '../secret.js';
+import { describeIssue } from './issues.js';
 
 const nonEmpty = z.string().trim().min(1);
 const secret = (prefix?: string) =>
   (prefix ? nonEmpty.startsWith(prefix, `must start with "${prefix}"`) : nonEmpty).transform((v) => new Secret(v));
+/** pg reads anything else as a host name relative to `postgres://base` (`getaddrinfo ENOTFOUND base`). */
+const postgresUrl = nonEmpty
+  .refine(isPostgresUrl, 'must be a PostgreSQL URL like postgres://user:password@host:5432/database')
+  .transform((v) => new Secret(v));
+
+function isPostgresUrl(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const url = new URL(text);
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return false;
+  try {
+    // pg percent-decodes these; a bad escape would throw at connect time instead.
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+    decodeURIComponent(url.pathname);
+  } catch {
+    return false;
+  }
+  return url.hostname !== '' || url.searchParams.has('host');
+}
 
 const envSchema = z
   .object({
@@ -13,9 +33,11 @@ const envSchema = z
     SLACK_APP_TOKEN: secret('xapp-').optional(),
     SLACK_API_URL: z.url().optional(),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    /** The address the HTTP server binds to; unset: every interface. */
+    HOST: z.union([z.ipv4(), z.ipv6(), z.hostname()], { message: 'must be an IP address or a host name' }).optional(),
     DIGITALOCEAN_TOKEN: secret(),
     DIGITALOCEAN_API_URL: z.url().default('https://api.digitalocean.com'),
-    DATABASE_URL: secret().optional(),
+    DATABASE_URL: postgresUrl.optional(),
     DATA_DIR: nonEmpty.default('./data'),
     PGCUTOVER_CONFIG: nonEmpty.default('./pgcutover.yml'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -40,8 +62,7 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const name = issue.path.join('.') || '(environment)';
-    const problem = present[name] === undefined && issue.code === 'invalid_type' ? 'is required' : issue.message;
-    return `  ${name}: ${problem}`;
+    return `  ${name}: ${describeIssue(issue, present[name], false)}`;
   });
   throw new CodedError(ErrorCode.ConfigInvalid, `Invalid environment:\n${lines.join('\n')}`);
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseReportSchedule } from '../domain/report-schedule.js';
 import { CodedError, ErrorCode } from '../errors.js';
 import { Secret } from '../secret.js';
+import { describeIssue, valueAt } from './issues.js';
 
 const ENV_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 const nonEmpty = z.string().trim().min(1);
@@ -226,22 +227,46 @@ export function parseProfiles(text: string, path: string, env: NodeJS.ProcessEnv
     const lines = doc.errors.slice(0, 3).map((e) => `  line ${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`);
     throw new CodedError(ErrorCode.ConfigInvalid, `Config file ${path} is not valid YAML:\n${lines.join('\n')}`);
   }
-  const parsed = schemas(env).file.safeParse(doc.toJS());
+  let data: unknown;
+  try {
+    // yaml refuses aliases that expand past maxAliasCount nodes ("billion laughs"); a profiles file needs few.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new CodedError(ErrorCode.ConfigInvalid, `Config file ${path} is not usable YAML: ${reason}`, { cause });
+  }
+  const parsed = schemas(env).file.safeParse(data);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const keyPath = issue.path.map(String).join('.') || '(top level)';
       const line = lineOf(doc, issue.path, lineCounter);
-      return `  ${keyPath}${line ? ` (line ${line})` : ''}: ${describeIssue(issue)}`;
+      return `  ${keyPath}${line ? ` (line ${line})` : ''}: ${describeIssue(issue, valueAt(data, issue.path))}`;
     });
     throw new CodedError(ErrorCode.ConfigInvalid, `Config file ${path} is invalid:\n${lines.join('\n')}`);
   }
+  const shared = sharedChannels(parsed.data.profiles).map(({ keyPath, channel, first, second }) => {
+    const line = lineOf(doc, keyPath, lineCounter);
+    return `  ${keyPath.join('.')}${line ? ` (line ${line})` : ''}: channel ${channel} is claimed by both "${first}" and "${second}"; a channel may belong to one profile`;
+  });
+  if (shared.length > 0) throw new CodedError(ErrorCode.ConfigInvalid, `Config file ${path} is invalid:\n${shared.join('\n')}`);
   return { path, profiles: new Map(Object.entries(parsed.data.profiles)) };
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
-  if (issue.code === 'unrecognized_keys') return `unknown key(s): ${issue.keys.join(', ')}`;
-  return issue.message;
+/**
+ * Channels listed by more than one profile. Refused rather than resolved: a channel has one active
+ * session and one status message, and an approval there must not leave in doubt which database it moves.
+ */
+function sharedChannels(profiles: Record<string, Profile>) {
+  const owners = new Map<string, string>();
+  const shared: { keyPath: (string | number)[]; channel: string; first: string; second: string }[] = [];
+  for (const [name, profile] of Object.entries(profiles)) {
+    profile.channels.forEach((channel, index) => {
+      const owner = owners.get(channel);
+      if (owner === undefined) owners.set(channel, name);
+      else if (owner !== name) shared.push({ keyPath: ['profiles', name, 'channels', index], channel, first: owner, second: name });
+    });
+  }
+  return shared;
 }
 
 /** The line of the deepest node on `path` that exists in the document (a missing key points at its parent). */

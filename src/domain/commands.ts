@@ -92,7 +92,13 @@ const reportSchema = z
     return parsed.schedule;
   });
 
+/** Longer command text is refused unread: nothing /migrate takes comes close (a cron expression is short). */
+export const MAX_COMMAND_LENGTH = 500;
+
 export function parseCommand(text: string): ParseResult {
+  if (text.length > MAX_COMMAND_LENGTH) {
+    return { ok: false, problem: `That command is too long (${text.length} characters; at most ${MAX_COMMAND_LENGTH})`, usage: USAGE_LINE };
+  }
   const tokens = text.trim().split(/\s+/).filter((t) => t.length > 0);
   const [first, ...rest] = tokens;
   if (first === undefined) return { ok: true, command: { kind: 'help' } };
@@ -132,6 +138,8 @@ export function parseCommand(text: string): ParseResult {
 
 /** The closest verb by Levenshtein distance, when it is close enough to be a plausible typo. */
 export function closestVerb(word: string): Verb | undefined {
+  // A word this much longer than every verb is no typo of one; comparing it would cost O(length).
+  if (word.length > LONGEST_VERB + 3) return undefined;
   let best: { verb: Verb; distance: number } | undefined;
   for (const verb of VERBS) {
     const distance = editDistance(word.toLowerCase(), verb);
@@ -142,6 +150,8 @@ export function closestVerb(word: string): Verb | undefined {
   if (prefix) return prefix;
   return best.distance <= Math.max(2, Math.floor(best.verb.length / 3)) ? best.verb : undefined;
 }
+
+const LONGEST_VERB = Math.max(...VERBS.map((v) => v.length));
 
 /** Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions. */
 export function editDistance(a: string, b: string): number {

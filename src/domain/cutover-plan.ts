@@ -106,9 +106,9 @@ function freezeWording(method: FreezeMethod): string {
     case 'proxy-pause':
       return 'pause the database in the proxy (clients wait, no errors)';
     case 'read-only-roles':
-      return 'make the application roles read-only in the source and end their sessions (clients see errors)';
+      return 'make the source read-only for the application roles by locking them out (NOLOGIN) and ending their sessions (clients see errors, reads too)';
     case 'read-only-database':
-      return 'make the source database read-only and end its sessions (clients see errors)';
+      return 'make the source database read-only by locking out every role that can write there (NOLOGIN) and ending their sessions (clients see errors, reads too)';
     default:
       return assertNever(method, 'freeze method');
   }

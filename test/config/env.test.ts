@@ -37,6 +37,25 @@ describe('the environment', () => {
     }
   });
 
+  it('says what is wrong with a malformed variable, not that it is required', () => {
+    expect(() => loadEnv({ ...valid, PORT: 'abc' })).toThrow(/PORT: must be a number$/m);
+    expect(() => loadEnv({ ...valid, PORT: 'abc' })).not.toThrow(/is required/);
+  });
+
+  it('refuses a DATABASE_URL that is not a PostgreSQL URL, without echoing it', () => {
+    for (const bad of ['orders-db', 'db.internal:5432/orders', 'https://db.internal/orders', 'postgres://u:p%zz@db/orders', 'postgres:///orders']) {
+      expect(() => loadEnv({ ...valid, DATABASE_URL: bad }), bad).toThrow(/DATABASE_URL: must be a PostgreSQL URL like postgres:\/\/user:password@host:5432\/database/);
+    }
+    try {
+      loadEnv({ ...valid, DATABASE_URL: 'secret-looking-value' });
+    } catch (error) {
+      expect((error as Error).message).not.toContain('secret-looking-value');
+    }
+    for (const good of ['postgres://u:p@db.internal:5432/orders', 'postgresql://db/orders?sslmode=require', 'postgres:///orders?host=/var/run/postgresql']) {
+      expect(loadEnv({ ...valid, DATABASE_URL: good }).DATABASE_URL?.reveal()).toBe(good);
+    }
+  });
+
   it('needs a signing secret in HTTP mode but not in Socket Mode', () => {
     const { SLACK_SIGNING_SECRET: _unused, ...withoutSecret } = valid;
     expect(() => loadEnv(withoutSecret)).toThrow(/SLACK_SIGNING_SECRET: is required in HTTP mode/);
@@ -51,5 +70,15 @@ describe('the environment', () => {
     const env = loadEnv({ ...valid, PORT: '', DATABASE_URL: '' });
     expect(env.PORT).toBe(3000);
     expect(env.DATABASE_URL).toBeUndefined();
+  });
+});
+
+describe('HOST', () => {
+  it('is unset by default (every interface), takes an address or host name, and names a bad value', () => {
+    expect(loadEnv(valid).HOST).toBeUndefined();
+    expect(loadEnv({ ...valid, HOST: '127.0.0.1' }).HOST).toBe('127.0.0.1');
+    expect(loadEnv({ ...valid, HOST: '::1' }).HOST).toBe('::1');
+    expect(loadEnv({ ...valid, HOST: 'localhost' }).HOST).toBe('localhost');
+    expect(() => loadEnv({ ...valid, HOST: 'not a host' })).toThrow(/HOST: must be an IP address or a host name/);
   });
 });

@@ -77,6 +77,38 @@ describe('the profiles file', () => {
     expect(message).toContain('profiles.orders.digitalocean.database (line 10): is required');
   });
 
+  it('says what is wrong with a value of the wrong type, not that it is required', () => {
+    const message = problem(
+      minimal('      twoPersonRule: "no"\n').replace('      host: db.internal\n', '      host: db.internal\n      port: abc\n'),
+    );
+    expect(message).toContain('profiles.orders.source.port (line 7): must be a number, not text');
+    expect(message).toContain('profiles.orders.gates.twoPersonRule (line 23): must be true or false, not text');
+    expect(message).not.toContain('is required');
+    expect(problem(minimal().replace('channels: [C0123ABC]', 'channels: C0123ABC'))).toContain(
+      'profiles.orders.channels (line 3): must be a list, not text',
+    );
+    expect(problem(minimal().replace('kind: pgbouncer', 'kind: haproxy'))).toContain(
+      'profiles.orders.proxy.kind (line 14): must be one of "pgbouncer", "pgpool", "http", "none"',
+    );
+  });
+
+  it('refuses an alias bomb as a configuration error naming the file', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+    const message = problem(`${bomb.join('\n')}\nprofiles: {}\n`);
+    expect(message).toContain('Config file pgcutover.yml is not usable YAML: Excessive alias count');
+  });
+
+  it('refuses a channel claimed by two profiles, naming both and the channel', () => {
+    const second = minimal().replace('profiles:\n  orders:', '  catalog:').replace('channels: [C0123ABC]', 'channels: [C0OTHER1, C0123ABC]');
+    const message = problem(`${minimal()}${second}`);
+    expect(message).toContain(
+      'profiles.catalog.channels.1 (line 23): channel C0123ABC is claimed by both "orders" and "catalog"; a channel may belong to one profile',
+    );
+    // Listing a channel twice in one profile is harmless.
+    expect(() => parseProfiles(minimal().replace('[C0123ABC]', '[C0123ABC, C0123ABC]'), 'p.yml', { SRC_PW: 'x' })).not.toThrow();
+  });
+
   it('catches typos in key names', () => {
     expect(problem(minimal('    sequence:\n      margin: 10\n'))).toContain('unknown key(s): sequence');
   });

@@ -1,8 +1,8 @@
 /**
  * The production machines factory on a real cluster: an in-database freeze (read-only-roles) whose
  * record is persisted in the cutover journal before anything changes, a bot that dies while writes are
- * frozen, and a fresh process whose engine recovers from the journal and restores every role's
- * previous setting exactly (an explicit `off` stays `off`, an unset one is reset), not approximately.
+ * frozen, and a fresh process whose engine recovers from the journal and gives LOGIN back to exactly
+ * the roles that had it (a member of an application role is locked out with it), not approximately.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,13 +35,8 @@ describe('ProfileMachines: the in-database freeze record survives a crash', () =
   let session: Session;
   const notes: string[] = [];
 
-  const roleSetting = async (role: string) => {
-    const rows = await cluster.query<{ setconfig: string[] | null }>(
-      `SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = $1 AND s.setdatabase = 0`,
-      [role],
-    );
-    return rows[0]?.setconfig?.find((c) => c.startsWith('default_transaction_read_only=')) ?? null;
-  };
+  const canLogin = async (role: string) =>
+    (await cluster.query<{ rolcanlogin: boolean }>('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [role]))[0]?.rolcanlogin;
   const writeAs = async (role: string, id: string) => {
     const client = new pg.Client({ host: cluster.host, port: cluster.port, user: role, password: APP_PASSWORD, database: 'orders' });
     client.on('error', () => undefined);
@@ -57,8 +52,8 @@ describe('ProfileMachines: the in-database freeze record survives a crash', () =
     cluster = await startCluster({ databases: ['orders', 'store'] });
     await cluster.query(
       `CREATE ROLE app_main LOGIN PASSWORD '${APP_PASSWORD}';
-       CREATE ROLE app_batch LOGIN PASSWORD '${APP_PASSWORD}';
-       ALTER ROLE app_main SET default_transaction_read_only = off;`,
+       CREATE ROLE app_batch NOLOGIN;
+       CREATE ROLE app_batch_worker LOGIN PASSWORD '${APP_PASSWORD}' IN ROLE app_batch;`,
     );
     await cluster.query('CREATE TABLE items (id text PRIMARY KEY); GRANT INSERT ON items TO app_main, app_batch', [], 'orders');
     db = openPostgres(new Secret(cluster.connectionString('store')), logger);
@@ -99,7 +94,7 @@ describe('ProfileMachines: the in-database freeze record survives a crash', () =
     });
   };
 
-  it('persists the record before freezing, and a new process restores the previous settings exactly', async () => {
+  it('persists the record before freezing, and a new process gives LOGIN back exactly', async () => {
     const journal = new CutoverJournal(db);
     const sessions = new SessionStore(db);
     await writeAs('app_main', 'before');
@@ -119,13 +114,15 @@ describe('ProfileMachines: the in-database freeze record survives a crash', () =
     expect(persisted).toMatchObject({
       method: 'read-only-roles',
       database: 'orders',
-      previous: [
-        { role: 'app_main', value: 'off' },
-        { role: 'app_batch', value: null },
+      locked: [
+        { role: 'app_main', login: true },
+        { role: 'app_batch', login: false },
+        { role: 'app_batch_worker', login: true },
       ],
     });
-    expect(await roleSetting('app_main')).toBe('default_transaction_read_only=on');
-    await expect(writeAs('app_main', 'frozen')).rejects.toThrow(/read-only/);
+    expect([await canLogin('app_main'), await canLogin('app_batch_worker')]).toEqual([false, false]);
+    await expect(writeAs('app_main', 'frozen')).rejects.toThrow(/not permitted to log in/);
+    await expect(writeAs('app_batch_worker', 'frozen-batch')).rejects.toThrow(/not permitted to log in/);
     // Crash: no resume, the process's pools just go away.
     await machines.close();
     await first.close();
@@ -149,11 +146,10 @@ describe('ProfileMachines: the in-database freeze record survives a crash', () =
     });
     const outcomes = await engine.recover();
     expect(outcomes).toMatchObject([{ sessionId: session.id, result: 'applied', decision: { action: 'undo-freeze' } }]);
-    // Exactly as before: app_main keeps its explicit `off` (a record-less resume would RESET it), app_batch is unset.
-    expect(await roleSetting('app_main')).toBe('default_transaction_read_only=off');
-    expect(await roleSetting('app_batch')).toBeNull();
+    // Exactly as before: the login roles log in again, the group role app_batch stays NOLOGIN.
+    expect([await canLogin('app_main'), await canLogin('app_batch'), await canLogin('app_batch_worker')]).toEqual([true, false, true]);
     await writeAs('app_main', 'after');
-    await writeAs('app_batch', 'after-batch');
+    await writeAs('app_batch_worker', 'after-batch');
     expect((await sessions.require(session.id)).state).toBe('syncing');
     expect(notes.at(-1)).toMatch(/after a restart I found writes frozen/i);
 

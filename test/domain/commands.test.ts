@@ -58,3 +58,28 @@ describe('parseCommand', () => {
     for (const verb of VERBS) expect(helpText()).toContain(USAGE[verb]);
   });
 });
+
+describe('bounded input (hostile testing: a 100 KB verb blocked the event loop for 5 s)', () => {
+  it('refuses command text over the limit without reading it, and names the limit', () => {
+    const result = parseCommand(`x${'y'.repeat(100_000)}`);
+    expect(result).toMatchObject({ ok: false, problem: expect.stringContaining('too long') });
+    expect(result).toMatchObject({ problem: expect.stringContaining('at most 500') });
+  });
+
+  it('compares no word much longer than every verb: no suggestion, and no quadratic table', () => {
+    // The old code lower-cased and aligned the whole word against every verb (O(n·m) each time).
+    let reads = 0;
+    const word = new Proxy(new String('s'.repeat(400)), {
+      get(target, key) {
+        if (key === 'toLowerCase') reads++;
+        const value = Reflect.get(target, key) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as unknown as string;
+    expect(closestVerb(word)).toBeUndefined();
+    expect(reads).toBe(0);
+    expect(parseCommand(`${'s'.repeat(400)} now`)).toMatchObject({ ok: false, problem: expect.stringContaining('is not a /migrate command') });
+    expect(parseCommand(`${'s'.repeat(400)} now`)).not.toHaveProperty('suggestion');
+    expect(closestVerb('sttaus')).toBe('status');
+  });
+});

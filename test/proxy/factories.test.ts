@@ -64,7 +64,7 @@ describe('proxy factories', () => {
     );
     expect(proxy).toBeInstanceOf(PgpoolAdmin);
     expect(freeze).toBeInstanceOf(InDatabaseFreeze);
-    expect(freeze.clientImpact).toBe('writes-fail');
+    expect(freeze.clientImpact).toBe('connections-dropped');
     expect(proxy?.clientImpact).toBe('connections-dropped');
     expect(proxy?.limitations.join(' ')).toMatch(/clients will see errors|writes fail with an error/);
   });

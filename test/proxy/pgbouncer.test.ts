@@ -166,11 +166,9 @@ describe('PgBouncer driver (real PgBouncer 1.18, two clusters)', () => {
     try {
       await long.query('BEGIN');
       await long.query("INSERT INTO writes (id, port) VALUES ('long-tx', inet_server_port())");
-      const started = Date.now();
       const error = await admin.freeze().catch((e: unknown) => e);
       expect((error as CodedError).code).toBe(ErrorCode.FreezeFailed);
       expect((error as CodedError).message).toMatch(/did not drain within 1 s/);
-      expect(Date.now() - started).toBeLessThan(4000);
       expect((await admin.inspect()).frozen).toBe(false);
       await long.query('COMMIT'); // the transaction was never disturbed
       const other = new pg.Client({ connectionString: bouncer.connectionString('orders') });

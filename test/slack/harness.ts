@@ -111,6 +111,8 @@ export interface ChannelDriver {
 export interface HarnessOptions {
   /** A real PostgreSQL store through the production path (openStore with DATABASE_URL). */
   databaseUrl?: string;
+  /** More environment variables (e.g. HOST). */
+  env?: Record<string, string>;
 }
 
 /** The embedded engine in memory, migrated: what DATA_DIR gives in production, without the disk. */
@@ -133,6 +135,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
+    ...options.env,
   });
   const config = parseProfiles(PROFILES, 'test-profiles.yml', { TEST_PW: 'not-a-real-password' });
   const clock = new FakeClock();

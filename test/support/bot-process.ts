@@ -43,10 +43,13 @@ export function startBotProcess(env: Record<string, string>): BotProcess {
     child,
     output: () => output,
     exited,
-    async waitForHealth(port, timeoutMs = 30_000) {
+    // Waits for an outcome (an answer or an exit); the bound only catches a hung start on a loaded machine.
+    async waitForHealth(port, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        if (child.exitCode !== null) throw new Error(`the bot exited (${child.exitCode}) before answering:\n${output}`);
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`the bot exited (${child.exitCode ?? child.signalCode}) before answering:\n${output}`);
+        }
         try {
           const response = await fetch(`http://127.0.0.1:${port}/healthz`);
           if (response.ok) return (await response.json()) as Record<string, unknown>;

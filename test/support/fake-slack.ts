@@ -1,9 +1,9 @@
 /**
  * A local fake of the Slack Web API and the response_url sink (node:http on 127.0.0.1:0). It records
  * every call the bot makes, keeps the messages it posted (updated in place by chat.update), answers
- * usergroups.users.list from a configurable table, and can be told to fail a method.
+ * usergroups.users.list from a configurable table, and can be told to fail a method (`failNext`).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 export interface RecordedCall {
   method: string;
@@ -22,6 +22,9 @@ export interface FakeMessage {
   updates: number;
 }
 
+/** How a call made to fail fails: Slack's `ok: false` error, an HTTP status, or a connection reset. */
+export type FakeFailure = { error: string } | { status: number; retryAfterSeconds?: number } | { reset: true };
+
 export interface FakeSlack {
   url: string;
   apiUrl: string;
@@ -38,6 +41,8 @@ export interface FakeSlack {
   /** Ephemeral messages for a user (chat.postEphemeral and response_url), as text. */
   ephemeralsFor(user: string): string[];
   respondUrl(id?: string): string;
+  /** The next `times` calls of `method` (a Web API method, or `respond` for response_url posts) fail so. */
+  failNext(method: string, times: number, failure: FakeFailure): void;
   close(): Promise<void>;
 }
 
@@ -69,6 +74,23 @@ export async function startFakeSlack(): Promise<FakeSlack> {
   const messages = new Map<string, FakeMessage>();
   const userGroups = new Map<string, string[]>();
   const ephemerals: Array<{ user: string; text: string }> = [];
+  const failures = new Map<string, { times: number; failure: FakeFailure }>();
+  /** Answers the request with its planned failure, if one is due; true when it did. */
+  const failed = (method: string, res: ServerResponse): boolean => {
+    const planned = failures.get(method);
+    if (!planned || planned.times <= 0) return false;
+    planned.times--;
+    const { failure } = planned;
+    if ('reset' in failure) res.socket?.destroy();
+    else if ('error' in failure) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: false, error: failure.error }));
+    } else {
+      res.writeHead(failure.status, { 'content-type': 'application/json', ...(failure.retryAfterSeconds ? { 'retry-after': String(failure.retryAfterSeconds) } : {}) });
+      res.end(JSON.stringify({ ok: false, error: failure.status === 429 ? 'ratelimited' : 'fatal_error' }));
+    }
+    return true;
+  };
   let seq = 0;
   const nextTs = () => `1700000000.${String(++seq).padStart(6, '0')}`;
 
@@ -81,6 +103,7 @@ export async function startFakeSlack(): Promise<FakeSlack> {
           res.end(JSON.stringify(body));
         };
         if (path.startsWith('/respond/')) {
+          if (failed('respond', res)) return;
           const body = (req.headers['content-type'] ?? '').startsWith('application/json') ? (JSON.parse(raw) as Record<string, unknown>) : parseForm(raw);
           responds.push({ id: path.slice('/respond/'.length), body });
           json(200, { ok: true });
@@ -89,6 +112,7 @@ export async function startFakeSlack(): Promise<FakeSlack> {
         const method = path.replace(/^\/api\//, '').split('?')[0] ?? '';
         const body = parseForm(raw);
         calls.push({ method, body, auth: req.headers.authorization });
+        if (failed(method, res)) return;
         const channel = String(body.channel ?? '');
         switch (method) {
           case 'auth.test':
@@ -152,6 +176,7 @@ export async function startFakeSlack(): Promise<FakeSlack> {
       ...ephemerals.filter((e) => e.user === user).map((e) => e.text),
     ],
     respondUrl: (id) => `${url}/respond/${id ?? String(++respondSeq)}`,
+    failNext: (method, times, failure) => void failures.set(method, { times, failure }),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

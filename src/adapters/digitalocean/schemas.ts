@@ -2,13 +2,20 @@
  * zod schemas for what DigitalOcean answers, after the official OpenAPI spec
  * (`components.schemas.online_migration`, `database_cluster_read`, `firewall_rule`, `error`).
  * Unknown fields pass through untouched: DO adds fields over time, and a new field is not a failure.
+ * Likewise a new enum value (a migration status, a firewall rule type) reads as `unknown` rather than
+ * failing the response: otherwise stop, abort and finish would fail on it.
  */
 import { z } from 'zod';
-import { ONLINE_MIGRATION_STATUSES } from '../../domain/ports/digitalocean.js';
+import { FIREWALL_RULE_TYPES, ONLINE_MIGRATION_STATUSES } from '../../domain/ports/digitalocean.js';
+
+/** One of `known`, or `unknown` for any other string. */
+function tolerantEnum<const T extends readonly [string, ...string[]]>(known: T) {
+  return z.string().transform((value): T[number] | 'unknown' => ((known as readonly string[]).includes(value) ? (value as T[number]) : 'unknown'));
+}
 
 export const onlineMigrationSchema = z.object({
   id: z.string().min(1),
-  status: z.enum(ONLINE_MIGRATION_STATUSES),
+  status: tolerantEnum(ONLINE_MIGRATION_STATUSES),
   created_at: z.string().min(1),
 });
 
@@ -37,7 +44,7 @@ export const firewallRulesResponseSchema = z.object({
   rules: z
     .array(
       z.object({
-        type: z.enum(['ip_addr', 'droplet', 'k8s', 'tag', 'app']),
+        type: tolerantEnum(FIREWALL_RULE_TYPES),
         value: z.string(),
       }),
     )

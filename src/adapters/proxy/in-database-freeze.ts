@@ -1,13 +1,18 @@
 /**
  * The in-database write freeze, for proxies that cannot pause (Pgpool-II, HTTP routers without a hold)
- * and for the connection-parameters strategy: `ALTER ROLE … SET default_transaction_read_only = on`
- * for the application roles (or `ALTER DATABASE …`), then `pg_terminate_backend` of their sessions so
- * they reconnect read-only. Resume puts back exactly the previous setting of each role (or the
- * database) and ends the sessions that started read-only during the freeze.
+ * and for the connection-parameters strategy. It locks the writers out: `ALTER ROLE … NOLOGIN`, then
+ * `pg_terminate_backend` of their sessions. A read-only default (`default_transaction_read_only`) is
+ * not enough: any client can `SET` it off or `BEGIN READ WRITE`, and no role but a superuser can be
+ * kept from that. Locked out are, with read-only-roles, the application roles and every login role
+ * that is a member of one (it could write with their privileges); with read-only-database, every
+ * login role that can write in the database: by a table privilege (its own, a role's it belongs to,
+ * PUBLIC's, ownership) or a SECURITY DEFINER function it may execute. Never superusers (nothing holds
+ * them), never the bot's own role. Resume gives LOGIN back to exactly the roles that had it.
  *
- * The previous settings are the freeze record. It is handed to `onRecord` before anything changes, so
- * the cutover engine can persist it; a fresh instance given that record resumes exactly after a crash.
- * Walsenders (logical replication) and the bot's own sessions are never terminated.
+ * The locked roles with their previous LOGIN are the freeze record. It is handed to `onRecord` before
+ * anything changes, so the cutover engine can persist it; a fresh instance given that record resumes
+ * exactly after a crash. Walsenders (logical replication) and the bot's own sessions are never
+ * terminated. A record written by the earlier read-only-default mechanism (`previous`) is restored too.
  */
 import type pg from 'pg';
 import { z } from 'zod';
@@ -19,17 +24,20 @@ import type { WriteFreeze } from '../../domain/ports/writes.js';
 const SETTING = 'default_transaction_read_only';
 
 /**
- * The settings before the freeze. `frozenAt`: server time of the freeze (sessions started after it are
- * read-only and are ended on resume); `previous`: the setting per role (or for the database when role
- * is absent), null when it was not set.
+ * What the freeze changes, recorded before it changes it. `frozenAt`: server time of the freeze;
+ * `locked`: the roles made NOLOGIN and whether each could log in before; `previous` (records of the
+ * earlier mechanism only): default_transaction_read_only per role (or for the database when role is
+ * absent), null when it was not set; sessions started after `frozenAt` are ended when it is restored.
  */
 const freezeRecordSchema = z.object({
   method: z.enum(['read-only-roles', 'read-only-database']),
   database: z.string(),
   frozenAt: z.string(),
-  previous: z.array(z.object({ role: z.string().optional(), value: z.string().nullable() })),
+  locked: z.array(z.object({ role: z.string(), login: z.boolean() })).default([]),
+  previous: z.array(z.object({ role: z.string().optional(), value: z.string().nullable() })).default([]),
 });
 export type InDatabaseFreezeRecord = z.infer<typeof freezeRecordSchema>;
+type LockedRole = InDatabaseFreezeRecord['locked'][number];
 
 /** A record read back from the store (JSON), or undefined when there is none; a malformed one is an error. */
 export function parseFreezeRecord(raw: unknown): InDatabaseFreezeRecord | undefined {
@@ -57,7 +65,7 @@ export interface InDatabaseFreezeOptions {
 }
 
 export class InDatabaseFreeze implements WriteFreeze {
-  readonly clientImpact = 'writes-fail' as const;
+  readonly clientImpact = 'connections-dropped' as const;
   readonly limitations: readonly string[];
   readonly #options: InDatabaseFreezeOptions;
   readonly #log: Logger;
@@ -73,13 +81,11 @@ export class InDatabaseFreeze implements WriteFreeze {
     this.#record = options.record;
     this.#log = options.logger.child({ name: 'proxy', freeze: options.method });
     this.limitations = [
-      'Clients get errors while frozen: open sessions are ended and every write fails with "cannot execute … in a read-only transaction".',
-      'A client that runs SET default_transaction_read_only = off (or BEGIN READ WRITE) bypasses the freeze.',
-      ...(options.method === 'read-only-database'
-        ? [
-            "New sessions of the bot itself in that database start read-only too (the bot's existing sessions are kept); its own writes there must SET default_transaction_read_only = off.",
-          ]
-        : []),
+      'Clients get errors while frozen, reads included: the locked roles\' sessions are ended and logging in fails with "role … is not permitted to log in".',
+      options.method === 'read-only-roles'
+        ? 'Login roles that are members of an application role are locked out too: they could write with its privileges.'
+        : 'Every non-superuser login role that can write in the database is locked out of the whole cluster (all its databases) while frozen.',
+      'Superusers cannot be held: their writes go on.',
     ];
   }
 
@@ -90,89 +96,79 @@ export class InDatabaseFreeze implements WriteFreeze {
 
   async freeze(): Promise<void> {
     await this.#withClient(async (client) => {
-      const { rows } = await client.query<{ now: string; me: string }>('SELECT now()::text AS now, current_user AS me');
-      const now = rows[0]?.now ?? new Date().toISOString();
-      const me = rows[0]?.me ?? '';
-      if (this.#options.method === 'read-only-roles') {
-        const roles = [...new Set(this.#options.roles ?? [])];
-        await this.#checkRoles(client, roles, me);
-        if (!this.#record) {
-          const previous = await Promise.all(roles.map(async (role) => ({ role, value: await roleSetting(client, role) })));
-          await this.#remember({ method: 'read-only-roles', database: this.#database, frozenAt: now, previous });
-        }
-        for (const role of roles) await client.query(`ALTER ROLE ${ident(client, role)} SET ${SETTING} = on`);
-        const ended = await this.#terminate(client, 'usename = ANY($1::text[])', [roles]);
-        this.#log.info({ roles, ended }, 'roles frozen read-only, sessions ended');
-      } else {
-        await this.#checkDatabase(client);
-        if (!this.#record) {
-          const value = await databaseSetting(client, this.#database);
-          await this.#remember({ method: 'read-only-database', database: this.#database, frozenAt: now, previous: [{ value }] });
-        }
-        await client.query(`ALTER DATABASE ${ident(client, this.#database)} SET ${SETTING} = on`);
-        const ended = await this.#terminate(client, 'datname = $1 AND usename <> current_user', [this.#database]);
-        this.#log.info({ database: this.#database, ended }, 'database frozen read-only, sessions ended');
+      let record = this.#record;
+      if (!record) {
+        const { rows } = await client.query<{ now: string }>('SELECT now()::text AS now');
+        const locked = this.#options.method === 'read-only-roles' ? await this.#appRoles(client) : await this.#databaseWriters(client);
+        record = { method: this.#options.method, database: this.#database, frozenAt: rows[0]?.now ?? new Date().toISOString(), locked, previous: [] };
+        await this.#remember(record);
       }
+      const roles = record.locked.map((l) => l.role);
+      for (const role of roles) await client.query(`ALTER ROLE ${ident(client, role)} NOLOGIN`);
+      // Twice: a session that passed its login check just before NOLOGIN may show up only after the first pass.
+      const where = record.method === 'read-only-roles' ? 'usename = ANY($1::text[])' : 'usename = ANY($1::text[]) AND datname = $2';
+      const params = record.method === 'read-only-roles' ? [roles] : [roles, record.database];
+      const ended = (await this.#terminate(client, where, params)) + (await this.#terminate(client, where, params));
+      this.#log.info({ method: record.method, database: record.database, roles, ended }, 'writers locked out (NOLOGIN), their sessions ended');
     });
   }
 
   async resume(): Promise<void> {
-    await this.#withClient(async (client) => {
-      const record = this.#record;
-      if (!record) {
-        await this.#resumeWithoutRecord(client);
-        return;
-      }
-      for (const entry of record.previous) {
-        const target = entry.role
-          ? `ROLE ${ident(client, entry.role)}`
-          : `DATABASE ${ident(client, record.database)}`;
-        await client.query(
-          entry.value === null
-            ? `ALTER ${target} RESET ${SETTING}`
-            : `ALTER ${target} SET ${SETTING} = ${client.escapeLiteral(entry.value)}`,
-        );
-      }
-      // Sessions opened during the freeze started read-only: end them so they reconnect writable.
-      const roles = record.previous.flatMap((p) => (p.role ? [p.role] : []));
-      const ended =
-        record.method === 'read-only-roles'
-          ? await this.#terminate(client, 'usename = ANY($1::text[]) AND backend_start >= $2::timestamptz', [roles, record.frozenAt])
-          : await this.#terminate(client, 'datname = $1 AND usename <> current_user AND backend_start >= $2::timestamptz', [
-              record.database,
-              record.frozenAt,
-            ]);
-      this.#record = undefined;
-      this.#log.info({ restored: record.previous.length, ended }, 'write freeze undone');
-    });
-  }
-
-  /** Whether the freeze's setting is in force now (role-level or database-level `on`). */
-  async isFrozen(): Promise<boolean> {
-    return this.#withClient(async (client) => {
-      if (this.#options.method === 'read-only-roles') {
-        const values = await Promise.all((this.#options.roles ?? []).map((r) => roleSetting(client, r)));
-        return values.some((v) => isOn(v));
-      }
-      return isOn(await databaseSetting(client, this.#database));
-    });
-  }
-
-  /** No record (nothing persisted): undo only what is visibly our freeze (`on`), by RESET. */
-  async #resumeWithoutRecord(client: pg.Client): Promise<void> {
-    if (this.#options.method === 'read-only-roles') {
-      for (const role of this.#options.roles ?? []) {
-        if (isOn(await roleSetting(client, role))) {
-          this.#log.warn({ role }, 'resume without a freeze record: resetting default_transaction_read_only');
-          await client.query(`ALTER ROLE ${ident(client, role)} RESET ${SETTING}`);
-          await this.#terminate(client, 'usename = $1', [role]);
-        }
-      }
-    } else if (isOn(await databaseSetting(client, this.#database))) {
-      this.#log.warn('resume without a freeze record: resetting the database default_transaction_read_only');
-      await client.query(`ALTER DATABASE ${ident(client, this.#database)} RESET ${SETTING}`);
-      await this.#terminate(client, 'datname = $1 AND usename <> current_user', [this.#database]);
+    const record = this.#record;
+    if (!record) {
+      // The record is persisted before anything changes: without one, this freeze changed nothing.
+      this.#log.info('resume: no freeze record, nothing to undo');
+      return;
     }
+    await this.#withClient(async (client) => {
+      for (const { role, login } of record.locked) {
+        if (login) await client.query(`ALTER ROLE ${ident(client, role)} LOGIN`);
+      }
+      if (record.previous.length > 0) await this.#restoreSettings(client, record);
+      this.#record = undefined;
+      this.#log.info({ unlocked: record.locked.filter((l) => l.login).map((l) => l.role) }, 'write freeze undone');
+    });
+  }
+
+  /** A record of the earlier mechanism: puts each default_transaction_read_only back as it was. */
+  async #restoreSettings(client: pg.Client, record: InDatabaseFreezeRecord): Promise<void> {
+    for (const entry of record.previous) {
+      const target = entry.role
+        ? `ROLE ${ident(client, entry.role)}`
+        : `DATABASE ${ident(client, record.database)}`;
+      await client.query(
+        entry.value === null
+          ? `ALTER ${target} RESET ${SETTING}`
+          : `ALTER ${target} SET ${SETTING} = ${client.escapeLiteral(entry.value)}`,
+      );
+    }
+    // Sessions opened during the freeze started read-only: end them so they reconnect writable.
+    const roles = record.previous.flatMap((p) => (p.role ? [p.role] : []));
+    const ended =
+      record.method === 'read-only-roles'
+        ? await this.#terminate(client, 'usename = ANY($1::text[]) AND backend_start >= $2::timestamptz', [roles, record.frozenAt])
+        : await this.#terminate(client, 'datname = $1 AND usename <> current_user AND backend_start >= $2::timestamptz', [
+            record.database,
+            record.frozenAt,
+          ]);
+    this.#log.info({ restored: record.previous.length, ended }, 'read-only defaults of an earlier freeze restored');
+  }
+
+  /** Whether this freeze is in force now: a role it locked out cannot log in (or an earlier freeze's setting is `on`). */
+  async isFrozen(): Promise<boolean> {
+    const record = this.#record;
+    if (!record) return false;
+    return this.#withClient(async (client) => {
+      const unlocked = record.locked.filter((l) => l.login).map((l) => l.role);
+      const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_roles WHERE rolname = ANY($1::text[]) AND NOT rolcanlogin', [
+        unlocked,
+      ]);
+      if ((rows[0]?.n ?? 0) > 0) return true;
+      for (const entry of record.previous) {
+        if (isOn(entry.role ? await roleSetting(client, entry.role) : await databaseSetting(client, record.database))) return true;
+      }
+      return false;
+    });
   }
 
   async #remember(record: InDatabaseFreezeRecord): Promise<void> {
@@ -180,54 +176,62 @@ export class InDatabaseFreeze implements WriteFreeze {
     await this.#options.onRecord?.(record);
   }
 
-  async #checkRoles(client: pg.Client, roles: string[], me: string): Promise<void> {
-    const { rows } = await client.query<{ rolname: string; rolsuper: boolean; overrides: string | null }>(
-      `SELECT r.rolname, r.rolsuper,
-              (SELECT string_agg(coalesce(d.datname, '?'), ', ')
-                 FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
-                WHERE s.setrole = r.oid AND s.setdatabase <> 0
-                  AND EXISTS (SELECT 1 FROM unnest(s.setconfig) c WHERE c LIKE '${SETTING}=%')) AS overrides
-         FROM pg_roles r WHERE r.rolname = ANY($1::text[])`,
+  /**
+   * The application roles (refused: missing, superuser, the bot's own) and every non-superuser login
+   * role that is a member of one of them, each with whether it can log in now.
+   */
+  async #appRoles(client: pg.Client): Promise<LockedRole[]> {
+    const roles = [...new Set(this.#options.roles ?? [])];
+    const { rows: named } = await client.query<{ rolname: string; rolsuper: boolean; rolcanlogin: boolean; me: boolean }>(
+      'SELECT rolname, rolsuper, rolcanlogin, rolname = current_user AS me FROM pg_roles WHERE rolname = ANY($1::text[])',
       [roles],
     );
     const problems: string[] = [];
     for (const role of roles) {
-      const row = rows.find((r) => r.rolname === role);
+      const row = named.find((r) => r.rolname === role);
       if (!row) problems.push(`role "${role}" does not exist`);
       else if (row.rolsuper) {
-        problems.push(
-          `role "${role}" is a superuser: it can override default_transaction_read_only, so a read-only freeze cannot stop its writes. Use a non-superuser application role, or a proxy that can pause`,
-        );
-      } else if (role === me) problems.push(`role "${role}" is the bot's own role; freezing it would stop the cutover itself`);
-      else if (row.overrides) {
-        problems.push(
-          `role "${role}" has its own ${SETTING} in database(s) ${row.overrides} (ALTER ROLE … IN DATABASE), which wins over the role-wide freeze`,
-        );
-      }
+        problems.push(`role "${role}" is a superuser: nothing in the database can stop its writes. Use a non-superuser application role, or a proxy that can pause`);
+      } else if (row.me) problems.push(`role "${role}" is the bot's own role; freezing it would stop the cutover itself`);
     }
     if (problems.length > 0) {
       throw new CodedError(ErrorCode.FreezeFailed, `Cannot freeze writes in the database: ${problems.join('; ')}.`, {
         details: { roles: roles.join(',') },
       });
     }
+    // A member can write with the role's privileges (inherited, or after SET ROLE): it is locked out too.
+    const { rows: members } = await client.query<{ role: string; login: boolean }>(
+      `SELECT m.rolname AS role, m.rolcanlogin AS login FROM pg_roles m
+        WHERE m.rolcanlogin AND NOT m.rolsuper AND m.rolname <> current_user AND NOT m.rolname = ANY($1::text[])
+          AND EXISTS (SELECT 1 FROM pg_roles a WHERE a.rolname = ANY($1::text[]) AND pg_has_role(m.oid, a.oid, 'MEMBER'))
+        ORDER BY m.rolname`,
+      [roles],
+    );
+    return [...roles.map((role) => ({ role, login: named.find((r) => r.rolname === role)?.rolcanlogin ?? false })), ...members];
   }
 
-  async #checkDatabase(client: pg.Client): Promise<void> {
-    const { rows } = await client.query<{ exists: boolean; overriding: string | null }>(
-      `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists,
-              (SELECT string_agg(DISTINCT r.rolname, ', ') FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
-                WHERE (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1))
-                  AND EXISTS (SELECT 1 FROM unnest(s.setconfig) c WHERE c LIKE '${SETTING}=%')) AS overriding`,
-      [this.#database],
+  /**
+   * Every non-superuser login role but the bot's that can write in this database: it, or a role it
+   * belongs to, may insert, update, delete or truncate a table (privileges from grants, PUBLIC or
+   * ownership), or may execute a SECURITY DEFINER function.
+   */
+  async #databaseWriters(client: pg.Client): Promise<LockedRole[]> {
+    const { rows } = await client.query<{ role: string; login: boolean }>(
+      `WITH writers AS (
+         SELECT r.oid FROM pg_roles r
+          WHERE EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+                           AND (has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                                OR has_any_column_privilege(r.oid, c.oid, 'INSERT, UPDATE')))
+             OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                         WHERE p.prosecdef AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+                           AND has_function_privilege(r.oid, p.oid, 'EXECUTE')))
+       SELECT l.rolname AS role, l.rolcanlogin AS login FROM pg_roles l
+        WHERE l.rolcanlogin AND NOT l.rolsuper AND l.rolname <> current_user
+          AND EXISTS (SELECT 1 FROM writers w WHERE pg_has_role(l.oid, w.oid, 'MEMBER'))
+        ORDER BY l.rolname`,
     );
-    const row = rows[0];
-    if (!row?.exists) throw new CodedError(ErrorCode.FreezeFailed, `Database "${this.#database}" does not exist`);
-    if (row.overriding) {
-      throw new CodedError(
-        ErrorCode.FreezeFailed,
-        `Cannot freeze database "${this.#database}" read-only: role(s) ${row.overriding} have their own ${SETTING}, which wins over the database setting. Use read-only-roles for them.`,
-      );
-    }
+    return rows;
   }
 
   /** Ends matching client sessions (never walsenders, never this one) and waits until they are gone. */
@@ -258,9 +262,11 @@ export class InDatabaseFreeze implements WriteFreeze {
   async #withClient<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
     let client: pg.Client;
     try {
-      client = await connect(this.#options.connection, { applicationName: 'pgcutover-freeze', queryTimeoutMs: 15_000 });
+      // In the frozen database: which roles can write there is a question about its tables.
+      client = await connect({ ...this.#options.connection, database: this.#database }, { applicationName: 'pgcutover-freeze', queryTimeoutMs: 15_000 });
     } catch (cause) {
-      const { host, port, database } = this.#options.connection;
+      const { host, port } = this.#options.connection;
+      const database = this.#database;
       throw new CodedError(
         ErrorCode.DatabaseUnavailable,
         `Cannot connect to ${host}:${port}/${database} for the write freeze: ${(cause as Error).message}`,
@@ -268,7 +274,7 @@ export class InDatabaseFreeze implements WriteFreeze {
       );
     }
     try {
-      // Under read-only-database this very session starts read-only too: the bot's own work must not be.
+      // Under an earlier freeze's read-only database default this session starts read-only: ALTER ROLE must not.
       await client.query(`SET ${SETTING} = off`);
       return await run(client);
     } catch (error) {

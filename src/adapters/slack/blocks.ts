@@ -9,6 +9,7 @@ import { USER_ACTIONS, availableActions, gateStatus, type Gate, type GateRequest
 import { formatBytes, type DoView, type TrendDirection } from '../../domain/report.js';
 import { describeState, type Session } from '../../domain/session.js';
 import type { LagSample } from '../../domain/ports/replication.js';
+import { channelIdSchema } from './slack-ids.js';
 
 /** Block Kit is loosely typed here on purpose: the fake Slack in tests checks the real JSON. */
 export type Block = Record<string, unknown>;
@@ -41,7 +42,8 @@ export function parseActionId(id: string): ButtonAction | undefined {
 /** `sessionId:version`, the only thing a button carries (values are visible in the message JSON). */
 export const buttonValueSchema = z
   .string()
-  .regex(/^[0-9a-f-]{36}:\d{1,9}$/)
+  // The uuid's exact layout: a 36-character run of dashes is no session id and must not reach the store.
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:\d{1,9}$/)
   .transform((value) => {
     const [sessionId, version] = value.split(':');
     return { sessionId: sessionId as string, version: Number(version) };
@@ -53,7 +55,7 @@ export const modalMetadataSchema = z.object({
   sessionId: z.uuid(),
   version: z.number().int().positive(),
   action: z.enum(['switch_approve', 'switch_now', 'switch_run']),
-  channelId: z.string().min(1),
+  channelId: channelIdSchema,
 });
 export type ModalMetadata = z.infer<typeof modalMetadataSchema>;
 

@@ -3,14 +3,27 @@
  * error options apply) serving POST /slack/events and GET /healthz, or Socket Mode when an app token
  * is configured. Listeners are registered by the caller; this file only knows about transport.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 // A namespace import: Node and vitest agree on the named exports of this CommonJS package (not on its default).
 import * as bolt from '@slack/bolt';
 import type { Env } from '../../config/env.js';
+import { CodedError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
 
 const { App, HTTPReceiver, SocketModeReceiver, LogLevel } = bolt;
+const { WebClient } = bolt.webApi;
 export type BoltApp = InstanceType<typeof App>;
+export type WebClient = InstanceType<typeof WebClient>;
+
+/** Slack's window for a signed request, applied both ways (Bolt refuses only old timestamps). */
+export const MAX_REQUEST_SKEW_SECONDS = 5 * 60;
+
+/** Listeners find the request's signature here (HTTP mode only), to count each signed request once. */
+export interface RequestContext {
+  requestSignature?: string;
+}
+
+type SlackEnv = Pick<Env, 'SLACK_BOT_TOKEN' | 'SLACK_API_URL'>;
 
 export interface Health {
   ok: boolean;
@@ -27,24 +40,83 @@ export interface BoltAppOptions {
   botIdentity?: { botId: string; botUserId: string };
 }
 
-export function createBoltApp(options: BoltAppOptions): BoltApp {
-  const { env, log } = options;
+/** Bolt's and the Web API client's logger interface on our pino logger; `quiet` logs everything at debug. */
+function slackLogger(log: Logger, quiet = false) {
   const boltLog = log.child({ name: 'bolt' });
-  const logger = {
-    debug: (...msg: unknown[]) => boltLog.debug(msg.map(String).join(' ')),
-    info: (...msg: unknown[]) => boltLog.info(msg.map(String).join(' ')),
-    warn: (...msg: unknown[]) => boltLog.warn(msg.map(String).join(' ')),
-    error: (...msg: unknown[]) => boltLog.error(msg.map(String).join(' ')),
+  const line = (msg: unknown[]) => msg.map(String).join(' ');
+  return {
+    debug: (...msg: unknown[]) => boltLog.debug(line(msg)),
+    info: (...msg: unknown[]) => (quiet ? boltLog.debug(line(msg)) : boltLog.info(line(msg))),
+    warn: (...msg: unknown[]) => (quiet ? boltLog.debug(line(msg)) : boltLog.warn(line(msg))),
+    error: (...msg: unknown[]) => (quiet ? boltLog.debug(line(msg)) : boltLog.error(line(msg))),
     setLevel: () => undefined,
     getLevel: () => LogLevel.INFO,
     setName: () => undefined,
   };
-  const clientOptions = {
+}
+
+function clientOptions(env: SlackEnv) {
+  return {
     ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL.replace(/\/?$/, '/') } : {}),
     // Never let a Slack outage hang a handler for half an hour (the client's default retry policy).
     retryConfig: { retries: 2, factor: 2, minTimeout: 500, maxTimeout: 5_000 },
     timeout: 10_000,
   };
+}
+
+/**
+ * The bot's identity from auth.test, asked before anything starts so that an unreachable Slack or a
+ * refused token is one clear start-up error (Bolt's own call at construction rejects unhandled).
+ */
+export async function slackIdentity(env: SlackEnv, log: Logger): Promise<{ botId: string; botUserId: string }> {
+  // Quiet: its failure becomes the one start-up line, not a warning per attempt before it.
+  const client = new WebClient(env.SLACK_BOT_TOKEN.reveal(), { ...clientOptions(env), logger: slackLogger(log, true) });
+  let result;
+  try {
+    result = await client.auth.test();
+  } catch (error) {
+    throw new CodedError(ErrorCode.SlackApiFailed, describeSlackFailure(error, env.SLACK_API_URL ?? 'https://slack.com/api/'), { cause: error });
+  }
+  if (!result.bot_id || !result.user_id) {
+    throw new CodedError(ErrorCode.SlackApiFailed, 'Slack answered auth.test without a bot id: SLACK_BOT_TOKEN must be a bot token (xoxb-)');
+  }
+  return { botId: result.bot_id, botUserId: result.user_id };
+}
+
+/** One line saying what failed and what to check; the token never appears, nor credentials in the URL. */
+function describeSlackFailure(error: unknown, apiUrl: string): string {
+  const firstLine = (text: string) => text.split('\n')[0] ?? '';
+  const url = new URL(apiUrl);
+  url.username = '';
+  url.password = '';
+  if (error instanceof bolt.webApi.WebAPIPlatformError) return `Slack refused the bot token (${error.data.error}); check SLACK_BOT_TOKEN`;
+  const detail = error instanceof bolt.webApi.WebAPIRequestError ? error.original.message : error instanceof Error ? error.message : String(error);
+  return `cannot reach Slack at ${url.href} (${firstLine(detail)}); check the network and SLACK_API_URL`;
+}
+
+/**
+ * A Web API client for lag reports only: a rate limit on it fails the call at once (the report is
+ * skipped and retried on a later tick) instead of pausing a queue that button clicks wait behind.
+ */
+export function createReportsClient(env: SlackEnv, log: Logger): WebClient {
+  return new WebClient(env.SLACK_BOT_TOKEN.reveal(), {
+    ...clientOptions(env),
+    rejectRateLimitedCalls: true,
+    retryConfig: { retries: 1, factor: 2, minTimeout: 500, maxTimeout: 2_000 },
+    logger: slackLogger(log),
+  });
+}
+
+/** True when the request's signed timestamp is more than the window ahead of (or behind) our clock. */
+function timestampOutsideWindow(header: string | string[] | undefined, nowMs: number): boolean {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || !/^\d{1,12}$/.test(value)) return false; // Bolt refuses it as unsigned
+  return Math.abs(Number(value) - Math.floor(nowMs / 1000)) > MAX_REQUEST_SKEW_SECONDS;
+}
+
+export function createBoltApp(options: BoltAppOptions): BoltApp {
+  const { env, log } = options;
+  const logger = slackLogger(log);
   const healthRoute = {
     path: '/healthz',
     method: ['GET'],
@@ -69,19 +141,40 @@ export function createBoltApp(options: BoltAppOptions): BoltApp {
         customRoutes: [healthRoute],
         installerOptions: { port: env.PORT },
       })
-    : new HTTPReceiver({
-        signingSecret: env.SLACK_SIGNING_SECRET?.reveal() ?? '',
-        endpoints: ['/slack/events'],
-        customRoutes: [healthRoute],
-        processBeforeResponse: options.processBeforeResponse ?? false,
-        logger,
-        unhandledRequestTimeoutMillis: 3001,
-      });
+    : guardTimestamps(
+        new HTTPReceiver({
+          signingSecret: env.SLACK_SIGNING_SECRET?.reveal() ?? '',
+          endpoints: ['/slack/events'],
+          customRoutes: [healthRoute],
+          processBeforeResponse: options.processBeforeResponse ?? false,
+          logger,
+          unhandledRequestTimeoutMillis: 3001,
+          customPropertiesExtractor: (req): RequestContext => {
+            const signature = req.headers['x-slack-signature'];
+            return typeof signature === 'string' ? { requestSignature: signature } : {};
+          },
+        }),
+        log,
+      );
   return new App({
     token: env.SLACK_BOT_TOKEN.reveal(),
     receiver,
     logger,
-    clientOptions,
+    clientOptions: clientOptions(env),
     ...(options.botIdentity ?? {}),
   });
+}
+
+/** Answers 401 to a request whose timestamp is too far off, before Bolt verifies the rest. */
+function guardTimestamps(receiver: InstanceType<typeof HTTPReceiver>, log: Logger): InstanceType<typeof HTTPReceiver> {
+  const verified = receiver.requestListener;
+  receiver.requestListener = (req: IncomingMessage, res: ServerResponse) => {
+    if (timestampOutsideWindow(req.headers['x-slack-request-timestamp'], Date.now())) {
+      log.warn({ name: 'slack' }, 'request refused: its timestamp is more than five minutes off');
+      res.writeHead(401).end();
+      return;
+    }
+    verified(req, res);
+  };
+  return receiver;
 }

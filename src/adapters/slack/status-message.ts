@@ -20,6 +20,8 @@ import type { SlackClient } from './slack-client.js';
 
 export interface StatusMessageDeps {
   client: { chat: Pick<SlackClient['chat'], 'postMessage' | 'update'> };
+  /** Redraws a lag report asks for go through this client, so their rate limits never pause a button's calls. */
+  reportsClient?: { chat: Pick<SlackClient['chat'], 'update'> };
   store: Store;
   approvals: ApprovalStore;
   schedules: ReportScheduleStore;
@@ -50,7 +52,7 @@ interface Memo {
 interface Lane {
   /** The number of the newest render sent. */
   sent: number;
-  next?: { seq: number; channel: string; ts: string; rendered: RenderedStatus };
+  next?: { seq: number; channel: string; ts: string; rendered: RenderedStatus; forReport: boolean };
   sending?: Promise<void>;
 }
 
@@ -77,7 +79,13 @@ export class StatusMessages {
   /** Posts the session's message and records its ts on the session. */
   async post(session: Session): Promise<Session> {
     const { text, blocks } = renderStatus(await this.view(session));
-    const posted = await this.deps.client.chat.postMessage({ channel: session.channelId, text, blocks: blocks as never });
+    const posted = await this.deps.client.chat.postMessage({ channel: session.channelId, text, blocks: blocks as never }).catch((error: unknown) => {
+      const slackError = (error as { data?: { error?: unknown } }).data?.error;
+      if (slackError === 'not_in_channel' || slackError === 'channel_not_found') {
+        throw new CodedError(ErrorCode.BotNotInChannel, `Slack refused the status message: ${slackError}.`, { cause: error, details: { channelId: session.channelId } });
+      }
+      throw error;
+    });
     if (!posted.ts) throw new CodedError(ErrorCode.SlackApiFailed, 'Slack did not return the status message timestamp.');
     return this.deps.store.sessions.setStatusMessage(session.id, posted.ts);
   }
@@ -158,7 +166,7 @@ export class StatusMessages {
       const session = await this.deps.store.sessions.get(sessionId);
       if (!session?.statusMessageTs) return;
       const rendered = renderStatus(await this.view(session, figures));
-      await this.send(session, seq, rendered);
+      await this.send(session, seq, rendered, figures !== undefined);
     } finally {
       this.end();
     }
@@ -177,7 +185,7 @@ export class StatusMessages {
   }
 
   /** Queues the render for the message unless a newer one is sent or waiting; resolves once the queue is drained. */
-  private send(session: Session, seq: number, rendered: RenderedStatus): Promise<void> {
+  private send(session: Session, seq: number, rendered: RenderedStatus, forReport = false): Promise<void> {
     if (!session.statusMessageTs) return Promise.resolve();
     let lane = this.lanes.get(session.id);
     if (!lane) {
@@ -185,7 +193,7 @@ export class StatusMessages {
       this.lanes.set(session.id, lane);
     }
     if (seq > lane.sent && seq > (lane.next?.seq ?? 0)) {
-      lane.next = { seq, channel: session.channelId, ts: session.statusMessageTs, rendered };
+      lane.next = { seq, channel: session.channelId, ts: session.statusMessageTs, rendered, forReport };
       lane.sending ??= this.drain(session.id, lane);
     }
     return lane.sending ?? Promise.resolve();
@@ -197,8 +205,9 @@ export class StatusMessages {
         lane.next = undefined;
         lane.sent = next.seq;
         const { channel, ts, rendered } = next;
+        const client = next.forReport ? (this.deps.reportsClient ?? this.deps.client) : this.deps.client;
         try {
-          await this.deps.client.chat.update({ channel, ts, text: rendered.text, blocks: rendered.blocks as never });
+          await client.chat.update({ channel, ts, text: rendered.text, blocks: rendered.blocks as never });
         } catch (error) {
           this.deps.log.warn({ session: sessionId, err: error }, 'status message update failed');
         }

@@ -16,7 +16,7 @@ export interface SlackSurface {
   people: People;
   facts: FactRecorder;
   operations: Pick<SessionOperations, 'lag' | 'preflight'>;
-  sessions: Pick<SessionRepository, 'activeInChannel' | 'listForChannel'>;
+  sessions: Pick<SessionRepository, 'activeInChannel' | 'listForChannel' | 'get'>;
   audit: Pick<AuditLog, 'forChannel'>;
   idempotency: IdempotencyKeys;
   status: StatusMessages;

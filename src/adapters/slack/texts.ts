@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CutoverSummary, Fact } from '../../app/facts.js';
-import type { DryRun } from '../../app/start-session.js';
+import { PreflightRefused, type DryRun } from '../../app/start-session.js';
 import { asCodedError, ErrorCode, type CodedError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { renderPlan, renderPreflight, slackDate } from './blocks.js';
@@ -34,6 +34,12 @@ const PREFIX: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.FreezeFailed]: ':x:',
   [ErrorCode.FreezeBudgetExceeded]: ':hourglass:',
   [ErrorCode.ExecutorBusy]: ':hourglass_flowing_sand:',
+  [ErrorCode.BotNotInChannel]: ':wave:',
+};
+
+/** Codes whose answer is written here rather than taken from the error's message. */
+const FIXED_TEXT: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.BotNotInChannel]: 'I am not in this channel, so I cannot post the status message: invite me with `/invite @pgcutover`, then run the command again. Nothing was started.',
 };
 
 /** Codes whose message is not meant for the channel (internal detail): shown generically with a reference. */
@@ -51,9 +57,14 @@ const EXPECTED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.InvalidTransition,
   ErrorCode.SessionAlreadyActive,
   ErrorCode.SessionNotFound,
+  ErrorCode.BotNotInChannel,
 ]);
 
 export function errorReply(error: unknown, log: Logger, context: Record<string, unknown> = {}): ErrorReply {
+  if (error instanceof PreflightRefused) {
+    log.info({ code: error.code, ...error.details, ...context }, error.message);
+    return { text: preflightRefusedText(error) };
+  }
   const coded: CodedError = asCodedError(error);
   if (GENERIC.has(coded.code)) {
     const reference = randomBytes(4).toString('hex');
@@ -65,7 +76,7 @@ export function errorReply(error: unknown, log: Logger, context: Record<string, 
   }
   if (EXPECTED.has(coded.code)) log.info({ code: coded.code, ...context }, coded.message);
   else log.warn({ code: coded.code, details: coded.details, ...context }, coded.message);
-  return { text: `${PREFIX[coded.code] ?? ':warning:'} ${oneParagraph(coded.message)}` };
+  return { text: `${PREFIX[coded.code] ?? ':warning:'} ${FIXED_TEXT[coded.code] ?? oneParagraph(coded.message)}` };
 }
 
 /** Slack shows the first 3000 characters of a section; error messages stay short and single-paragraph. */
@@ -140,6 +151,12 @@ export function factLine(fact: Fact): ThreadLine | null {
     case 'finished':
       return line(`:checkered_flag: ${summaryText(fact.summary)}`);
     case 'aborted':
+      if (fact.noMigrationId) {
+        return line(
+          `:octagonal_sign: Aborted by ${who}: writes go to the source. This session never recorded a DigitalOcean migration, so I stopped none; if one runs on the cluster and is yours, stop it in the DigitalOcean control panel.`,
+          true,
+        );
+      }
       return line(`:octagonal_sign: Aborted by ${who}: writes go to the source, the DigitalOcean migration is stopped.`, true);
     case 'failed':
       return line(`:x: ${capitalise(fact.action)} failed: ${fact.message}`, true);
@@ -182,6 +199,11 @@ export function summaryText(s: CutoverSummary): string {
     if (g?.approvedBy) parts.push(`${gate} approved by ${mention(g.approvedBy)}${g.aheadOfTime ? ' (ahead of time)' : ''}`);
   }
   return `${parts.join('; ')}.`;
+}
+
+/** The answer to a `/migrate start` that preflight refused: each failing check with its fix. */
+function preflightRefusedText(error: PreflightRefused): string {
+  return [`${PREFIX[ErrorCode.PreflightFailed]} ${error.message}`, renderPreflight(error.failed), 'Fix these, then start again (`--dry-run` checks without starting).'].join('\n');
 }
 
 /** The answer to `/migrate start <profile> --dry-run`. */

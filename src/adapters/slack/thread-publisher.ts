@@ -39,6 +39,9 @@ export class ThreadPublisher implements EventListener {
           .catch((err: unknown) => this.#d.log.warn({ err, session: session.id, fact: fact.type }, 'thread line failed'));
       }
       await this.#d.refreshStatus(session.id);
+    }).catch((err: unknown) => {
+      // Never a rejected tail: it would hold every later line of the session, and its map entry, for ever.
+      this.#d.log.warn({ err, session: session.id, fact: fact.type }, 'status redraw after a fact failed');
     });
     this.#tails.set(session.id, next);
     void next.then(() => {

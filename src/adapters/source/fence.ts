@@ -18,12 +18,16 @@ export const FENCE_TABLE = 'pgcutover_fence';
  * the schema at the start, so a table created later would not exist on the target.
  */
 export async function installFence(source: Queryable): Promise<void> {
-  await source.query(`CREATE TABLE IF NOT EXISTS public.${FENCE_TABLE} (
-    id          bigserial PRIMARY KEY,
-    token       uuid NOT NULL UNIQUE,
-    written_at  timestamptz NOT NULL DEFAULT now()
-  )`);
-  await source.query(`COMMENT ON TABLE public.${FENCE_TABLE} IS 'pgcutover: marker rows proving replication reached the target; safe to drop after the cutover'`);
+  // CREATE … IF NOT EXISTS is not safe against itself: two starts sharing a source can both pass the
+  // check and collide on pg_type. One simple-protocol message (no parameters) is one implicit
+  // transaction on one connection, so the transaction-level advisory lock serialises the installs.
+  await source.query(`SELECT pg_advisory_xact_lock(hashtext('pgcutover:install-fence'));
+    CREATE TABLE IF NOT EXISTS public.${FENCE_TABLE} (
+      id          bigserial PRIMARY KEY,
+      token       uuid NOT NULL UNIQUE,
+      written_at  timestamptz NOT NULL DEFAULT now()
+    );
+    COMMENT ON TABLE public.${FENCE_TABLE} IS 'pgcutover: marker rows proving replication reached the target; safe to drop after the cutover'`);
 }
 
 export interface FenceOptions {

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { DigitalOceanApi } from '../../domain/ports/digitalocean.js';
 import type { DoView, Observation } from '../../domain/report.js';
 import type { Session } from '../../domain/session.js';
-import { asCodedError } from '../../errors.js';
+import { asCodedError, DoApiError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { LagSample } from '../../domain/ports/replication.js';
 import type { ReportProfile, SessionObserver } from '../../reports/ports.js';
@@ -22,11 +22,15 @@ export interface SourceObserverOptions {
   digitalocean: Pick<DigitalOceanApi, 'getOnlineMigration'>;
   log: Logger;
   now?: () => Date;
+  /** How long one session's DigitalOcean status may take before the report shows it as unknown. Default 3 s. */
+  doBudgetMs?: number;
 }
 
 export class SourceObserver implements SessionObserver {
   readonly #options: SourceObserverOptions;
   readonly #now: () => Date;
+  /** After DigitalOcean's 429: no DigitalOcean call until then (every session's report skips it). */
+  #doQuietUntil = 0;
 
   constructor(options: SourceObserverOptions) {
     this.#options = options;
@@ -44,11 +48,41 @@ export class SourceObserver implements SessionObserver {
     const { sources } = this.#options;
     const [reading, doView] = await Promise.all([
       sources.probe(session.profile).read(),
-      doViewOf(this.#options.digitalocean, profile.digitalocean.clusterUuid, session.doMigrationId, this.#options.log),
+      this.#doView(profile.digitalocean.clusterUuid, session.doMigrationId),
     ]);
     // The slot query carries the WAL position; only a source without a logical slot needs a second query.
     const walPosition = reading.walPosition ?? (await walPositionOf(sources.pool(session.profile)));
     return { observation: toObservation(reading.sample, walPosition), doView };
+  }
+
+  /** DigitalOcean's view within a short budget; a report degrades to "unknown" rather than wait. */
+  async #doView(clusterUuid: string, migrationId: string | null): Promise<DoView> {
+    const now = this.#now().getTime();
+    if (now < this.#doQuietUntil) {
+      return { known: false, reason: `DigitalOcean rate limit: not asked again before ${new Date(this.#doQuietUntil).toISOString()}` };
+    }
+    const budgetMs = this.#options.doBudgetMs ?? 3_000;
+    let timer: NodeJS.Timeout | undefined;
+    const api: Pick<DigitalOceanApi, 'getOnlineMigration'> = {
+      getOnlineMigration: (uuid) =>
+        Promise.race([
+          this.#options.digitalocean.getOnlineMigration(uuid),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new DoApiError(ErrorCode.DoUnavailable, `DigitalOcean did not answer within ${budgetMs} ms`, {})),
+              budgetMs,
+            );
+          }),
+        ])
+          .catch((error: unknown) => {
+            if (error instanceof DoApiError && error.code === ErrorCode.DoRateLimited) {
+              this.#doQuietUntil = Math.max(this.#doQuietUntil, this.#now().getTime() + (error.retryAfterMs ?? 60_000));
+            }
+            throw error;
+          })
+          .finally(() => clearTimeout(timer)),
+    };
+    return doViewOf(api, clusterUuid, migrationId, this.#options.log);
   }
 }
 
@@ -90,6 +124,8 @@ async function doViewOf(
     if (migrationId !== null && migration.id !== migrationId) {
       return { known: false, reason: `the cluster's migration is ${migration.id}, not this session's ${migrationId}` };
     }
+    // A status DigitalOcean added after our spec says nothing we can judge: report it as unknown.
+    if (migration.status === 'unknown') return { known: false, reason: `DigitalOcean reports migration ${migration.id} in a status this bot does not know` };
     return { known: true, status: migration.status, id: migration.id, createdAt: new Date(migration.createdAt) };
   } catch (error) {
     const coded = asCodedError(error);

@@ -3,6 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import type { Logger } from '../../log.js';
 import type { Secret } from '../../secret.js';
+import { lockEmbeddedStore } from './embedded-lock.js';
 
 export interface QueryResult<Row> {
   rows: Row[];
@@ -98,11 +99,17 @@ export function openPostgres(url: Secret, log: Logger): Database {
 
 /**
  * The embedded engine (PGlite, PostgreSQL compiled to WebAssembly) under DATA_DIR: a single-replica
- * install needs no database server. One process owns the directory, so locks are held in-process.
+ * install needs no database server. One process owns the directory (a lock file refuses a second), so
+ * advisory locks are held in-process.
  */
 export async function openEmbedded(dataDir: string | undefined): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const db = dataDir ? await PGlite.create(dataDir) : await PGlite.create();
+  // Before PGlite touches the directory: a second process must not open it at all.
+  const lock = dataDir ? await lockEmbeddedStore(dataDir) : undefined;
+  const db = await (dataDir ? PGlite.create(dataDir) : PGlite.create()).catch(async (error: unknown) => {
+    await lock?.release();
+    throw error;
+  });
   const heldLocks = new Set<string>();
   const asResult = <Row>(r: { rows: unknown[]; affectedRows?: number }): QueryResult<Row> => ({
     rows: r.rows as Row[],
@@ -136,6 +143,12 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Databas
         heldLocks.delete(key);
       }
     },
-    close: () => db.close(),
+    async close() {
+      try {
+        await db.close();
+      } finally {
+        await lock?.release();
+      }
+    },
   };
 }

@@ -148,6 +148,13 @@ export class SessionStore implements SessionRepository {
     return toSession(rows[0]);
   }
 
+  async discard(id: string): Promise<void> {
+    await this.db.query(
+      `DELETE FROM sessions WHERE id = $1 AND state = 'created' AND status_message_ts IS NULL AND do_migration_id IS NULL`,
+      [id],
+    );
+  }
+
   private async compareAndSet(
     id: string,
     expectedVersion: number,

@@ -22,7 +22,7 @@ import { Executor, type Window } from './executor.js';
 import { Recovery, type RecoveryOutcome } from './recovery.js';
 import { ReportedErrors, isCode, stepFailed, transitionLatest } from './common.js';
 import { FrozenWrites, attribution } from './frozen.js';
-import { budgetExceeded, StepRunner, type StepContext } from './runner.js';
+import { budgetExceeded, StepRunner, unrecordedOwnMigration, type StepContext } from './runner.js';
 
 export type { RecoveryOutcome } from './recovery.js';
 
@@ -98,6 +98,7 @@ export class CutoverEngine implements SessionOperations {
       finishFact: (session, actor) => this.#finishFact(session, actor),
       mark: (error) => this.#reported.mark(error),
       facts: deps.facts,
+      look: (session, work) => this.#withMachines(session, work),
     });
   }
 
@@ -106,7 +107,9 @@ export class CutoverEngine implements SessionOperations {
   async startMigration(ref: SessionRef, actor: Actor): Promise<Session> {
     return this.#operation(ref.sessionId, 'start', actor, async (w) => {
       const session = await this.#checked(ref, 'migration_started');
-      const { migrationId } = await w.machines.startMigration();
+      // A start cut short after its PUT left our migration running: adopt it rather than start a second.
+      const adopted = await unrecordedOwnMigration(w.machines, session);
+      const migrationId = adopted ? adopted.id : (await w.machines.startMigration()).migrationId;
       const updated = await transitionLatest(this.#d.sessions, session.id, 'migration_started', { doMigrationId: migrationId });
       await this.#d.facts.record(updated, { type: 'migration_started', actor: actor.userId, migrationId });
       return updated;
@@ -270,7 +273,8 @@ export class CutoverEngine implements SessionOperations {
     return this.#recovery.recoverAll();
   }
 
-  startWatchdog(intervalMs = 5000): void {
+  /** Default every second: a dead holder's freeze must be undone well within any freeze budget. */
+  startWatchdog(intervalMs = 1000): void {
     this.#recovery.startWatchdog(intervalMs);
   }
 

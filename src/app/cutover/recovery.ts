@@ -13,7 +13,7 @@ import {
   type SettledState,
 } from '../../domain/cutover-plan.js';
 import type { Clock } from '../../domain/ports/clock.js';
-import type { TargetParameters } from '../../domain/ports/machines.js';
+import type { SessionMachines, TargetParameters } from '../../domain/ports/machines.js';
 import type { ApprovalRepository, JournalRepository, SessionRepository } from '../../domain/ports/stores.js';
 import type { Session, SessionEvent } from '../../domain/session.js';
 import { asCodedError, CodedError, ErrorCode } from '../../errors.js';
@@ -21,14 +21,29 @@ import type { Logger } from '../../log.js';
 import { BOT, type FactRecorder } from '../facts.js';
 import type { Actor } from '../session-operations.js';
 import type { Executor, Window } from './executor.js';
-import { retry, type StepContext, type StepRunner } from './runner.js';
+import { transitionLatest } from './common.js';
+import { retry, unrecordedOwnMigration, type StepContext, type StepRunner } from './runner.js';
+
+/** A `created` session whose start died after its PUT: DigitalOcean's migration runs, so the session adopts it. */
+export interface StartRecovery {
+  action: 'adopt-migration';
+  /** Set once adopted. */
+  migrationId?: string;
+  settle: 'syncing';
+  reason: string;
+}
 
 export interface RecoveryOutcome {
   sessionId: string;
-  decision: RecoveryDecision;
+  decision: RecoveryDecision | StartRecovery;
   result: 'applied' | 'busy' | 'failed';
   error?: string;
 }
+
+/** How often a `created` session without a migration id is looked up at DigitalOcean for adoption. */
+const ADOPT_LOOK_MS = 30_000;
+/** How long past its budget a freeze held by a live process may last before it is reported. */
+const OVERDUE_GRACE_MS = 10_000;
 
 export interface RecoveryDeps {
   sessions: SessionRepository;
@@ -44,6 +59,8 @@ export interface RecoveryDeps {
   finishFact(session: Session, actor: string): Promise<void>;
   /** Marks an error whose fact is recorded, so the caller records no second one. */
   mark<E>(error: E): E;
+  /** Runs `work` on the session's machines outside any window (a look that changes nothing). */
+  look<T>(session: Session, work: (machines: SessionMachines) => Promise<T>): Promise<T>;
 }
 
 /** The cutover attempt whose executor died during its preconditions (nothing was frozen), if any. */
@@ -67,6 +84,10 @@ function settlingEvent(session: Session, settle: SettledState): SessionEvent | u
 export class Recovery {
   readonly #d: RecoveryDeps;
   #watchdog: NodeJS.Timeout | undefined;
+  /** When each `created` session was last looked up at DigitalOcean (the look is a DO call: rationed). */
+  readonly #adoptLooks = new Map<string, number>();
+  /** Freezes already reported as outliving their budget (`session:attempt`), so each is reported once. */
+  readonly #overdueReported = new Set<string>();
 
   constructor(deps: RecoveryDeps) {
     this.#d = deps;
@@ -78,8 +99,12 @@ export class Recovery {
    */
   async recoverAll(): Promise<RecoveryOutcome[]> {
     const outcomes: RecoveryOutcome[] = [];
-    for (const session of await this.#d.sessions.listActive()) {
+    const active = await this.#d.sessions.listActive();
+    this.#forgetEnded(active);
+    for (const session of active) {
       if (this.#d.executor.isOpen(session.id)) continue;
+      const adopted = await this.#adoptStarted(session);
+      if (adopted) outcomes.push(adopted);
       let decision = recoveryDecision(await this.#d.journal.entries(session.id));
       if (!(await this.#needsWork(session, decision))) continue;
       try {
@@ -96,13 +121,76 @@ export class Recovery {
         const coded = asCodedError(error);
         const busy = coded.code === ErrorCode.ExecutorBusy;
         if (!busy) this.#d.log.error({ err: error, session: session.id, decision: decision.action }, 'recovery failed');
+        else if (session.state === 'frozen') await this.#reportOverdue(session.id);
         outcomes.push({ sessionId: session.id, decision, result: busy ? 'busy' : 'failed', error: coded.message });
       }
     }
     return outcomes;
   }
 
-  /** Runs `recoverAll()` every `intervalMs`, so a replica picks up a freeze whose holder died. */
+  /** Drops what is remembered about sessions no longer `created` (looks) or `frozen` (reports). */
+  #forgetEnded(active: readonly Session[]): void {
+    const created = new Set(active.filter((s) => s.state === 'created').map((s) => s.id));
+    const frozen = new Set(active.filter((s) => s.state === 'frozen').map((s) => s.id));
+    for (const id of this.#adoptLooks.keys()) if (!created.has(id)) this.#adoptLooks.delete(id);
+    for (const key of this.#overdueReported) if (!frozen.has(key.split(':')[0]!)) this.#overdueReported.delete(key);
+  }
+
+  /**
+   * A live process holds the freeze (its lock is taken) past the budget and a grace: its own budget
+   * timer should have resumed writes by now, so it is stuck. Logged as an error once per freeze.
+   */
+  async #reportOverdue(sessionId: string): Promise<void> {
+    const attempt = await this.#d.journal.latestCutover(sessionId);
+    if (!attempt?.frozenAt || attempt.freezeBudgetSeconds === null || attempt.resumedAt) return;
+    const deadline = attempt.frozenAt.getTime() + attempt.freezeBudgetSeconds * 1000 + OVERDUE_GRACE_MS;
+    const key = `${sessionId}:${attempt.attempt}`;
+    if (this.#d.clock.now().getTime() <= deadline || this.#overdueReported.has(key)) return;
+    this.#overdueReported.add(key);
+    this.#d.log.error(
+      { session: sessionId, attempt: attempt.attempt, frozenAt: attempt.frozenAt, budgetSeconds: attempt.freezeBudgetSeconds },
+      'writes are frozen past their budget and the process holding the freeze is alive but has not resumed them: check it',
+    );
+  }
+
+  /**
+   * A `created` session without a migration id whose start died after the PUT: adopts DigitalOcean's
+   * migration if this session started it (see `unrecordedOwnMigration`). Looked at without the lock
+   * first, so a start under way elsewhere is never blocked: it sends its PUT only under the lock. A
+   * session with nothing to adopt stays `created`, and a retried `/migrate start` continues it.
+   */
+  async #adoptStarted(session: Session): Promise<RecoveryOutcome | undefined> {
+    if (session.state !== 'created' || session.doMigrationId !== null) return undefined;
+    const now = this.#d.clock.now().getTime();
+    if (now - (this.#adoptLooks.get(session.id) ?? Number.NEGATIVE_INFINITY) < ADOPT_LOOK_MS) return undefined;
+    this.#adoptLooks.set(session.id, now);
+    const reason = "the bot stopped while starting DigitalOcean's migration, which runs: this session adopts it";
+    try {
+      if (!(await this.#d.look(session, (m) => unrecordedOwnMigration(m, session)))) return undefined;
+      const migrationId = await this.#d.executor.exclusive(session.id, async (w) => {
+        const current = await this.#d.sessions.require(session.id);
+        const migration = await unrecordedOwnMigration(w.machines, current);
+        if (!migration) return undefined;
+        await this.#d.facts.record(current, { type: 'recovered', actor: BOT, decision: 'adopt-migration', reason });
+        const updated = await transitionLatest(this.#d.sessions, current.id, 'migration_started', { doMigrationId: migration.id });
+        await this.#d.facts.record(updated, { type: 'migration_started', actor: BOT, migrationId: migration.id });
+        return migration.id;
+      });
+      if (migrationId === undefined) return undefined;
+      return { sessionId: session.id, decision: { action: 'adopt-migration', migrationId, settle: 'syncing', reason }, result: 'applied' };
+    } catch (error) {
+      const coded = asCodedError(error);
+      const busy = coded.code === ErrorCode.ExecutorBusy;
+      if (!busy) this.#d.log.error({ err: error, session: session.id }, 'adopting the started migration failed');
+      return { sessionId: session.id, decision: { action: 'adopt-migration', settle: 'syncing', reason }, result: busy ? 'busy' : 'failed', error: coded.message };
+    }
+  }
+
+  /**
+   * Runs `recoverAll()` every `intervalMs`, so a replica picks up a freeze whose holder died: the
+   * holder's lock goes with its store connection, and the next pass undoes the freeze. Writes resume
+   * within the budget when the holder dies more than `intervalMs` (plus the undo) before it ends.
+   */
   startWatchdog(intervalMs: number): void {
     if (this.#watchdog) return;
     let running = false;
@@ -158,7 +246,7 @@ export class Recovery {
     );
     if (frozen) this.#d.executor.release(w);
     const updated = await this.#settle(session, 'aborted');
-    await this.#d.facts.record(updated, { type: 'aborted', actor });
+    await this.#d.facts.record(updated, { type: 'aborted', actor, ...(session.doMigrationId === null ? { noMigrationId: true as const } : {}) });
     return updated;
   }
 

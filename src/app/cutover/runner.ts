@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { AttemptPatch } from '../../domain/attempt.js';
 import type { CutoverStep } from '../../domain/cutover-plan.js';
 import type { Clock } from '../../domain/ports/clock.js';
+import type { OnlineMigration } from '../../domain/ports/digitalocean.js';
 import type { SessionMachines, TargetParameters } from '../../domain/ports/machines.js';
 import type { JournalRepository } from '../../domain/ports/stores.js';
 import type { Session } from '../../domain/session.js';
@@ -62,13 +63,39 @@ export async function retry<T>(work: () => Promise<T>, attempts = 3, pauseMs = 2
   }
 }
 
-/** Stops DO's online migration; idempotent (one already stopped or finished is fine), and only ever this session's own. */
-export async function stopMigration(machines: SessionMachines, session: Session): Promise<void> {
+/** What `stopMigration` did, for the journal: never a secret. */
+export type StopOutcome = 'stopped' | 'already_stopped' | 'not_ours' | 'no_migration_id';
+
+/**
+ * Stops DO's online migration; idempotent (one already stopped or finished is fine), and only ever
+ * this session's own: a session that never recorded a migration id stops nothing (the cluster's
+ * migration may belong to someone else). A status DigitalOcean added after our spec (`unknown`) is
+ * stopped: it may still be copying, and leaving our own migration running is the worse mistake.
+ */
+export async function stopMigration(machines: SessionMachines, session: Session): Promise<StopOutcome> {
+  if (session.doMigrationId === null) return 'no_migration_id';
   const cluster = machines.settings.doClusterUuid;
   const current = await machines.digitalocean.getOnlineMigration(cluster);
-  if (!current || (session.doMigrationId && current.id !== session.doMigrationId)) return;
-  if (current.status !== 'running' && current.status !== 'syncing') return;
+  if (!current || current.id !== session.doMigrationId) return 'not_ours';
+  if (current.status !== 'running' && current.status !== 'syncing' && current.status !== 'unknown') return 'already_stopped';
   await machines.digitalocean.stopOnlineMigration(cluster, current.id);
+  return 'stopped';
+}
+
+/** Clock difference tolerated between the store (which dates the session) and DigitalOcean. */
+const START_SKEW_MS = 5_000;
+
+/**
+ * The cluster's migration if this session started it without recording its id (the bot died between
+ * the PUT and the transition). The session is stored before the PUT, so its `createdAt` is the start
+ * intent: a migration DigitalOcean created since then, and not failed, is ours.
+ */
+export async function unrecordedOwnMigration(machines: SessionMachines, session: Session): Promise<OnlineMigration | undefined> {
+  if (session.state !== 'created' || session.doMigrationId !== null) return undefined;
+  const current = await machines.digitalocean.getOnlineMigration(machines.settings.doClusterUuid);
+  if (!current || current.status === 'error' || current.status === 'canceled') return undefined;
+  const createdAt = Date.parse(current.createdAt);
+  return Number.isFinite(createdAt) && createdAt >= session.createdAt.getTime() - START_SKEW_MS ? current : undefined;
 }
 
 async function preconditions(ctx: StepContext): Promise<StepOutcome> {
@@ -134,8 +161,7 @@ const STEPS: Record<CutoverStep, StepWork> = {
     return { patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
   },
   async stop_migration(ctx) {
-    await stopMigration(ctx.machines, ctx.session);
-    return {};
+    return { detail: { migration: await stopMigration(ctx.machines, ctx.session) } };
   },
   async publish_parameters(ctx, clock) {
     const parameters = await ctx.machines.targetParameters();

@@ -11,7 +11,8 @@ export type OnlineMigrationStatus = (typeof ONLINE_MIGRATION_STATUSES)[number];
 
 export interface OnlineMigration {
   id: string;
-  status: OnlineMigrationStatus;
+  /** `unknown`: a status DigitalOcean added after the spec we follow (never a reason to fail a call). */
+  status: OnlineMigrationStatus | 'unknown';
   createdAt: string;
 }
 
@@ -50,8 +51,11 @@ export interface DatabaseCluster {
   connection: ClusterConnection;
 }
 
+export const FIREWALL_RULE_TYPES = ['ip_addr', 'droplet', 'k8s', 'tag', 'app'] as const;
+
 export interface FirewallRule {
-  type: 'ip_addr' | 'droplet' | 'k8s' | 'tag' | 'app';
+  /** `unknown`: a rule type DigitalOcean added after the spec we follow. */
+  type: (typeof FIREWALL_RULE_TYPES)[number] | 'unknown';
   value: string;
 }
 

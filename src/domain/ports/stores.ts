@@ -40,6 +40,11 @@ export interface SessionRepository {
   gateStep<T>(id: string, expectedVersion: number, work: (approvals: ApprovalRepository) => Promise<T>): Promise<{ session: Session; result: T }>;
   /** Where the session's live status message is; not versioned (posting it invalidates no button). */
   setStatusMessage(id: string, ts: string): Promise<Session>;
+  /**
+   * Removes a session that never showed anywhere (still `created`, no status message, no DigitalOcean
+   * migration): its start failed before anything happened, and it must not block the next one.
+   */
+  discard(id: string): Promise<void>;
 }
 
 export interface NewGateRequest {

@@ -161,6 +161,13 @@ export class MemorySessions implements SessionRepository {
     this.#rows.set(id, updated);
     return clone(updated);
   }
+
+  async discard(id: string): Promise<void> {
+    const current = this.#rows.get(id);
+    if (!current || current.state !== 'created' || current.statusMessageTs !== null || current.doMigrationId !== null) return;
+    this.#rows.delete(id);
+    this.#order.splice(this.#order.indexOf(id), 1);
+  }
 }
 
 export interface MemoryPorts {

@@ -3,25 +3,45 @@
  * follows and reports through response_url), dedupe retries and double submits of changing commands.
  */
 import type { RespondArguments } from '@slack/bolt';
+import { z } from 'zod';
 import { helpText, isMutating, parseCommand, USAGE_LINE, type Command } from '../../../domain/commands.js';
 import { describeState } from '../../../domain/session.js';
 import type { AuditRecord } from '../../../domain/ports/stores.js';
+import { CodedError, ErrorCode } from '../../../errors.js';
 import { describeLag, renderPreflight, slackDate } from '../blocks.js';
 import { dryRunText, errorReply } from '../texts.js';
-import type { BoltApp } from '../bolt-app.js';
+import type { BoltApp, RequestContext } from '../bolt-app.js';
+import { channelIdSchema, firstProblem, teamIdSchema, userIdSchema } from '../slack-ids.js';
 import type { SlackSurface } from '../surface.js';
+import { firstDelivery, respondWithRetry } from './request-guards.js';
 
 /** Identical changing commands from one person in one channel within this window count as one. */
 export const COMMAND_DEDUPE_WINDOW_MS = 30_000;
+
+/** What a slash command must carry before anything reads it; Slack always sends all of it. */
+const commandSchema = z.object({
+  user_id: userIdSchema,
+  channel_id: channelIdSchema,
+  team_id: teamIdSchema,
+  text: z.string().optional(),
+  response_url: z.url({ message: 'is not a URL' }),
+});
+const FIELD_NAMES = { user_id: 'the user id', channel_id: 'the channel id', team_id: 'the team id', text: 'the text', response_url: 'the response_url' };
 
 const ephemeral = (text: string, extra: Partial<RespondArguments> = {}): RespondArguments =>
   ({ response_type: 'ephemeral', text, ...extra }) as RespondArguments;
 
 export function registerCommands(app: BoltApp, deps: SlackSurface): void {
   app.command('/migrate', async ({ command, ack, respond, context }) => {
-    const channelId = command.channel_id;
-    const userId = command.user_id;
-    const text = (command.text ?? '').trim().replace(/\s+/g, ' ');
+    const checked = commandSchema.safeParse(command);
+    if (!checked.success) {
+      const problem = new CodedError(ErrorCode.CommandInvalid, `This request is not a slash command as Slack sends it: ${firstProblem(checked.error, FIELD_NAMES)}. Nothing was done.`);
+      await ack(ephemeral(errorReply(problem, deps.log.child({ name: 'slack' })).text));
+      return;
+    }
+    const channelId = checked.data.channel_id;
+    const userId = checked.data.user_id;
+    const text = (checked.data.text ?? '').trim().replace(/\s+/g, ' ');
     const log = deps.log.child({ name: 'slack', channel: channelId });
     let acked = false;
     const reply = async (message: RespondArguments) => {
@@ -29,9 +49,7 @@ export function registerCommands(app: BoltApp, deps: SlackSurface): void {
         acked = true;
         await ack(message);
       } else {
-        await respond(message).catch((error: unknown) =>
-          log.warn({ err: error }, 'respond() failed'),
-        );
+        await respondWithRetry(respond, message).catch((error: unknown) => log.warn({ err: error }, 'respond() failed'));
       }
     };
     let dedupeKey: string | undefined;
@@ -44,6 +62,12 @@ export function registerCommands(app: BoltApp, deps: SlackSurface): void {
       }
       const cmd = parsed.command;
       if (isMutating(cmd)) {
+        // The same signed bytes again (a replay, or Slack's retry) count once for as long as the signature is valid.
+        if (!(await firstDelivery(deps.idempotency, context as RequestContext, deps.now()))) {
+          log.warn({ retryNum: context.retryNum, command: cmd.kind }, 'repeated signed request ignored');
+          await reply(ephemeral(`:repeat: \`/migrate ${text}\` was already received${context.retryNum ? ' (Slack retried it)' : ''}; it is not done twice. Watch the status message.`));
+          return;
+        }
         dedupeKey = `command:${channelId}:${userId}:${text.toLowerCase()}`;
         if (!(await deps.idempotency.claim(dedupeKey, deps.now(), COMMAND_DEDUPE_WINDOW_MS))) {
           dedupeKey = undefined;
