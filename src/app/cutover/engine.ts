@@ -152,6 +152,11 @@ export class CutoverEngine implements SessionOperations {
         await this.#d.facts.record(session, { type: 'freeze_refused', actor: actor.userId, reason: asCodedError(error).message });
         throw this.#reported.mark(error);
       }
+      // Everything that needs the store or a person's approval happens before writes stop: the state,
+      // the freeze approval, and a switch approved ahead of time (bound to this run).
+      const ahead = await this.#frozen.validSwitchApproval(session.id);
+      if (ahead) await journal.update(session.id, attempt, { approvals: { freeze: freezeBy, switch: { ...attribution(ahead, actor), aheadOfTime: true } } });
+      session = await transitionLatest(this.#d.sessions, session.id, 'freeze');
       let frozenAt: Date;
       try {
         frozenAt = (await this.#runner.run(ctx, [freeze!])).frozenAt ?? this.#clock.now();
@@ -162,8 +167,9 @@ export class CutoverEngine implements SessionOperations {
         throw this.#reported.mark(stepFailed('freeze', error));
       }
       this.#executor.hold(w, frozenAt, w.machines.settings.freezeBudgetSeconds, () => this.#frozen.budgetExpired(w));
-      session = await transitionLatest(this.#d.sessions, session.id, 'freeze');
-      await this.#frozen.closeGate(gate, 'executed');
+      // The gate closes while the fence runs; the fact's audit row is written first (one round trip;
+      // its thread line is posted later and never holds the freeze).
+      const closing = this.#frozen.closeGate(gate, 'executed');
       await this.#d.facts.record(session, {
         type: 'frozen',
         actor: actor.userId,
@@ -172,8 +178,9 @@ export class CutoverEngine implements SessionOperations {
         requestedBy: freezeBy.requestedBy ?? actor.userId,
         approvedBy: freezeBy.approvedBy ?? actor.userId,
       });
+      const fenced = { session, attempt, frozenAt };
       try {
-        await this.#runner.run(ctx, afterFreeze);
+        await Promise.all([this.#runner.run(ctx, afterFreeze), closing]);
       } catch (error) {
         // A fence or copy cut short by the budget is the budget running out, whatever the step says.
         const budget = isCode(error, ErrorCode.FreezeBudgetExceeded) || this.#executor.remaining(w) <= 0;
@@ -185,8 +192,9 @@ export class CutoverEngine implements SessionOperations {
         throw this.#reported.mark(budget ? budgetExceeded(w.machines.settings.freezeBudgetSeconds) : stepFailed('freeze', error));
       }
       // Gate 2 ahead of time: switch at once, so the freeze lasts only as long as the machines need.
-      const approval = await this.#frozen.validSwitchApproval(session.id);
-      if (approval) return this.#frozen.switch(w, approval);
+      if (ahead) return this.#frozen.switch(w, ahead, fenced);
+      const approvedMeanwhile = await this.#frozen.validSwitchApproval(session.id);
+      if (approvedMeanwhile) return this.#frozen.switch(w, approvedMeanwhile);
       const secondsLeft = Math.max(0, Math.round(this.#executor.remaining(w) / 1000));
       await this.#d.facts.record(session, { type: 'awaiting_switch', actor: BOT, attempt, secondsLeft });
       this.#executor.poll(

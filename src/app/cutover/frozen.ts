@@ -50,33 +50,14 @@ export class FrozenWrites {
     this.#d = deps;
   }
 
-  async switch(w: Window, approval: GateRequest): Promise<Session> {
-    const journal = this.#d.journal;
-    const session = await this.#d.sessions.require(w.sessionId);
-    const entries = await journal.entries(session.id);
-    const latest = latestAttempt(entries);
-    if (session.state !== 'frozen' || !latest || latest.kind !== 'cutover') {
-      throw new CodedError(ErrorCode.InvalidTransition, 'Cannot switch: writes are not frozen.');
-    }
-    const attempt = latest.attempt;
+  /**
+   * Runs the approved switch in a held freeze. `fenced`: the run that just froze and fenced this very
+   * attempt (its approvals journaled before the freeze), so nothing is read back inside the freeze.
+   */
+  async switch(w: Window, approval: GateRequest, fenced?: { session: Session; attempt: number; frozenAt: Date }): Promise<Session> {
+    const { session, attempt } = fenced ?? (await this.#checkFenced(w, approval));
     w.attempt = attempt;
-    // Never switch without the fence (and the sequences) of this very freeze.
-    if (latest.status('fence') !== 'done' || latest.status('sequences') !== 'done') {
-      throw new CodedError(ErrorCode.GateRefused, 'Cannot switch: the fence is not proven for this freeze yet.');
-    }
-    if (hasSwitched(entries)) throw new CodedError(ErrorCode.InvalidTransition, 'This session already switched.');
-    const record = await journal.attempt(session.id, attempt);
-    if (!this.#d.executor.isHeld(w) && record?.frozenAt && record.freezeBudgetSeconds !== null) {
-      // A switch on a window opened after a restart: the freeze's budget still counts from the freeze.
-      this.#d.executor.hold(w, record.frozenAt, record.freezeBudgetSeconds, () => this.budgetExpired(w));
-    }
     const actor = approval.approvedBy ?? BOT;
-    const switchBy: GateAttribution = {
-      ...attribution(approval, { userId: actor }),
-      // Ahead of time means approved before the freeze began, whoever's poll ran it.
-      aheadOfTime: !!(approval.approvedAt && record?.frozenAt && approval.approvedAt < record.frozenAt),
-    };
-    await journal.update(session.id, attempt, { approvals: { ...record?.approvals, switch: switchBy } });
     if (this.#d.executor.remaining(w) <= 0) {
       await this.undo(w, session, { repointToSource: false, reason: this.budgetReason(w, 'before the switch'), level: 'warning' });
       throw this.#d.reported.mark(budgetExceeded(w.machines.settings.freezeBudgetSeconds));
@@ -87,7 +68,7 @@ export class FrozenWrites {
       parameters = (await this.#d.runner.run({ session, attempt, machines: w.machines, remainingMs: () => this.#d.executor.remaining(w) }, steps)).parameters;
     } catch (error) {
       const budget = isCode(error, ErrorCode.FreezeBudgetExceeded) || this.#d.executor.remaining(w) <= 0;
-      const repointStarted = (latestAttempt(await journal.entries(session.id))?.status('repoint') ?? 'pending') !== 'pending';
+      const repointStarted = (latestAttempt(await this.#d.journal.entries(session.id))?.status('repoint') ?? 'pending') !== 'pending';
       await this.closeGate(approval, 'failed');
       await this.undo(w, session, {
         repointToSource: repointStarted,
@@ -101,6 +82,35 @@ export class FrozenWrites {
     await this.closeGate(approval, 'executed');
     await this.recordSwitched(switched, attempt, actor, parameters, false);
     return switched;
+  }
+
+  /** A switch on its own (a click, the holder's poll, a restart): check the journal proves this freeze's fence, and journal who approved. */
+  async #checkFenced(w: Window, approval: GateRequest): Promise<{ session: Session; attempt: number }> {
+    const journal = this.#d.journal;
+    const session = await this.#d.sessions.require(w.sessionId);
+    const entries = await journal.entries(session.id);
+    const latest = latestAttempt(entries);
+    if (session.state !== 'frozen' || !latest || latest.kind !== 'cutover') {
+      throw new CodedError(ErrorCode.InvalidTransition, 'Cannot switch: writes are not frozen.');
+    }
+    const attempt = latest.attempt;
+    // Never switch without the fence (and the sequences) of this very freeze.
+    if (latest.status('fence') !== 'done' || latest.status('sequences') !== 'done') {
+      throw new CodedError(ErrorCode.GateRefused, 'Cannot switch: the fence is not proven for this freeze yet.');
+    }
+    if (hasSwitched(entries)) throw new CodedError(ErrorCode.InvalidTransition, 'This session already switched.');
+    const record = await journal.attempt(session.id, attempt);
+    if (!this.#d.executor.isHeld(w) && record?.frozenAt && record.freezeBudgetSeconds !== null) {
+      // A switch on a window opened after a restart: the freeze's budget still counts from the freeze.
+      this.#d.executor.hold(w, record.frozenAt, record.freezeBudgetSeconds, () => this.budgetExpired(w));
+    }
+    const switchBy: GateAttribution = {
+      ...attribution(approval, { userId: approval.approvedBy ?? BOT }),
+      // Ahead of time means approved before the freeze began, whoever's poll ran it.
+      aheadOfTime: !!(approval.approvedAt && record?.frozenAt && approval.approvedAt < record.frozenAt),
+    };
+    await journal.update(session.id, attempt, { approvals: { ...record?.approvals, switch: switchBy } });
+    return { session, attempt };
   }
 
   async recordSwitched(session: Session, attempt: number, actor: string, parameters: Awaited<ReturnType<SessionMachines['targetParameters']>> | undefined, recovered: boolean): Promise<void> {

@@ -194,9 +194,18 @@ export interface UndoResult {
   problems: string[];
 }
 
+/**
+ * Steps whose effect nothing depends on for recovery (the preconditions look, the fence proves, the
+ * sequences are set absolutely and again by any later attempt): their journal entries need not be
+ * durable before the work runs, so inside the freeze they are written while the machines work.
+ */
+const DEFERRABLE: ReadonlySet<CutoverStep> = new Set<CutoverStep>(['preconditions', 'fence', 'sequences']);
+
 export class StepRunner {
   readonly #journal: JournalRepository;
   readonly #clock: Clock;
+  /** Per session: journal writes in flight, in order (a later write never lands before an earlier one). */
+  readonly #pending = new Map<string, Promise<void>>();
 
   constructor(journal: JournalRepository, clock: Clock) {
     this.#journal = journal;
@@ -206,17 +215,31 @@ export class StepRunner {
   /** Runs `steps` in order, each journaled; rethrows the first failure (journaled `failed`). */
   async run(ctx: StepContext, steps: readonly CutoverStep[]): Promise<{ parameters?: TargetParameters; frozenAt?: Date }> {
     const result: { parameters?: TargetParameters; frozenAt?: Date } = {};
-    for (const step of steps) {
-      const outcome = await this.step(ctx, step);
-      if (outcome.parameters) result.parameters = outcome.parameters;
-      if (outcome.patch?.frozenAt) result.frozenAt = outcome.patch.frozenAt;
+    try {
+      for (const step of steps) {
+        const outcome = await this.step(ctx, step);
+        if (outcome.parameters) result.parameters = outcome.parameters;
+        if (outcome.patch?.frozenAt) result.frozenAt = outcome.patch.frozenAt;
+      }
+    } finally {
+      // Whatever happened, the caller reads a complete journal afterwards.
+      await this.flush(ctx.session.id).catch(() => undefined);
     }
+    await this.flush(ctx.session.id);
     return result;
   }
 
+  /**
+   * One step: `started` journaled (durable before the work when the step changes where writes go),
+   * the work, then `done` with its results in one statement. `done` is written behind the next
+   * step's work; a step that changes where writes go waits for every earlier entry first, so after a
+   * crash the journal never shows less than recovery needs.
+   */
   async step(ctx: StepContext, step: CutoverStep): Promise<StepOutcome> {
     const { session, attempt } = ctx;
-    await this.#journal.record(session.id, attempt, step, 'started');
+    const deferrable = DEFERRABLE.has(step);
+    this.#write(session.id, () => this.#journal.record(session.id, attempt, step, 'started'));
+    if (!deferrable) await this.flush(session.id);
     let outcome: StepOutcome;
     try {
       outcome = await STEPS[step](ctx, this.#clock);
@@ -224,12 +247,39 @@ export class StepRunner {
       const coded = asCodedError(error);
       // The freeze may have partly taken effect even though it failed: its start time still counts.
       const patch: AttemptPatch = step === 'freeze' ? { frozenAt: this.#clock.now(), frozenWhat: ctx.machines.frozenWhat } : {};
-      await this.#journal.record(session.id, attempt, step, 'failed', { code: coded.code, message: error instanceof Error ? error.message : String(error) }, patch).catch(() => undefined);
+      this.#write(session.id, () =>
+        this.#journal.record(session.id, attempt, step, 'failed', { code: coded.code, message: error instanceof Error ? error.message : String(error) }, patch),
+      );
+      await this.flush(session.id).catch(() => undefined);
       throw error;
     }
     // The step's results land with its `done`: a crash between them could lose what the summary needs.
-    await this.#journal.record(session.id, attempt, step, 'done', outcome.detail ?? {}, outcome.patch);
+    this.#write(session.id, () => this.#journal.record(session.id, attempt, step, 'done', outcome.detail ?? {}, outcome.patch));
     return outcome;
+  }
+
+  /** Resolves once every journal write of the session so far is stored; rejects if one failed. */
+  async flush(sessionId: string): Promise<void> {
+    const pending = this.#pending.get(sessionId);
+    try {
+      await pending;
+    } catch (error) {
+      // Reported once: the next operation on the session starts with a clean chain.
+      if (this.#pending.get(sessionId) === pending) this.#pending.delete(sessionId);
+      throw error;
+    }
+  }
+
+  #write(sessionId: string, write: () => Promise<void>): void {
+    const next = (this.#pending.get(sessionId) ?? Promise.resolve()).then(write);
+    this.#pending.set(sessionId, next);
+    // A failed write stays in the chain (later writes are skipped) until a flush reports it.
+    next.then(
+      () => {
+        if (this.#pending.get(sessionId) === next) this.#pending.delete(sessionId);
+      },
+      () => undefined,
+    );
   }
 
   /**
