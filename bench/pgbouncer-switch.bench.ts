@@ -39,6 +39,8 @@ beforeAll(async () => {
     pauseTimeoutSeconds: 5,
     logger: createLogger('silent'),
   });
+  // As the engine does before the freeze: the admin connections are open and the checks done.
+  await admin.prepare();
   writer = new pg.Client({ connectionString: bouncer.connectionString('orders') });
   await writer.connect();
   writerLoop = (async () => {

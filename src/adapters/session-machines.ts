@@ -83,11 +83,11 @@ export class ProfileMachines {
     // The target pool is opened on first use (a dry run never needs it).
     let targetPool: pg.Pool | undefined;
     const targetConnection = () => this.#target(session.profile, profile);
-    const target: Queryable = {
-      query: (async (text: string, values?: unknown[]) => {
-        targetPool ??= pool(await targetConnection(), { max: 3, applicationName: 'pgcutover' });
-        return targetPool.query(text, values);
-      }) as Queryable['query'],
+    const targetPoolNow = async () => (targetPool ??= pool(await targetConnection(), { max: 3, applicationName: 'pgcutover' }));
+    // `connect` lets the fence hold one target connection across the freeze.
+    const target: Queryable & Pick<pg.Pool, 'connect'> = {
+      query: (async (text: string, values?: unknown[]) => (await targetPoolNow()).query(text, values)) as Queryable['query'],
+      connect: (async () => (await targetPoolNow()).connect()) as pg.Pool['connect'],
     };
 
     const record = await this.#recordInForce(session.id);
@@ -105,6 +105,7 @@ export class ProfileMachines {
     if (routed && !proxy) throw new CodedError(ErrorCode.ConfigInvalid, `Profile "${session.profile}" uses the proxy strategy without a proxy.`);
     const routing = routed && proxy ? { router: proxy, source: sourceEndpoint, target: await targetEndpoint() } : undefined;
 
+    const fence = new ReplicationFence({ source, target, slot, logger: log });
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
@@ -120,7 +121,7 @@ export class ProfileMachines {
       },
       digitalocean: doApi,
       lag: this.#sources.probe(session.profile),
-      fence: new ReplicationFence({ source, target, slot, logger: log }),
+      fence,
       sequences: sequenceCopier({ source, target, margin: profile.sequences.margin }),
       freeze,
       frozenWhat: frozenWhatOf(profile, proxy),
@@ -174,6 +175,8 @@ export class ProfileMachines {
       },
       ...(proxy instanceof PgBouncerAdmin ? { writesHeld: async () => (await proxy.drainState()).clientsWaiting } : {}),
       async close() {
+        // The fence first: it may hold connections of the pools below.
+        await fence.close().catch(() => undefined);
         await proxy?.close().catch(() => undefined);
         await targetPool?.end().catch(() => undefined);
       },

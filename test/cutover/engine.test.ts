@@ -177,7 +177,7 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
     console.info(`budget expiry: frozen ${held} ms, ${result.acked} writes, ${result.errors} errors, max latency ${result.maxLatencyMs} ms`);
   });
 
-  it('puts everything back on the source when a step after the freeze fails (sequences on the target)', async () => {
+  it('refuses before writes stop when the target cannot take the sequences (they are pushed ahead while syncing): nothing frozen', async () => {
     await rig.targetPool.query('DROP SEQUENCE invoice_no');
     const load = startLoad('failing');
     await sleep(300);
@@ -194,8 +194,9 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
     await sleep(200);
     const result = await load.stop();
     expect(result.errors).toBe(0);
-    expect(rig.notes.at(-1)).toMatchObject({ level: 'error' });
-    expect(rig.notes.at(-1)?.text).toMatch(/Setting the sequences on the target failed.*Writes resumed on the source/);
+    const steps = (await store.journal.entries(session.id)).map((e) => `${e.step}:${e.event}`);
+    expect(steps.slice(-2)).toEqual(['preconditions:started', 'preconditions:failed']);
+    expect(rig.notes.at(-1)?.text).toMatch(/Writes were not frozen: Setting the sequences on the target failed/);
   });
 
   it('one executor per session: a second replica is busy while the first holds the freeze; when the first dies, the second undoes it', async () => {

@@ -65,12 +65,52 @@ describe('copying sequences from the source to the target (two real clusters)', 
     await expect(targetPool.query("INSERT INTO orders (note) VALUES ('after switch')")).resolves.toBeDefined();
   });
 
-  it('is idempotent: a second run sets the same absolute values', async () => {
+  it('is idempotent and never moves the target backward: a target already past the source is left', async () => {
     const copier = sequenceCopier({ source: sourcePool, target: targetPool, margin: 10 });
-    await copier.copy();
-    await copier.copy();
+    expect((await copier.copy()).set).toBe(0);
+    expect((await copier.copy()).set).toBe(0);
     const { rows } = await targetPool.query<{ v: string }>('SELECT last_value::text AS v FROM orders_id_seq');
-    expect(rows[0]?.v).toBe('52');
+    expect(rows[0]?.v).toBe('1044'); // 1042 set by the copy above, then two rows inserted on the target
+  });
+
+  it('pushAhead while syncing: the in-freeze copy then sends no target statement, and still catches a source past the margin', async () => {
+    await sourcePool.query('CREATE SEQUENCE pushed; SELECT nextval(\'pushed\') FROM generate_series(1, 5)');
+    await targetPool.query('CREATE SEQUENCE pushed');
+    const statements: string[] = [];
+    const countingTarget = {
+      query: ((text: string, values?: unknown[]) => {
+        statements.push(text);
+        return targetPool.query(text, values);
+      }) as pg.Pool['query'],
+    };
+    const targetValueOf = async (name: string) =>
+      (await targetPool.query<{ v: string }>(`SELECT last_value::text AS v FROM ${name}`)).rows[0]?.v;
+    const copier = sequenceCopier({ source: sourcePool, target: countingTarget, margin: 100 });
+
+    const pushed = await copier.pushAhead();
+    expect(pushed).toMatchObject({ sequences: 6, pushed: 1 }); // only "pushed" was behind source + 100
+    expect(await targetValueOf('pushed')).toBe('105');
+    expect(statements).toHaveLength(1);
+
+    // The source moves on within the margin: the copy inside the freeze has nothing to do on the target.
+    await sourcePool.query("SELECT nextval('pushed') FROM generate_series(1, 100)"); // source at 105
+    statements.length = 0;
+    expect(await copier.copy()).toMatchObject({ copied: 6, set: 0 });
+    expect(statements).toEqual([]);
+    expect(await targetValueOf('pushed')).toBe('105');
+
+    // One step beyond the margin: caught, in one target statement, set to source + margin.
+    await sourcePool.query("SELECT nextval('pushed')"); // source at 106
+    expect(await copier.copy()).toMatchObject({ set: 1 });
+    expect(statements).toHaveLength(1);
+    expect(await targetValueOf('pushed')).toBe('206');
+    expect((await targetPool.query<{ v: string }>("SELECT nextval('pushed')::text AS v")).rows[0]?.v).toBe('207');
+
+    // A fresh copier (a restarted bot) knows nothing: one target statement, which moves nothing backward.
+    statements.length = 0;
+    expect(await sequenceCopier({ source: sourcePool, target: countingTarget, margin: 100 }).copy()).toMatchObject({ set: 0 });
+    expect(statements).toHaveLength(1);
+    expect(await targetValueOf('pushed')).toBe('207');
   });
 
   it('computes values within bounds', () => {

@@ -26,7 +26,6 @@ describe('PgBouncer driver (real PgBouncer 1.18, two clusters)', () => {
       database: overrides.database ?? 'orders',
       databasesFile: bouncer.databasesFile,
       pauseTimeoutSeconds: overrides.pauseTimeoutSeconds ?? 5,
-      pollIntervalMs: 50,
       logger,
     });
   const sourceEndpoint = () => ({ host: source.host, port: source.port, database: 'orders' });

@@ -142,15 +142,15 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         database: 'orders',
         databasesFile: bouncer.databasesFile,
         pauseTimeoutSeconds: 5,
-        pollIntervalMs: 20,
         logger,
       });
       const inDatabase = overrides.inDatabaseFreeze === true;
+      const fence = new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger, pollIntervalMs: 5 });
       return {
         settings: effective,
         digitalocean: doApi,
         lag: new SlotLagProbe({ source: src, slot: 'auto' }),
-        fence: new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger, pollIntervalMs: 5 }),
+        fence,
         ...(inDatabase
           ? {
               freeze: new InDatabaseFreeze({
@@ -181,6 +181,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
           return (await proxy.drainState()).clientsWaiting;
         },
         async close() {
+          await fence.close().catch(() => undefined);
           await proxy.close().catch(() => undefined);
           await Promise.all([src.end().catch(() => undefined), tgt.end().catch(() => undefined)]);
         },

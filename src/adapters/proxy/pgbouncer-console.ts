@@ -18,6 +18,8 @@ export const databaseRow = z.object({
   port: num,
   database: z.string(),
   pool_mode: z.string().nullable(),
+  /** Server connections of the database. */
+  current_connections: num,
   paused: num,
   disabled: num,
 });

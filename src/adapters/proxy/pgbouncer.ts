@@ -8,13 +8,18 @@
  * (it is a startup parameter PgBouncer rejects), check every command tag (WAIT_CLOSE bug), never send
  * WAIT_CLOSE. A pause outlives the admin connection, so resume() is stateless: a fresh driver resumes
  * a database another (crashed) process paused.
+ *
+ * Nothing slow inside the freeze: freeze, repoint and resume run on two admin connections opened by
+ * prepare() (or on first use) and kept until close(), so a cutover sends PAUSE + one SHOW DATABASES,
+ * RELOAD + one SHOW DATABASES, RESUME + one SHOW DATABASES, and opens no connection in between.
  */
 import pg from 'pg';
 import type { Logger } from '../../log.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Secret } from '../../secret.js';
 import { atomicWrite } from './files.js';
-import { checkEndpoint, checkIdent, databaseRow, destroy, poolRow, serverRow, showConfig, simple, type DatabaseRow, type PoolRow } from './pgbouncer-console.js';
+import { checkEndpoint, checkIdent, databaseRow, poolRow, serverRow, showConfig, simple, type DatabaseRow, type PoolRow } from './pgbouncer-console.js';
+import { ConsoleConnections } from './pgbouncer-connections.js';
 import { checkDatabasesFile, readDatabasesFile, renderConnString, replaceDatabaseLine } from './pgbouncer-databases-file.js';
 import type { Endpoint } from '../../domain/ports/writes.js';
 import type { ProxyAdmin, ProxyStatus } from './proxy-admin.js';
@@ -27,8 +32,6 @@ export interface PgBouncerAdminOptions {
   databasesFile: string;
   /** How long PAUSE may take to drain before the freeze is abandoned (RESUME) and fails. */
   pauseTimeoutSeconds: number;
-  /** Drain poll interval (ms). */
-  pollIntervalMs?: number;
   /** Limit on each admin query other than PAUSE, and on connecting (ms). */
   queryTimeoutMs?: number;
   logger: Logger;
@@ -58,12 +61,15 @@ export class PgBouncerAdmin implements ProxyAdmin {
   readonly #options: PgBouncerAdminOptions;
   readonly #db: string;
   readonly #log: Logger;
-  readonly #open = new Set<pg.Client>();
+  readonly #console: ConsoleConnections;
+  /** What freeze() and repoint() check before acting, read by prepare(): the entry is pausable, and PgBouncer's config. */
+  #checked: { config: Map<string, string> } | undefined;
 
   constructor(options: PgBouncerAdminOptions) {
     this.#db = checkIdent(options.database, 'PgBouncer database name');
     this.#options = options;
     this.#log = options.logger.child({ name: 'proxy', proxy: 'pgbouncer', database: this.#db });
+    this.#console = new ConsoleConnections(options.admin, this.#queryTimeout, this.#log);
     this.limitations = [
       'PAUSE holds queries only in transaction pooling; a session-pooled database cannot be paused while clients stay connected.',
       `A transaction still open ${options.pauseTimeoutSeconds} s after PAUSE aborts the freeze (the database is resumed).`,
@@ -73,7 +79,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   async inspect(): Promise<ProxyStatus> {
-    return this.#withAdmin(async (admin) => {
+    return this.#console.withFresh(async (admin) => {
       const row = await this.#databaseRow(admin);
       const pools = await this.#pools(admin);
       const config = await showConfig(admin, this.#queryTimeout);
@@ -99,78 +105,102 @@ export class PgBouncerAdmin implements ProxyAdmin {
 
   /** What the proxy looks like for the pause right now (a fresh driver after a restart can call this). */
   async drainState(): Promise<DrainState> {
-    return this.#withAdmin((admin) => this.#drainState(admin));
+    return this.#console.withFresh((admin) => this.#drainState(admin));
   }
 
+  /**
+   * Opens the two admin connections and runs the checks freeze() needs (the entry exists and is not
+   * session-pooled; SHOW CONFIG for repoint's TLS check), so nothing of this happens inside the freeze.
+   * Optional: freeze() calls it on first use. Calling it again re-runs the checks on the same connections.
+   */
+  async prepare(): Promise<void> {
+    const [checker] = await Promise.all([this.#console.warm('checker'), this.#console.warm('pauser')]);
+    const row = await this.#databaseRow(checker);
+    if (!row) throw this.#noDatabase();
+    const config = await showConfig(checker, this.#queryTimeout);
+    if ((row.pool_mode ?? config.get('pool_mode')) === 'session') {
+      throw new CodedError(
+        ErrorCode.FreezeFailed,
+        `PgBouncer database "${this.#db}" uses session pooling: PAUSE would never finish while clients stay connected. Switch it to transaction pooling first.`,
+      );
+    }
+    this.#checked = { config };
+  }
+
+  /**
+   * PAUSE on the warm pauser connection; PgBouncer answers only once every server connection of the
+   * database is closed, so one SHOW DATABASES on the checker confirms it (paused, no server connection).
+   * Idempotent: PAUSE on a paused database answers once it is drained. PAUSE not answered within the
+   * pause timeout, refused, answered with another tag (a WAIT_CLOSE left behind), or not confirmed:
+   * RESUME from the checker, then destroy the pauser (pgbouncer#715), and throw FreezeFailed.
+   */
   async freeze(): Promise<void> {
+    if (!this.#checked) await this.prepare();
+    const checker = await this.#console.warm('checker');
+    const pauser = await this.#console.warm('pauser');
     const started = Date.now();
-    await this.#withAdmin(async (watcher) => {
-      const row = await this.#databaseRow(watcher);
-      if (!row) throw this.#noDatabase();
-      const mode = row.pool_mode ?? (await showConfig(watcher, this.#queryTimeout)).get('pool_mode');
-      if (mode === 'session') {
+    const timeoutMs = this.#options.pauseTimeoutSeconds * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      simple(pauser, `PAUSE ${this.#db}`).then(
+        (result) => ({ tag: result.command }),
+        (error: Error) => ({ error }),
+      ),
+      new Promise<{ timedOut: true }>((resolve) => {
+        timer = setTimeout(() => resolve({ timedOut: true }), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    try {
+      if ('timedOut' in outcome) {
+        const row = await this.#databaseRow(checker);
+        const busy = row?.current_connections ?? 0;
         throw new CodedError(
           ErrorCode.FreezeFailed,
-          `PgBouncer database "${this.#db}" uses session pooling: PAUSE would never finish while clients stay connected. Switch it to transaction pooling first.`,
+          `PAUSE ${this.#db} did not drain within ${this.#options.pauseTimeoutSeconds} s: ${busy} server connection(s) still busy (a long transaction?). The database was resumed.`,
+          { details: { serverConnections: busy } },
         );
       }
-      const deadline = started + this.#options.pauseTimeoutSeconds * 1000;
-      if (row.paused === 1) {
-        // Already paused (a second call, or a pause left by a crashed process): just confirm the drain.
-        await this.#waitDrained(watcher, deadline, () => true);
-        this.#log.info('freeze: database was already paused and is drained');
-        return;
-      }
-
-      const pauser = await this.#connect();
-      let outcome: { tag: string } | { error: Error } | undefined;
-      simple(pauser, `PAUSE ${this.#db}`).then(
-        (result) => (outcome = { tag: result.command }),
-        (error: Error) => (outcome = { error }),
-      );
-      this.#log.info({ pauseTimeoutSeconds: this.#options.pauseTimeoutSeconds }, 'freeze: PAUSE sent');
-      try {
-        await this.#waitDrained(watcher, deadline, () => {
-          if (outcome === undefined) return false;
-          if ('error' in outcome) {
-            throw new CodedError(ErrorCode.FreezeFailed, `PgBouncer refused PAUSE ${this.#db}: ${outcome.error.message}`, {
-              cause: outcome.error,
-            });
-          }
-          if (outcome.tag !== 'PAUSE') {
-            throw new CodedError(
-              ErrorCode.FreezeFailed,
-              `PgBouncer answered PAUSE with "${outcome.tag}" instead of PAUSE (a WAIT_CLOSE left behind?); the pause was abandoned`,
-              { details: { tag: outcome.tag } },
-            );
-          }
-          return true;
+      if ('error' in outcome) {
+        throw new CodedError(ErrorCode.FreezeFailed, `PgBouncer refused PAUSE ${this.#db}: ${outcome.error.message}`, {
+          cause: outcome.error,
         });
-      } catch (error) {
-        // Give up: RESUME from the second connection first, then destroy the first (PAUSE/RESUME race,
-        // pgbouncer#715: a PAUSE still waiting when RESUME arrives would otherwise hang forever).
-        await this.#resumeOn(watcher).catch((resumeError: unknown) =>
-          this.#log.error({ err: resumeError }, 'freeze abort: RESUME failed; the database may still be paused'),
-        );
-        destroy(pauser);
-        this.#open.delete(pauser);
-        this.#log.warn({ err: error }, 'freeze abandoned and resumed');
-        throw error;
       }
-      await this.#end(pauser);
-      this.#log.info({ ms: Date.now() - started }, 'freeze: paused and drained');
-    });
+      if (outcome.tag !== 'PAUSE') {
+        throw new CodedError(
+          ErrorCode.FreezeFailed,
+          `PgBouncer answered PAUSE with "${outcome.tag}" instead of PAUSE (a WAIT_CLOSE left behind?); the pause was abandoned`,
+          { details: { tag: outcome.tag } },
+        );
+      }
+      const row = await this.#databaseRow(checker);
+      if (!row || row.paused !== 1 || row.current_connections !== 0) {
+        throw new CodedError(
+          ErrorCode.FreezeFailed,
+          `PgBouncer answered PAUSE ${this.#db} but SHOW DATABASES shows ${row ? `paused=${row.paused}, ${row.current_connections} server connection(s)` : 'no entry'}; the pause was abandoned`,
+          { details: { paused: row?.paused ?? null, serverConnections: row?.current_connections ?? null } },
+        );
+      }
+    } catch (error) {
+      // Give up: RESUME from the checker first, then destroy the pauser (PAUSE/RESUME race,
+      // pgbouncer#715: a PAUSE still waiting when RESUME arrives would otherwise hang forever).
+      await this.#resumeOn(checker).catch((resumeError: unknown) =>
+        this.#log.error({ err: resumeError }, 'freeze abort: RESUME failed; the database may still be paused'),
+      );
+      this.#console.discard('pauser', pauser);
+      this.#log.warn({ err: error }, 'freeze abandoned and resumed');
+      throw error;
+    }
+    this.#log.info({ ms: Date.now() - started }, 'freeze: paused and drained');
   }
 
   async resume(): Promise<void> {
-    await this.#withAdmin(async (admin) => {
-      await this.#resumeOn(admin);
-      const row = await this.#databaseRow(admin);
-      if (row && row.paused !== 0) {
-        throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer still shows "${this.#db}" paused after RESUME`);
-      }
-      this.#log.info('resumed');
-    });
+    const admin = await this.#console.warm('checker');
+    await this.#resumeOn(admin);
+    const row = await this.#databaseRow(admin);
+    if (row && row.paused !== 0) {
+      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer still shows "${this.#db}" paused after RESUME`);
+    }
+    this.#log.info('resumed');
   }
 
   /**
@@ -181,41 +211,42 @@ export class PgBouncerAdmin implements ProxyAdmin {
   async repoint(to: Endpoint): Promise<void> {
     const file = this.#options.databasesFile;
     checkEndpoint(to);
-    await this.#withAdmin(async (admin) => {
-      if (to.tls) {
-        const mode = (await showConfig(admin, this.#queryTimeout)).get('server_tls_sslmode') ?? 'disable';
-        if (mode === 'disable' || mode === 'allow') {
-          throw new CodedError(
-            ErrorCode.ProxyAdminFailed,
-            `The target needs TLS but PgBouncer has server_tls_sslmode = ${mode} (a global setting). Set it to prefer, require or verify-full in pgbouncer.ini and reload before cutover.`,
-            { details: { server_tls_sslmode: mode } },
-          );
-        }
+    const admin = await this.#console.warm('checker');
+    if (to.tls) {
+      // The config prepare() read, when it ran: the bot itself never changes server_tls_sslmode.
+      const config = this.#checked?.config ?? (await showConfig(admin, this.#queryTimeout));
+      const mode = config.get('server_tls_sslmode') ?? 'disable';
+      if (mode === 'disable' || mode === 'allow') {
+        throw new CodedError(
+          ErrorCode.ProxyAdminFailed,
+          `The target needs TLS but PgBouncer has server_tls_sslmode = ${mode} (a global setting). Set it to prefer, require or verify-full in pgbouncer.ini and reload before cutover.`,
+          { details: { server_tls_sslmode: mode } },
+        );
       }
-      const before = await readDatabasesFile(file);
-      const after = replaceDatabaseLine(before, this.#db, to);
-      await atomicWrite(file, after);
+    }
+    const before = await readDatabasesFile(file);
+    const after = replaceDatabaseLine(before, this.#db, to);
+    await atomicWrite(file, after);
+    await this.#reload(admin);
+    const row = await this.#databaseRow(admin);
+    if (row && row.host === to.host && row.port === to.port && row.database === to.database) {
+      this.#log.info({ host: to.host, port: to.port, database: to.database, paused: row.paused === 1 }, 'repointed');
+      return;
+    }
+    const seen = row ? `${row.host}:${row.port}/${row.database}` : 'no entry';
+    this.#log.error({ seen, wanted: `${to.host}:${to.port}/${to.database}` }, 'RELOAD did not take; restoring');
+    await atomicWrite(file, before);
+    let restored = 'restored';
+    try {
       await this.#reload(admin);
-      const row = await this.#databaseRow(admin);
-      if (row && row.host === to.host && row.port === to.port && row.database === to.database) {
-        this.#log.info({ host: to.host, port: to.port, database: to.database, paused: row.paused === 1 }, 'repointed');
-        return;
-      }
-      const seen = row ? `${row.host}:${row.port}/${row.database}` : 'no entry';
-      this.#log.error({ seen, wanted: `${to.host}:${to.port}/${to.database}` }, 'RELOAD did not take; restoring');
-      await atomicWrite(file, before);
-      let restored = 'restored';
-      try {
-        await this.#reload(admin);
-      } catch (error) {
-        restored = `restore failed: ${(error as Error).message}`;
-      }
-      throw new CodedError(
-        ErrorCode.ProxyVerifyFailed,
-        `PgBouncer did not take the new line for "${this.#db}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).`,
-        { details: { seen, wantedHost: to.host, wantedPort: to.port } },
-      );
-    });
+    } catch (error) {
+      restored = `restore failed: ${(error as Error).message}`;
+    }
+    throw new CodedError(
+      ErrorCode.ProxyVerifyFailed,
+      `PgBouncer did not take the new line for "${this.#db}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).`,
+      { details: { seen, wantedHost: to.host, wantedPort: to.port } },
+    );
   }
 
   /**
@@ -226,7 +257,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
   async preflight(target?: Endpoint): Promise<PreflightCheck[]> {
     const checks: PreflightCheck[] = [];
     const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
-    await this.#withAdmin(async (admin) => {
+    await this.#console.withFresh(async (admin) => {
       const row = await this.#databaseRow(admin);
       const config = await showConfig(admin, this.#queryTimeout);
       add('admin console', true, `connected as ${this.#options.admin.user}`);
@@ -259,8 +290,10 @@ export class PgBouncerAdmin implements ProxyAdmin {
     return checks;
   }
 
+  /** Ends every admin connection, the warm ones included; a later call opens new ones. */
   async close(): Promise<void> {
-    await Promise.all([...this.#open].map((client) => this.#end(client)));
+    this.#checked = undefined;
+    await this.#console.close();
   }
 
   // --- internals ---
@@ -278,10 +311,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
     try {
       await atomicWrite(file, text);
       await this.#reload(admin);
-      const client = new pg.Client({
-        ...this.#clientConfig(),
-        database: probe,
-      });
+      const client = new pg.Client(this.#console.config(probe));
       client.on('error', () => undefined);
       try {
         await client.connect();
@@ -324,24 +354,6 @@ export class PgBouncerAdmin implements ProxyAdmin {
       throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer refused RESUME ${this.#db}: ${message}`, {
         cause: error,
       });
-    }
-  }
-
-  async #waitDrained(admin: pg.Client, deadline: number, pauseDone: () => boolean): Promise<void> {
-    // Short: every poll interval is added to the time writes are held (SHOW on the console is cheap).
-    const interval = this.#options.pollIntervalMs ?? 25;
-    for (;;) {
-      const done = pauseDone();
-      const state = await this.#drainState(admin);
-      if (done && state.paused && state.serverConnections === 0) return;
-      if (Date.now() > deadline) {
-        throw new CodedError(
-          ErrorCode.FreezeFailed,
-          `PAUSE ${this.#db} did not drain within ${this.#options.pauseTimeoutSeconds} s: ${state.serverConnections} server connection(s) still busy (a long transaction?). The database was resumed.`,
-          { details: { serverConnections: state.serverConnections, clientsWaiting: state.clientsWaiting } },
-        );
-      }
-      await sleep(interval);
     }
   }
 
@@ -389,53 +401,6 @@ export class PgBouncerAdmin implements ProxyAdmin {
   #noDatabase(): CodedError {
     return new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer has no database "${this.#db}" (SHOW DATABASES)`);
   }
-
-  #clientConfig(): pg.ClientConfig {
-    const { admin } = this.#options;
-    // No statement_timeout/options: PgBouncer rejects unknown startup parameters.
-    return {
-      host: admin.host,
-      port: admin.port,
-      user: admin.user,
-      ...(admin.password ? { password: admin.password.reveal() } : {}),
-      database: 'pgbouncer',
-      application_name: 'pgcutover',
-      connectionTimeoutMillis: this.#queryTimeout,
-    };
-  }
-
-  async #connect(): Promise<pg.Client> {
-    const client = new pg.Client(this.#clientConfig());
-    client.on('error', (error) => this.#log.debug({ err: error }, 'admin connection error'));
-    try {
-      await client.connect();
-    } catch (cause) {
-      const { host, port, user } = this.#options.admin;
-      throw new CodedError(
-        ErrorCode.ProxyAdminFailed,
-        `Cannot reach the PgBouncer admin console at ${host}:${port} as ${user}: ${(cause as Error).message}`,
-        { cause, details: { host, port, user } },
-      );
-    }
-    this.#open.add(client);
-    return client;
-  }
-
-  async #end(client: pg.Client): Promise<void> {
-    this.#open.delete(client);
-    await Promise.race([client.end().catch(() => undefined), sleep(1000)]);
-    destroy(client);
-  }
-
-  async #withAdmin<T>(run: (admin: pg.Client) => Promise<T>): Promise<T> {
-    const admin = await this.#connect();
-    try {
-      return await run(admin);
-    } finally {
-      await this.#end(admin);
-    }
-  }
 }
 
 const sum = (pools: PoolRow[], key: 'cl_active' | 'cl_waiting') => pools.reduce((n, p) => n + p[key], 0);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -3,6 +3,11 @@
  * Preferred: a marker row written on the source (table `pgcutover_fence`, created by installFence()
  * before DO starts the migration so DO's schema copy includes it) and awaited on the target.
  * Fallback: the migration slot's confirmed_flush_lsn passing the source LSN taken at the call.
+ *
+ * Nothing slow inside the freeze: prepare() (before the freeze; else prove() on first use) chooses the
+ * method and checks out a source connection and, when the target is a pool, a target connection;
+ * prove() then writes the marker in one round trip and polls every few ms on those connections, and
+ * gives them back to their pools when it ends (warm there, and a pool's end() never waits on the fence).
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -32,7 +37,8 @@ export async function installFence(source: Queryable): Promise<void> {
 
 export interface FenceOptions {
   source: Queryable & Pick<pg.Pool, 'connect'>;
-  target: Queryable;
+  /** With `connect` (a pool), the fence holds one of its connections; without, it polls through `query`. */
+  target: Queryable & Partial<Pick<pg.Pool, 'connect'>>;
   /** The migration slot (profile `replication.slot`, `auto` = the only active logical slot). */
   slot: string;
   logger: Logger;
@@ -43,14 +49,24 @@ export interface FenceOptions {
   now?: () => number;
 }
 
+/** A connection checked out of a pool for the fence, and whether it failed (then it is not reused). */
+interface Held {
+  client: pg.PoolClient;
+  failed: boolean;
+  onError: () => void;
+}
+
 export class ReplicationFence implements Fence {
   readonly #o: Required<Omit<FenceOptions, 'logger'>>;
   readonly #log: Logger;
+  #method: 'marker' | 'slot-lsn' | undefined;
+  #held: { source: Held; target: Held | undefined } | undefined;
 
   constructor(options: FenceOptions) {
     this.#o = {
       method: 'auto',
-      pollIntervalMs: 20,
+      // Every poll interval can be added to the freeze: poll often (each poll is one indexed lookup).
+      pollIntervalMs: 2,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       now: () => performance.now(),
       ...options,
@@ -58,24 +74,91 @@ export class ReplicationFence implements Fence {
     this.#log = options.logger.child({ name: 'fence' });
   }
 
+  /**
+   * Before the freeze: checks out the connections prove() uses and chooses the method, so prove()
+   * opens nothing. Optional (prove() does it on first use); close() gives them back if prove() never runs.
+   */
+  async prepare(): Promise<void> {
+    await this.#ready();
+  }
+
+  async #ready(): Promise<{ held: { source: Held; target: Held | undefined }; method: 'marker' | 'slot-lsn' }> {
+    if (!this.#held) {
+      const { connect } = this.#o.target;
+      const [source, target] = await Promise.allSettled([
+        hold(this.#o.source),
+        connect ? hold({ connect: connect.bind(this.#o.target) as pg.Pool['connect'] }) : undefined,
+      ]);
+      if (source.status === 'rejected' || target.status === 'rejected') {
+        for (const h of [source, target]) if (h.status === 'fulfilled' && h.value) h.value.client.release();
+        const cause: unknown = source.status === 'rejected' ? source.reason : (target as PromiseRejectedResult).reason;
+        throw new CodedError(ErrorCode.DatabaseUnavailable, 'Could not open the fence connections to the source and the target', { cause });
+      }
+      this.#held = { source: source.value, target: target.value };
+    }
+    const held = this.#held;
+    try {
+      this.#method ??= await this.#choose(held.source.client, held.target?.client ?? this.#o.target);
+      return { held, method: this.#method };
+    } catch (error) {
+      for (const h of [held.source, held.target]) if (h) h.failed = true;
+      await this.close();
+      throw error;
+    }
+  }
+
+  /** Gives the held connections back to their pools (prove() does it too when it ends). */
+  close(): Promise<void> {
+    const held = this.#held;
+    this.#held = undefined;
+    for (const h of [held?.source, held?.target]) {
+      if (!h) continue;
+      h.client.off('error', h.onError);
+      h.client.release(h.failed ? true : undefined);
+    }
+    return Promise.resolve();
+  }
+
+  /** Writes the marker (or takes the LSN) and polls until the target has it; gives the connections back when done. */
   async prove(timeoutMs: number): Promise<FenceResult> {
     const started = this.#o.now();
+    try {
+      const { held, method } = await this.#ready();
+      return await this.#prove(held, method, started, timeoutMs);
+    } catch (error) {
+      // Only a timeout leaves the connections in a known state; after anything else they are not reused.
+      const timedOut = error instanceof CodedError && error.code === ErrorCode.FenceTimeout;
+      if (!timedOut) for (const h of [this.#held?.source, this.#held?.target]) if (h) h.failed = true;
+      throw error;
+    } finally {
+      await this.close();
+    }
+  }
+
+  async #prove(
+    held: { source: Held; target: Held | undefined },
+    method: 'marker' | 'slot-lsn',
+    started: number,
+    timeoutMs: number,
+  ): Promise<FenceResult> {
     const deadline = started + timeoutMs;
-    const method = await this.#choose();
+    const source = held.source.client;
+    const target: Queryable = held.target?.client ?? this.#o.target;
     let lsn: string;
     let done: () => Promise<boolean>;
     if (method === 'marker') {
       const token = randomUUID();
-      lsn = await this.#writeMarker(token);
-      done = async () =>
-        (await this.#o.target.query(`SELECT 1 FROM public.${FENCE_TABLE} WHERE token = $1`, [token])).rows.length > 0;
+      lsn = await this.#writeMarker(source, token);
+      // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
+      const poll = `SELECT 1 FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
+      done = async () => (await target.query(poll)).rows.length > 0;
     } else {
-      const slot = await resolveSlot(this.#o.source, this.#o.slot);
+      const slot = await resolveSlot(source, this.#o.slot);
       if (!slot.ok) throw new CodedError(ErrorCode.LagUnknown, `Cannot prove replication by slot position: ${slot.reason}.`);
-      lsn = await this.#currentLsn();
+      lsn = await this.#currentLsn(source);
       const wanted = lsnToBigInt(lsn);
       done = async () => {
-        const { rows } = await this.#o.source.query<{ lsn: string | null }>(
+        const { rows } = await source.query<{ lsn: string | null }>(
           'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
           [slot.slot],
         );
@@ -101,35 +184,36 @@ export class ReplicationFence implements Fence {
     }
   }
 
-  async #choose(): Promise<'marker' | 'slot-lsn'> {
+  async #choose(source: Queryable, target: Queryable): Promise<'marker' | 'slot-lsn'> {
     if (this.#o.method !== 'auto') return this.#o.method;
     const exists = async (db: Queryable) =>
       (await db.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`public.${FENCE_TABLE}`])).rows[0]?.t != null;
-    const [onSource, onTarget] = await Promise.all([exists(this.#o.source), exists(this.#o.target)]);
+    const [onSource, onTarget] = await Promise.all([exists(source), exists(target)]);
     if (onSource && onTarget) return 'marker';
     this.#log.warn({ onSource, onTarget }, 'fence marker table missing; proving by slot position');
     return 'slot-lsn';
   }
 
-  /** Inserts the marker in its own read-write transaction (works under a read-only-database freeze) and returns the LSN after its commit. */
-  async #writeMarker(token: string): Promise<string> {
-    const client = await this.#o.source.connect();
+  /**
+   * Inserts the marker in its own read-write transaction (works under a read-only-database freeze) and
+   * returns the LSN after its commit, in one round trip: one simple-protocol message of five statements
+   * (the token is our own UUID, inlined).
+   */
+  async #writeMarker(source: pg.PoolClient, token: string): Promise<string> {
     try {
-      await client.query('BEGIN READ WRITE');
       // Flush this commit (and all WAL before it) now: the walsender only sends flushed WAL, and with
       // synchronous_commit=off the WAL writer could hold it for wal_writer_delay. `local` waits for no standby.
-      await client.query("SET LOCAL synchronous_commit = 'local'");
-      await client.query(`INSERT INTO public.${FENCE_TABLE} (token) VALUES ($1)`, [token]);
-      await client.query('COMMIT');
-      const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-      return rows[0]?.lsn ?? '0/0';
+      const results: unknown = await source.query(
+        `BEGIN READ WRITE; SET LOCAL synchronous_commit = 'local'; INSERT INTO public.${FENCE_TABLE} (token) VALUES ('${token}'); COMMIT; SELECT pg_current_wal_lsn()::text AS lsn`,
+      );
+      const last = (Array.isArray(results) ? results.at(-1) : results) as pg.QueryResult<{ lsn: string }> | undefined;
+      return last?.rows[0]?.lsn ?? '0/0';
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      // A failed statement leaves the rest of the message skipped and the transaction open (aborted).
+      await source.query('ROLLBACK').catch(() => undefined);
       throw new CodedError(ErrorCode.DatabaseUnavailable, `Could not write the fence marker on the source: ${(error as Error).message}`, {
         cause: error,
       });
-    } finally {
-      client.release();
     }
   }
 
@@ -138,8 +222,22 @@ export class ReplicationFence implements Fence {
    * under synchronous_commit=off can lie before commits already acknowledged to clients, and a fence
    * on it could pass before those commits reach the target.
    */
-  async #currentLsn(): Promise<string> {
-    const { rows } = await this.#o.source.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+  async #currentLsn(source: pg.PoolClient): Promise<string> {
+    const { rows } = await source.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
     return rows[0]?.lsn ?? '0/0';
   }
+}
+
+/** Checks a connection out of `pool`, noting a failure (an error event on a checked-out client would otherwise be unhandled). */
+async function hold(pool: Pick<pg.Pool, 'connect'>): Promise<Held> {
+  const client = await pool.connect();
+  const held: Held = {
+    client,
+    failed: false,
+    onError: () => {
+      held.failed = true;
+    },
+  };
+  client.on('error', held.onError);
+  return held;
 }

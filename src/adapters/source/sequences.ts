@@ -1,11 +1,13 @@
 /**
- * Sequence values are not replicated by logical replication: during the freeze the bot reads every
- * sequence on the source and sets it on the target to the source value plus a safety margin (in the
- * sequence's direction, clamped to its bounds). Absolute setval, so running it twice is harmless.
- * One round trip on each side, so thousands of sequences stay within the freeze budget.
+ * Sequence values are not replicated by logical replication: the bot sets each target sequence to the
+ * source value plus a safety margin (in the sequence's direction, clamped to its bounds). pushAhead()
+ * does it while syncing; the copy inside the freeze then reads the source (one statement) and sends
+ * one target statement only for sequences the source has caught up with since, or none at all.
+ * Absolute setval, and never backward (a target already at or past the source is left), so running
+ * either twice is harmless.
  */
 import type pg from 'pg';
-import type { SequenceCopier } from '../../domain/ports/sequences.js';
+import type { SequenceCopier, SequenceCopyResult } from '../../domain/ports/sequences.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 
 type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
@@ -73,39 +75,100 @@ export function targetValue(seq: SequenceState, margin: number): { value: bigint
   return { value: wanted > max ? max : wanted < min ? min : wanted, isCalled: true };
 }
 
-export async function applySequences(target: Queryable, sequences: readonly SequenceState[], margin: number): Promise<void> {
-  if (sequences.length === 0) return;
-  const values = sequences.map((s) => targetValue(s, margin));
+/** A sequence to move on the target: to `value` if its last value is behind `floor` (in its direction). */
+interface Advance {
+  seq: SequenceState;
+  floor: bigint;
+  value: bigint;
+}
+
+/**
+ * One statement: every listed target sequence behind its floor (never called counts as behind) is set
+ * to its value; the others are left as they are. Returns each one's last value afterwards.
+ */
+async function advanceSequences(target: Queryable, items: readonly Advance[]): Promise<{ lastValues: bigint[]; set: number }> {
+  if (items.length === 0) return { lastValues: [], set: 0 };
   try {
-    await target.query(
-      `SELECT count(setval(format('%I.%I', s, n)::regclass, v, c))
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[]) AS t(s, n, v, c)`,
+    const { rows } = await target.query<{ last: string; behind: boolean }>(
+      `SELECT CASE WHEN b.behind THEN setval(t.r, t.v, true) ELSE c.last END::text AS last, b.behind
+         FROM (SELECT format('%I.%I', s, n)::regclass AS r, v, f, up, i
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[]) WITH ORDINALITY AS u(s, n, v, f, up, i)) t
+        CROSS JOIN LATERAL (SELECT pg_sequence_last_value(t.r) AS last) c
+        CROSS JOIN LATERAL (SELECT c.last IS NULL OR CASE WHEN t.up THEN c.last < t.f ELSE c.last > t.f END AS behind) b
+        ORDER BY t.i`,
       [
-        sequences.map((s) => s.schema),
-        sequences.map((s) => s.name),
-        values.map((v) => v.value.toString()),
-        values.map((v) => v.isCalled),
+        items.map((a) => a.seq.schema),
+        items.map((a) => a.seq.name),
+        items.map((a) => a.value.toString()),
+        items.map((a) => a.floor.toString()),
+        items.map((a) => BigInt(a.seq.increment) > 0n),
       ],
     );
+    return { lastValues: rows.map((r) => BigInt(r.last)), set: rows.filter((r) => r.behind).length };
   } catch (error) {
     throw new CodedError(
       ErrorCode.CutoverStepFailed,
       `Setting the sequences on the target failed: ${(error as Error).message}`,
-      { cause: error, details: { sequences: sequences.length } },
+      { cause: error, details: { sequences: items.length } },
     );
   }
 }
 
-/** The copier the engine uses, on the bot's own connections to source and target. */
-export function sequenceCopier(options: { source: Queryable; target: Queryable; margin: number }): SequenceCopier {
+export interface SequencePushResult {
+  /** Sequences used on the source (the others are left alone). */
+  sequences: number;
+  /** Target sequences that were behind source + margin and were set. */
+  pushed: number;
+  elapsedMs: number;
+}
+
+/** The copier the engine uses, plus pushAhead() for before the freeze. */
+export interface SequencePusher extends SequenceCopier {
+  /** Sets every target sequence behind source + margin to source + margin. Call while syncing, before the freeze. */
+  pushAhead(): Promise<SequencePushResult>;
+  /** Inside the freeze: SequenceCopyResult plus how many target sequences had to be set (0: no target statement sent). */
+  copy(): Promise<SequenceCopyResult & { set: number }>;
+}
+
+/**
+ * The copier on the bot's own connections to source and target. It remembers the target values it set
+ * or saw, so the copy inside the freeze skips the target when every one is still at or past the
+ * source: trusted because nothing but the bot sets sequences on the target before the switch
+ * (logical replication never does), and a target that moved on its own only moved forward.
+ */
+export function sequenceCopier(options: { source: Queryable; target: Queryable; margin: number }): SequencePusher {
+  const known = new Map<string, bigint>();
+  const keyOf = (s: SequenceState) => JSON.stringify([s.schema, s.name]);
+  const remember = (items: readonly Advance[], lastValues: readonly bigint[]) =>
+    items.forEach((a, i) => known.set(keyOf(a.seq), lastValues[i] ?? a.value));
   return {
+    async pushAhead() {
+      const started = performance.now();
+      const sequences = (await readSequences(options.source)).filter((s) => s.lastValue !== null);
+      const items = sequences.map((seq) => {
+        const { value } = targetValue(seq, options.margin);
+        return { seq, floor: value, value };
+      });
+      const { lastValues, set } = await advanceSequences(options.target, items);
+      remember(items, lastValues);
+      return { sequences: sequences.length, pushed: set, elapsedMs: Math.round(performance.now() - started) };
+    },
     async copy() {
       const started = performance.now();
       const sequences = await readSequences(options.source);
-      await applySequences(options.target, sequences, options.margin);
+      const behind = sequences.filter((seq) => {
+        if (seq.lastValue === null) return false;
+        const last = known.get(keyOf(seq));
+        const source = BigInt(seq.lastValue);
+        return last === undefined || (BigInt(seq.increment) > 0n ? last < source : last > source);
+      });
+      const items = behind.map((seq) => ({ seq, floor: BigInt(seq.lastValue ?? 0), value: targetValue(seq, options.margin).value }));
+      const { lastValues, set } = await advanceSequences(options.target, items);
+      remember(items, lastValues);
       return {
         copied: sequences.filter((s) => s.lastValue !== null).length,
         unused: sequences.filter((s) => s.lastValue === null).length,
+        set,
         elapsedMs: Math.round(performance.now() - started),
       };
     },

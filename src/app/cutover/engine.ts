@@ -152,11 +152,9 @@ export class CutoverEngine implements SessionOperations {
         await this.#d.facts.record(session, { type: 'freeze_refused', actor: actor.userId, reason: asCodedError(error).message });
         throw this.#reported.mark(error);
       }
-      // Everything that needs the store or a person's approval happens before writes stop: the state,
-      // the freeze approval, and a switch approved ahead of time (bound to this run).
+      // A switch approved ahead of time is read (and journaled) before writes stop: bound to this run.
       const ahead = await this.#frozen.validSwitchApproval(session.id);
       if (ahead) await journal.update(session.id, attempt, { approvals: { freeze: freezeBy, switch: { ...attribution(ahead, actor), aheadOfTime: true } } });
-      session = await transitionLatest(this.#d.sessions, session.id, 'freeze');
       let frozenAt: Date;
       try {
         frozenAt = (await this.#runner.run(ctx, [freeze!])).frozenAt ?? this.#clock.now();
@@ -167,6 +165,8 @@ export class CutoverEngine implements SessionOperations {
         throw this.#reported.mark(stepFailed('freeze', error));
       }
       this.#executor.hold(w, frozenAt, w.machines.settings.freezeBudgetSeconds, () => this.#frozen.budgetExpired(w));
+      // The version read at the click is almost always still current: one round trip, not three.
+      session = await this.#d.sessions.transition(session.id, session.version, 'freeze').catch(() => transitionLatest(this.#d.sessions, session.id, 'freeze'));
       // The gate closes while the fence runs; the fact's audit row is written first (one round trip;
       // its thread line is posted later and never holds the freeze).
       const closing = this.#frozen.closeGate(gate, 'executed');

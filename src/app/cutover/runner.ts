@@ -124,6 +124,14 @@ async function preconditions(ctx: StepContext): Promise<StepOutcome> {
       throw new CodedError(ErrorCode.PreflightFailed, `The proxy points to ${status.pointsTo.host}:${status.pointsTo.port}, not to the source ${src.host}:${src.port}.`);
     }
   }
+  // Nothing slow inside the freeze: connections open and warm, sequences already ahead of the source.
+  const { freeze, fence, sequences, routing } = machines;
+  await Promise.all([
+    freeze.prepare?.(),
+    routing && (routing.router as unknown) !== freeze ? routing.router.prepare?.() : undefined,
+    fence.prepare?.(),
+    sequences.pushAhead?.(),
+  ]);
   const lagAtFreeze = { known: true, bytes: lag.bytes, seconds: lag.seconds };
   return { detail: lagAtFreeze, patch: { lagAtFreeze } };
 }
@@ -230,10 +238,10 @@ export class StepRunner {
   }
 
   /**
-   * One step: `started` journaled (durable before the work when the step changes where writes go),
-   * the work, then `done` with its results in one statement. `done` is written behind the next
-   * step's work; a step that changes where writes go waits for every earlier entry first, so after a
-   * crash the journal never shows less than recovery needs.
+   * One step: `started` journaled, the work, then `done` with its results in one statement. A step
+   * that changes where writes go waits for its entries (and every earlier one) to be stored; the
+   * fence's and the sequences' are written behind the work, so after a crash the journal never shows
+   * less than recovery needs.
    */
   async step(ctx: StepContext, step: CutoverStep): Promise<StepOutcome> {
     const { session, attempt } = ctx;
@@ -255,6 +263,7 @@ export class StepRunner {
     }
     // The step's results land with its `done`: a crash between them could lose what the summary needs.
     this.#write(session.id, () => this.#journal.record(session.id, attempt, step, 'done', outcome.detail ?? {}, outcome.patch));
+    if (!deferrable) await this.flush(session.id);
     return outcome;
   }
 

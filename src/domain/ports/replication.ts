@@ -31,4 +31,8 @@ export interface FenceResult {
  */
 export interface Fence {
   prove(timeoutMs: number): Promise<FenceResult>;
+  /** Before the freeze: opens and holds what prove() needs, so nothing is opened inside it. */
+  prepare?(): Promise<void>;
+  /** Gives back what prepare() holds when prove() never runs (the freeze failed). */
+  close?(): Promise<void>;
 }

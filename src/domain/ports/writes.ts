@@ -34,6 +34,8 @@ export interface WriteFreeze {
   readonly clientImpact: ClientImpact;
   freeze(): Promise<void>;
   resume(): Promise<void>;
+  /** Before the freeze: opens and checks what freeze() and resume() need, so nothing is opened inside it. */
+  prepare?(): Promise<void>;
 }
 
 export interface Router {
@@ -43,5 +45,7 @@ export interface Router {
   inspect(): Promise<RouterStatus>;
   /** Sends new work to `to`, then verifies the router really points there (throws ProxyVerifyFailed if not). */
   repoint(to: Endpoint): Promise<void>;
+  /** Before the freeze: opens and checks what repoint() needs. */
+  prepare?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,0 +1,146 @@
+/**
+ * The fence inside the freeze on real logical replication (a publication of the marker table on the
+ * source, a subscription on the target): prepare() opens its connections before the freeze, so
+ * prove() opens none, writes the marker in one round trip and polls on the held target connection.
+ * Counted through a wrapper around each pool.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FENCE_TABLE, ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
+import { captureLogger } from '../support/capture-log.js';
+import type { Cluster } from '../support/pg-cluster.js';
+import { startReplicationPair } from '../support/replication-pair.js';
+
+interface Counted {
+  pool: pg.Pool;
+  connects: number;
+  /** Statements sent on connections the fence checked out. */
+  onHeld: string[];
+  /** Statements sent through the pool's own query(). */
+  onPool: string[];
+  reset(): void;
+}
+
+/** A pool whose connect() and query() are counted, as are the queries on the clients it hands out. */
+function counted(pool: pg.Pool): Counted & { as: pg.Pool } {
+  const c: Counted = {
+    pool,
+    connects: 0,
+    onHeld: [],
+    onPool: [],
+    reset() {
+      c.connects = 0;
+      c.onHeld = [];
+      c.onPool = [];
+    },
+  };
+  const textOf = (arg: unknown) => (typeof arg === 'string' ? arg : String((arg as { text?: unknown }).text));
+  const as = {
+    query: (text: unknown, values?: unknown[]) => {
+      c.onPool.push(textOf(text));
+      return pool.query(text as string, values);
+    },
+    connect: async () => {
+      c.connects++;
+      const client = await pool.connect();
+      return new Proxy(client, {
+        get(target, prop, receiver) {
+          if (prop === 'query') {
+            return (text: unknown, values?: unknown[]) => {
+              c.onHeld.push(textOf(text));
+              return target.query(text as string, values);
+            };
+          }
+          const value: unknown = Reflect.get(target, prop, receiver);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    },
+  } as unknown as pg.Pool;
+  return Object.assign(c, { as });
+}
+
+describe('the fence on held connections (real logical replication)', () => {
+  let source: Cluster;
+  let target: Cluster;
+  let sourcePool: pg.Pool;
+  let targetPool: pg.Pool;
+  const { logger } = captureLogger('debug');
+
+  beforeAll(async () => {
+    [source, target] = await startReplicationPair();
+    sourcePool = new pg.Pool({ connectionString: source.connectionString('orders'), max: 3 });
+    targetPool = new pg.Pool({ connectionString: target.connectionString('postgres'), max: 3 });
+    await installFence(sourcePool);
+    await installFence(targetPool);
+    await sourcePool.query(`CREATE PUBLICATION fence_pub FOR TABLE public.${FENCE_TABLE}`);
+    await targetPool.query(
+      `CREATE SUBSCRIPTION fence_sub CONNECTION '${source.connectionString('orders')}' PUBLICATION fence_pub WITH (copy_data = false)`,
+    );
+  });
+  afterAll(async () => {
+    await targetPool?.query('DROP SUBSCRIPTION IF EXISTS fence_sub').catch(() => undefined);
+    await sourcePool?.end();
+    await targetPool?.end();
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  it('prepare() opens the connections before the freeze; prove() opens none, writes the marker in one round trip and gives them back', async () => {
+    const src = counted(sourcePool);
+    const tgt = counted(targetPool);
+    const fence = new ReplicationFence({ source: src.as, target: tgt.as, slot: 'auto', logger });
+    await fence.prepare();
+    expect([src.connects, tgt.connects]).toEqual([1, 1]);
+    const markersBefore = Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n);
+    src.reset();
+    tgt.reset();
+
+    const proved = await fence.prove(10_000);
+
+    expect(proved.method).toBe('marker');
+    expect([src.connects, tgt.connects]).toEqual([0, 0]);
+    expect(src.onHeld).toHaveLength(1); // BEGIN READ WRITE; …; INSERT …; COMMIT; SELECT pg_current_wal_lsn()
+    expect(src.onHeld[0]).toMatch(/^BEGIN READ WRITE;.*INSERT INTO public\.pgcutover_fence.*COMMIT; SELECT pg_current_wal_lsn/);
+    expect(tgt.onHeld.length).toBeGreaterThanOrEqual(1); // the polls, all on the held connection
+    expect(tgt.onHeld.every((q) => q.startsWith(`SELECT 1 FROM public.${FENCE_TABLE} WHERE token = `))).toBe(true);
+    expect([src.onPool, tgt.onPool]).toEqual([[], []]);
+    expect(Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n)).toBe(markersBefore + 1);
+    // Both connections are back in their pools: nothing is left checked out.
+    for (const pool of [sourcePool, targetPool]) expect(pool.totalCount - pool.idleCount).toBe(0);
+
+    // Without prepare() it connects on first use, and still writes the marker in one round trip.
+    src.reset();
+    await fence.prove(10_000);
+    expect(src.connects).toBe(1);
+    expect(src.onHeld).toHaveLength(1);
+  });
+
+  it('writes the marker under a read-only-database freeze', async () => {
+    await source.query('ALTER DATABASE orders SET default_transaction_read_only = on');
+    const frozen = new pg.Pool({ connectionString: source.connectionString('orders'), max: 1 });
+    try {
+      await expect(frozen.query('CREATE TABLE nope (x int)')).rejects.toThrow(/read-only/);
+      const fence = new ReplicationFence({ source: frozen, target: targetPool, slot: 'auto', logger });
+      await fence.prepare();
+      expect((await fence.prove(10_000)).method).toBe('marker');
+      expect(frozen.totalCount - frozen.idleCount).toBe(0);
+    } finally {
+      await frozen.end();
+      await source.query('ALTER DATABASE orders RESET default_transaction_read_only');
+    }
+  });
+
+  it('a failed marker rolls back, gives the connection back and leaves the pool usable', async () => {
+    await source.query(`ALTER TABLE public.${FENCE_TABLE} ADD CONSTRAINT never CHECK (false) NOT VALID`, [], 'orders');
+    const fence = new ReplicationFence({ source: sourcePool, target: targetPool, slot: 'auto', logger });
+    try {
+      await fence.prepare();
+      await expect(fence.prove(2000)).rejects.toThrow(/Could not write the fence marker/);
+      expect(sourcePool.totalCount - sourcePool.idleCount).toBe(0);
+      // The pool still works (the aborted transaction did not come back with a connection).
+      expect((await sourcePool.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    } finally {
+      await source.query(`ALTER TABLE public.${FENCE_TABLE} DROP CONSTRAINT never`, [], 'orders');
+    }
+  });
+});
