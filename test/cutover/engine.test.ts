@@ -26,16 +26,9 @@ import { captureLogger } from '../support/capture-log.js';
 import { startCutoverRig, type CutoverRig } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';
 import { freePort } from '../support/free-port.js';
+import { sleep, until } from '../support/wait.js';
 
 const U_ALICE = { userId: 'U0ALICE' };
-const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A clock whose timers never fire: the engine object of a process that was killed. */
 const deadClock: Clock = { now: () => new Date(), setTimer: () => ({ cancel: () => undefined }) };

@@ -34,6 +34,7 @@ import { freePort } from '../support/free-port.js';
 import { RIG_PASSWORD, type Cluster } from '../support/pg-cluster.js';
 import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { startReplicationPair } from '../support/replication-pair.js';
+import { sleep, until } from '../support/wait.js';
 import {
   blockActionsPayload,
   interactionBody,
@@ -48,16 +49,6 @@ const ALICE = 'U0ALICE';
 const BOB = 'U0BOB';
 const CHANNELS = ['C0E2EONE', 'C0E2ETWO'] as const;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-};
 
 describe('pgcutover end to end: Slack → bot process → real databases', () => {
   const { logger } = captureLogger('info');

@@ -43,6 +43,7 @@ import {
 import { freePort } from '../support/free-port.js';
 import { RIG_PASSWORD, startCluster, type Cluster } from '../support/pg-cluster.js';
 import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
+import { until } from '../support/wait.js';
 import {
   blockActionsPayload,
   interactionBody,
@@ -75,16 +76,6 @@ const CASES = {
 } satisfies Record<string, Case>;
 const ALL: Case[] = Object.values(CASES);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, detail?: () => Promise<string> | string): Promise<T> => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `\n${await detail()}` : ''}`);
-    await sleep(25);
-  }
-};
 
 describe.concurrent('one audit row and one thread line per fact, in order (Slack → bot process → real databases)', () => {
   const { logger } = captureLogger('info');

@@ -29,6 +29,7 @@ import { RIG_PASSWORD, type Cluster } from '../support/pg-cluster.js';
 import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { startReplicationPair } from '../support/replication-pair.js';
 import { blockActionsPayload, interactionBody, postSigned, slashCommandBody } from '../support/slack-requests.js';
+import { sleep, until } from '../support/wait.js';
 
 const SIGNING_SECRET = 'takeover-signing-secret-0123456789';
 const SLACK_TOKEN = 'xoxb-takeover-bot-token-0123456789';
@@ -38,16 +39,6 @@ const CHANNEL = 'C0TAKEOVER';
 /** Long enough for a slow machine to start a process within it, short enough to matter. */
 const BUDGET_SECONDS = 20;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-};
 
 describe('a dead freeze holder: writes resume without it', () => {
   const { logger } = captureLogger('info');

@@ -16,16 +16,10 @@ import { captureLogger } from '../support/capture-log.js';
 import type { Cluster } from '../support/pg-cluster.js';
 import { startWriteLoad } from '../support/write-load.js';
 import { migrationRequest, startReplicationPair } from '../support/replication-pair.js';
+import { until } from '../support/wait.js';
 
 const TOKEN = 'dop_v1_integration_token_0123456789abcdef';
 const CLUSTER = '9cc10173-e9ea-4176-9dbc-a4cee4c4ff30';
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe('online migration through the simulator on real replication', () => {
   let source: Cluster;

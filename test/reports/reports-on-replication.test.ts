@@ -29,6 +29,7 @@ import type { Cluster } from '../support/pg-cluster.js';
 import { startFakeSlack, type FakeSlack, type SlackCall } from '../support/report-fake-slack.js';
 import { startWriteLoad } from '../support/write-load.js';
 import { migrationRequest, startReplicationPair } from '../support/replication-pair.js';
+import { until } from '../support/wait.js';
 
 const TOKEN = 'dop_v1_reports_token_0123456789abcdef';
 const SLACK_TOKEN = 'xoxb-reports-test-token';
@@ -38,14 +39,6 @@ const MB = 1024 * 1024;
 const PACE_MS = 250;
 /** A whole hour a day ahead of the real clock (the session is created now). */
 const T0 = Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 24 * 3_600_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 20_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-};
 
 describe('periodic reports on real replication under write load', () => {
   let source: Cluster;
