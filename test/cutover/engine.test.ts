@@ -9,10 +9,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CutoverEngine, type CutoverEngineDeps } from '../../src/app/cutover/engine.js';
 import { FactRecorder } from '../../src/app/facts.js';
-import type { GateRequest } from '../../src/domain/gates.js';
 import type { Clock } from '../../src/domain/ports/clock.js';
 import type { CutoverSettings } from '../../src/domain/ports/machines.js';
-import type { ApprovalRepository } from '../../src/domain/ports/stores.js';
 import type { Session } from '../../src/domain/session.js';
 import { ErrorCode } from '../../src/errors.js';
 import type { Endpoint } from '../../src/domain/ports/writes.js';
@@ -27,6 +25,7 @@ import { startCutoverRig, type CutoverRig } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';
 import { freePort } from '../support/free-port.js';
 import { sleep, until } from '../support/wait.js';
+import { standingSwitchApproval } from '../support/standing-approval.js';
 
 const U_ALICE = { userId: 'U0ALICE' };
 
@@ -47,30 +46,7 @@ describe('the cutover engine on real replication and a real PgBouncer', () => {
     dbs.push(db);
     return { db, sessions: new SessionStore(db), audit: new AuditLog(db), journal: new CutoverJournal(db) };
   };
-  /** The gates stand in here (they are tested through Slack): a switch approved by Bob long before any freeze, or none. */
-  const approvals: ApprovalRepository = {
-    open: async () => ({}),
-    request: async () => Promise.reject(new Error('not used')),
-    approve: async () => Promise.reject(new Error('not used')),
-    close: async () => undefined,
-    latest: async () => undefined,
-    validApproval: async (sessionId, gate): Promise<GateRequest | undefined> =>
-      approved && gate === 'switch'
-        ? {
-            id: 'switch-approval',
-            sessionId,
-            gate,
-            status: 'approved',
-            requestedBy: 'U0ALICE',
-            requestedAt: new Date(0),
-            requestExpiresAt: new Date(8.64e15),
-            approvedBy: 'U0BOB',
-            approvedAt: new Date(0),
-            approvalExpiresAt: new Date(8.64e15),
-            closedAt: null,
-          }
-        : undefined,
-  };
+  const approvals = standingSwitchApproval(() => approved);
   const engine = (
     s: typeof store,
     overrides: { settings?: Partial<CutoverSettings>; target?: Endpoint; clock?: Clock; inDatabaseFreeze?: boolean } = {},
