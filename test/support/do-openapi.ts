@@ -11,7 +11,6 @@ import { parse } from 'yaml';
 export const DO_OPENAPI_FILE = fileURLToPath(
   new URL('../../../shared/do-openapi/DigitalOcean-public.v2.bundled.yaml', import.meta.url),
 );
-export const doOpenApiPresent = existsSync(DO_OPENAPI_FILE);
 
 type Json = Record<string, unknown>;
 
@@ -26,6 +25,8 @@ export interface OperationContract {
 }
 
 export function loadDoOpenApi(): { operation(method: string, path: string): OperationContract } {
+  // The contract is checked on every run: a missing spec fails, it never skips.
+  if (!existsSync(DO_OPENAPI_FILE)) throw new Error(`DigitalOcean's OpenAPI spec is missing at ${DO_OPENAPI_FILE}: check out shared/ beside the repository.`);
   const spec = parse(readFileSync(DO_OPENAPI_FILE, 'utf8')) as Json;
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   const deref = (node: unknown, seen: string[] = []): unknown => {
