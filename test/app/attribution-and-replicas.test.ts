@@ -192,7 +192,7 @@ describe('concurrent clicks and replicas', () => {
     const s = await frozen(a);
     a.kill();
     const [b, c] = [house.replica('B'), house.replica('C')];
-    const slow = c.pauseAfter('journal', 'entries');
+    const slow = c.pauseAfter('journal', 'latestAttemptEntries');
     const late = c.engine.recover();
     await slow.reached;
     expect(await b.engine.recover()).toMatchObject([{ result: 'applied', decision: { action: 'undo-freeze' } }]);

@@ -42,6 +42,22 @@ describe.each(engines)('the cutover journal on %s', (_engine, open) => {
     expect(recoveryDecision(entries)).toMatchObject({ action: 'undo-freeze', attempt: 2 });
   });
 
+  it('reads the latest attempt of many sessions in one query, and the attempt with a step atomically', async () => {
+    const [a, b, c] = [await newSession(), await newSession(), await newSession()];
+    await journal.begin(a.id, 'cutover', 'U1');
+    await journal.record(a.id, 1, 'freeze', 'started');
+    await journal.record(a.id, 1, 'freeze', 'undone');
+    await journal.begin(a.id, 'abort', 'U1');
+    await journal.record(a.id, 2, 'stop_migration', 'started');
+    await journal.begin(b.id, 'cutover', 'U1');
+    await journal.record(b.id, 1, 'fence', 'done', { elapsedMs: 3 }, { sequencesCopied: 4 });
+    const latest = await journal.latestAttemptEntries([a.id, b.id, c.id]);
+    expect(latest.get(a.id)?.map((e) => `${e.attempt}:${e.kind}:${e.step}:${e.event}`)).toEqual(['2:abort:stop_migration:started']);
+    expect(latest.get(b.id)?.map((e) => `${e.step}:${e.event}`)).toEqual(['fence:done']);
+    expect(latest.has(c.id)).toBe(false);
+    expect((await journal.attempt(b.id, 1))?.sequencesCopied).toBe(4);
+  });
+
   it('keeps what recovery and the summary need on the attempt', async () => {
     const s = await newSession();
     const attempt = await journal.begin(s.id, 'cutover', 'U1');

@@ -41,6 +41,7 @@ interface AttemptRow {
 }
 
 interface EntryRow {
+  session_id: string;
   attempt: number;
   kind: string;
   step: string;
@@ -72,6 +73,11 @@ const toAttempt = (row: AttemptRow): AttemptRecord => ({
   outcome: row.outcome,
   endedAt: date(row.ended_at),
 });
+
+const toEntry = (row: EntryRow): JournalEntry[] =>
+  isStep(row.step) && isEvent(row.event) && isKind(row.kind)
+    ? [{ attempt: row.attempt, kind: row.kind, step: row.step, event: row.event, at: new Date(row.at), detail: row.detail }]
+    : [];
 
 const isStep = (s: string): s is CutoverStep => (CUTOVER_STEPS as readonly string[]).includes(s);
 const isEvent = (s: string): s is JournalEvent => (JOURNAL_EVENTS as readonly string[]).includes(s);
@@ -149,16 +155,30 @@ export class CutoverJournal implements JournalRepository {
   /** Every journaled event of the session, oldest first. */
   async entries(sessionId: string): Promise<JournalEntry[]> {
     const { rows } = await this.db.query<EntryRow>(
-      `SELECT j.attempt, a.kind, j.step, j.event, j.at, j.detail
+      `SELECT j.session_id, j.attempt, a.kind, j.step, j.event, j.at, j.detail
          FROM cutover_journal j JOIN cutover_attempts a USING (session_id, attempt)
         WHERE j.session_id = $1 ORDER BY j.id`,
       [sessionId],
     );
-    return rows.flatMap((row) =>
-      isStep(row.step) && isEvent(row.event) && isKind(row.kind)
-        ? [{ attempt: row.attempt, kind: row.kind, step: row.step, event: row.event, at: new Date(row.at), detail: row.detail }]
-        : [],
+    return rows.flatMap(toEntry);
+  }
+
+  async latestAttemptEntries(sessionIds: readonly string[]): Promise<Map<string, JournalEntry[]>> {
+    const { rows } = await this.db.query<EntryRow>(
+      `SELECT j.session_id, j.attempt, a.kind, j.step, j.event, j.at, j.detail
+         FROM cutover_journal j JOIN cutover_attempts a USING (session_id, attempt)
+        WHERE (j.session_id, j.attempt) IN (
+                SELECT session_id, max(attempt) FROM cutover_attempts WHERE session_id = ANY($1::uuid[]) GROUP BY session_id)
+        ORDER BY j.id`,
+      [[...sessionIds]],
     );
+    const bySession = new Map<string, JournalEntry[]>();
+    for (const row of rows) {
+      const list = bySession.get(row.session_id) ?? [];
+      list.push(...toEntry(row));
+      bySession.set(row.session_id, list);
+    }
+    return bySession;
   }
 
   async update(sessionId: string, attempt: number, patch: AttemptPatch): Promise<void> {

@@ -71,6 +71,13 @@ function interruptedBeforeFreeze(journal: readonly JournalEntry[]): number | und
   return pre === 'started' || pre === 'done' ? latest.attempt : undefined;
 }
 
+/** Whether the journal shows work left: a step to complete, a state to settle, or a cutover interrupted before its freeze. */
+function needsWork(session: Session, decision: RecoveryDecision, journal: readonly JournalEntry[]): boolean {
+  if (decision.action !== 'none') return true;
+  if (settlingEvent(session, decision.settle)) return true;
+  return interruptedBeforeFreeze(journal) !== undefined;
+}
+
 /** The transition that brings a session in line with what the journal proves, if it is not yet. */
 function settlingEvent(session: Session, settle: SettledState): SessionEvent | undefined {
   if (settle === 'syncing' && session.state === 'frozen') return 'resume';
@@ -101,18 +108,22 @@ export class Recovery {
     const outcomes: RecoveryOutcome[] = [];
     const active = await this.#d.sessions.listActive();
     this.#forgetEnded(active);
+    // One read for every session's latest attempt: a pass over settled sessions costs two queries.
+    const latest = await this.#d.journal.latestAttemptEntries(active.map((s) => s.id));
     for (const session of active) {
       if (this.#d.executor.isOpen(session.id)) continue;
       const adopted = await this.#adoptStarted(session);
       if (adopted) outcomes.push(adopted);
-      let decision = recoveryDecision(await this.#d.journal.entries(session.id));
-      if (!(await this.#needsWork(session, decision))) continue;
+      const entries = latest.get(session.id) ?? [];
+      let decision = recoveryDecision(entries);
+      if (!needsWork(session, decision, entries)) continue;
       try {
         // Decided again under the lock: another replica may have recovered it since the first read.
         const applied = await this.#d.executor.exclusive(session.id, async (w) => {
           const current = await this.#d.sessions.require(session.id);
-          decision = recoveryDecision(await this.#d.journal.entries(session.id));
-          if (!(await this.#needsWork(current, decision))) return false;
+          const now = await this.#d.journal.entries(session.id);
+          decision = recoveryDecision(now);
+          if (!needsWork(current, decision, now)) return false;
           await this.#apply(w, current, decision);
           return true;
         });
@@ -248,13 +259,6 @@ export class Recovery {
     const updated = await this.#settle(session, 'aborted');
     await this.#d.facts.record(updated, { type: 'aborted', actor, ...(session.doMigrationId === null ? { noMigrationId: true as const } : {}) });
     return updated;
-  }
-
-  /** Whether the journal shows work left: a step to complete, a state to settle, or a cutover interrupted before its freeze. */
-  async #needsWork(session: Session, decision: RecoveryDecision): Promise<boolean> {
-    if (decision.action !== 'none') return true;
-    if (settlingEvent(session, decision.settle)) return true;
-    return interruptedBeforeFreeze(await this.#d.journal.entries(session.id)) !== undefined;
   }
 
   async #apply(w: Window, session: Session, decision: RecoveryDecision): Promise<void> {

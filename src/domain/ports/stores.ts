@@ -76,6 +76,11 @@ export interface JournalRepository {
   record(sessionId: string, attempt: number, step: CutoverStep, event: JournalEvent, detail?: Record<string, unknown>, patch?: AttemptPatch): Promise<void>;
   /** Every journaled event of the session, oldest first. */
   entries(sessionId: string): Promise<JournalEntry[]>;
+  /**
+   * The events of each session's latest attempt, oldest first, in one read: what `recoveryDecision`
+   * needs to tell whether a session has work left (the watchdog asks for every active session).
+   */
+  latestAttemptEntries(sessionIds: readonly string[]): Promise<Map<string, JournalEntry[]>>;
   update(sessionId: string, attempt: number, patch: AttemptPatch): Promise<void>;
   attempt(sessionId: string, attempt: number): Promise<AttemptRecord | undefined>;
   /** The latest cutover attempt (the one with the freeze). */

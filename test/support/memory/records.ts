@@ -69,6 +69,16 @@ export class MemoryJournal implements JournalRepository {
     return this.#entries.filter((e) => e.sessionId === sessionId).map(({ sessionId: _s, ...entry }) => clone(entry));
   }
 
+  async latestAttemptEntries(sessionIds: readonly string[]): Promise<Map<string, JournalEntry[]>> {
+    const result = new Map<string, JournalEntry[]>();
+    for (const sessionId of sessionIds) {
+      const latest = Math.max(...(this.#attempts.get(sessionId) ?? []).map((a) => a.attempt));
+      const own = (await this.entries(sessionId)).filter((e) => e.attempt === latest);
+      if (own.length > 0) result.set(sessionId, own);
+    }
+    return result;
+  }
+
   async update(sessionId: string, attempt: number, patch: AttemptPatch): Promise<void> {
     const row = this.#find(sessionId, attempt);
     if (!row) return;
