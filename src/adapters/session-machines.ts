@@ -16,7 +16,7 @@ import type { FrozenWhat } from '../domain/attempt.js';
 import { latestAttempt } from '../domain/cutover-plan.js';
 import { evaluatePreflight } from '../domain/preflight.js';
 import type { DigitalOceanApi } from '../domain/ports/digitalocean.js';
-import type { PreflightItem, SessionMachines, TargetParameters } from '../domain/ports/machines.js';
+import type { CutoverSettings, PreflightItem, SessionMachines, TargetParameters } from '../domain/ports/machines.js';
 import type { JournalRepository } from '../domain/ports/stores.js';
 import type { Endpoint } from '../domain/ports/writes.js';
 import type { Session } from '../domain/session.js';
@@ -26,7 +26,6 @@ import { DigitalOceanClient } from './digitalocean/digitalocean-client.js';
 import { startAndConfirm } from './digitalocean/start-migration.js';
 import { createProxyAndFreeze, PgBouncerAdmin } from './proxy/index.js';
 import { parseFreezeRecord, type InDatabaseFreezeRecord } from './proxy/in-database-freeze.js';
-import type { ProxyAdmin } from './proxy/proxy-admin.js';
 import { pool, type PostgresTarget } from './source/connect.js';
 import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
@@ -109,23 +108,14 @@ export class ProfileMachines {
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
-      settings: {
-        strategy: profile.strategy,
-        freezeMethod: profile.freeze.method,
-        freezeBudgetSeconds: profile.freeze.budgetSeconds,
-        maxLagBytesToFreeze: profile.gates.maxLagBytesToFreeze,
-        fenceTimeoutSeconds: profile.replication.fenceTimeoutSeconds,
-        sequenceMargin: profile.sequences.margin,
-        doClusterUuid: profile.digitalocean.clusterUuid,
-        targetDatabase: profile.digitalocean.database,
-      },
+      settings: cutoverSettingsOf(profile),
       digitalocean: doApi,
       lag: this.#sources.probe(session.profile),
       fence,
       sequences: sequenceCopier({ source, target, margin: profile.sequences.margin }),
       freeze,
-      frozenWhat: frozenWhatOf(profile, proxy),
-      ...(routing ? { routing, routerLabel: `${routing.router.kind} database ${frozenWhatOf(profile, proxy).database ?? ''}`.trim() } : {}),
+      frozenWhat: frozenWhatOf(profile, proxy?.kind ?? 'none'),
+      ...(routing ? { routing, routerLabel: `${routing.router.kind} database ${frozenWhatOf(profile, routing.router.kind).database ?? ''}`.trim() } : {}),
       async preflight(): Promise<PreflightItem[]> {
         const stage = session.state === 'created' ? 'before-migration' : 'before-freeze';
         const facts = await gatherPreflightFacts(
@@ -242,10 +232,25 @@ function requiresTls(sslmode: TargetConnection['sslmode']): boolean {
   return sslmode !== 'disable' && sslmode !== 'prefer';
 }
 
-function frozenWhatOf(profile: Profile, proxy: ProxyAdmin | null): FrozenWhat {
+/** The numbers of a profile the engine works with. */
+export function cutoverSettingsOf(profile: Profile): CutoverSettings {
+  return {
+    strategy: profile.strategy,
+    freezeMethod: profile.freeze.method,
+    freezeBudgetSeconds: profile.freeze.budgetSeconds,
+    maxLagBytesToFreeze: profile.gates.maxLagBytesToFreeze,
+    fenceTimeoutSeconds: profile.replication.fenceTimeoutSeconds,
+    sequenceMargin: profile.sequences.margin,
+    doClusterUuid: profile.digitalocean.clusterUuid,
+    targetDatabase: profile.digitalocean.database,
+  };
+}
+
+/** What a profile's freeze freezes, journaled so a restarted bot resumes exactly that; `via`: the proxy's kind. */
+export function frozenWhatOf(profile: Profile, via: string): FrozenWhat {
   const method = profile.freeze.method;
   if (method === 'proxy-pause') {
-    return { method, via: proxy?.kind ?? 'none', database: profile.proxy.kind === 'pgbouncer' ? profile.proxy.database : profile.source.database };
+    return { method, via, database: profile.proxy.kind === 'pgbouncer' ? profile.proxy.database : profile.source.database };
   }
   return { method, via: 'database', database: profile.source.database, ...(method === 'read-only-roles' ? { roles: [...profile.freeze.appRoles] } : {}) };
 }

@@ -19,6 +19,7 @@ import { FakeClock, flush } from './clock.js';
 import { MachineWorld } from './machines.js';
 import { Process } from './process.js';
 import { MemoryStore, type MemoryPorts } from './stores.js';
+import { cutoverSettingsOf, frozenWhatOf } from '../../../src/adapters/session-machines.js';
 
 export const U = {
   /** An operator. */
@@ -100,23 +101,9 @@ export interface ChannelEvent extends SessionEvent {
   replica: string;
 }
 
-/** The engine's machines settings from a profile, as src/adapters/session-machines.ts derives them. */
+/** The engine's settings and what the freeze freezes, derived as production derives them. */
 function settingsOf(profile: Profile): { settings: CutoverSettings; frozenWhat: FrozenWhat } {
-  const settings: CutoverSettings = {
-    strategy: profile.strategy,
-    freezeMethod: profile.freeze.method,
-    freezeBudgetSeconds: profile.freeze.budgetSeconds,
-    maxLagBytesToFreeze: profile.gates.maxLagBytesToFreeze,
-    fenceTimeoutSeconds: profile.replication.fenceTimeoutSeconds,
-    sequenceMargin: profile.sequences.margin,
-    doClusterUuid: profile.digitalocean.clusterUuid,
-    targetDatabase: profile.digitalocean.database,
-  };
-  const frozenWhat: FrozenWhat =
-    profile.freeze.method === 'proxy-pause'
-      ? { method: 'proxy-pause', via: 'pgbouncer', database: profile.proxy.kind === 'pgbouncer' ? profile.proxy.database : profile.source.database }
-      : { method: profile.freeze.method, via: 'database', database: profile.source.database, roles: [...profile.freeze.appRoles] };
-  return { settings, frozenWhat };
+  return { settings: cutoverSettingsOf(profile), frozenWhat: frozenWhatOf(profile, profile.freeze.method === 'proxy-pause' ? 'pgbouncer' : 'database') };
 }
 
 export class House {
