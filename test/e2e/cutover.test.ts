@@ -29,19 +29,13 @@ import { startBotProcess, type BotProcess } from '../support/bot-process.js';
 import { captureLogger } from '../support/capture-log.js';
 import { DO_CLUSTER, DO_TOKEN, RIG_SCHEMA } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';
-import { startFakeSlack, type FakeMessage, type FakeSlack } from '../support/fake-slack.js';
+import { startFakeSlack, type FakeSlack } from '../support/fake-slack.js';
 import { freePort } from '../support/free-port.js';
 import { RIG_PASSWORD, type Cluster } from '../support/pg-cluster.js';
 import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { startReplicationPair } from '../support/replication-pair.js';
 import { sleep, until } from '../support/wait.js';
-import {
-  blockActionsPayload,
-  interactionBody,
-  postSigned,
-  slashCommandBody,
-  viewSubmissionPayload,
-} from '../support/slack-requests.js';
+import { SlackPeople } from '../support/slack-people.js';
 
 const SIGNING_SECRET = 'e2e-signing-secret-0123456789';
 const SLACK_TOKEN = 'xoxb-e2e-bot-token-0123456789';
@@ -95,58 +89,15 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
   };
 
   // ── Slack, as people use it ──────────────────────────────────────────────────────────────────
-  const events = (port: number) => `http://127.0.0.1:${port}/slack/events`;
-  const command = (port: number, channel: string, user: string, text: string) =>
-    postSigned(events(port), slashCommandBody({ text, userId: user, channelId: channel, responseUrl: slack.respondUrl() }), { secret: SIGNING_SECRET });
-  const status = (channel: string): FakeMessage | undefined => slack.topLevel(channel)[0];
-  const buttons = (channel: string) =>
-    (status(channel)?.blocks ?? [])
-      .filter((b) => b.type === 'actions')
-      .flatMap((b) => (b.elements as Array<{ action_id: string }>).map((e) => e.action_id.replace(/^pgc\./, '')));
-  /** The status message once it shows the session's current version (a click on an older one is refused as stale). */
-  const current = (channel: string) =>
-    until(`the status message of ${channel} at the session's version`, async () => {
-      const s = (await sessions.listForChannel(channel, 1))[0];
-      const message = status(channel);
-      const values = (message?.blocks ?? [])
-        .filter((b) => b.type === 'actions')
-        .flatMap((b) => (b.elements as Array<{ value?: string }>).map((e) => e.value));
-      return s && values.length > 0 && values.every((v) => v === `${s.id}:${s.version}`) ? structuredClone(message) : undefined;
-    });
-  const click = async (port: number, channel: string, user: string, action: string, given?: FakeMessage) => {
-    const message = given ?? (await current(channel));
-    const block = message?.blocks.find((b) => b.type === 'actions');
-    const button = (block?.elements as Array<Record<string, unknown>> | undefined)?.find((e) => e.action_id === `pgc.${action}`);
-    expect(button, `button ${action} (has ${buttons(channel).join(', ')})`).toBeDefined();
-    const payload = blockActionsPayload({
-      userId: user,
-      channelId: channel,
-      messageTs: message!.ts,
-      button: button!,
-      responseUrl: slack.respondUrl(),
-      messageBlocks: message!.blocks,
-    });
-    const response = await postSigned(events(port), interactionBody(payload), { secret: SIGNING_SECRET });
-    expect(response.status).toBe(200);
-  };
-  const submitModal = async (port: number, user: string, view: Record<string, unknown>, typed: string) => {
-    const payload = viewSubmissionPayload({ userId: user, view, values: { db_name: { typed: { type: 'plain_text_input', value: typed } } } });
-    return postSigned(events(port), interactionBody(payload), { secret: SIGNING_SECRET });
-  };
+  const people = () => new SlackPeople({ slack, secret: SIGNING_SECRET, latest: async (channel) => (await sessions.listForChannel(channel, 1))[0] });
+  const command = (port: number, channel: string, user: string, text: string) => people().command(port, channel, user, text);
+  const status = (channel: string) => people().status(channel);
+  const buttons = (channel: string) => people().buttons(channel);
+  const click = (port: number, channel: string, user: string, action: string) => people().click(port, channel, user, action);
   const sessionIn = (channel: string) => until(`a session in ${channel}`, async () => (await sessions.listForChannel(channel, 1))[0]);
-  const waitState = (channel: string, state: Session['state'], timeoutMs = 20_000) =>
-    until(`session in ${channel} ${state}`, async () => {
-      const s = (await sessions.listForChannel(channel, 1))[0];
-      return s?.state === state ? s : undefined;
-    }, timeoutMs).catch((error: unknown) => {
-      const thread = status(channel) ? slack.thread(status(channel)!.ts).map((m) => m.text) : [];
-      throw new Error(`${(error as Error).message} (thread:\n${thread.join('\n')}) ${readFileSync(bouncer.logFile, 'utf8').slice(-4000)}`);
-    });
-  const waitButton = (channel: string, action: string) =>
-    until(`button ${action} in ${channel}`, () => buttons(channel).includes(action)).catch((error: unknown) => {
-      const thread = status(channel) ? slack.thread(status(channel)!.ts).map((m) => m.text) : [];
-      throw new Error(`${(error as Error).message} (buttons: ${buttons(channel).join(', ')}; thread:\n${thread.join('\n')})`);
-    });
+  /** On a timeout the thread and PgBouncer's log say what happened. */
+  const waitState = (channel: string, state: Session['state'], timeoutMs = 30_000) =>
+    people().waitState(channel, state, timeoutMs, () => readFileSync(bouncer.logFile, 'utf8').slice(-4000));
   const proxyPointsTo = async () => {
     const admin = await bouncer.admin();
     try {
@@ -238,7 +189,7 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
     const port = await freePort();
     const bot = await startBot(port);
 
-    expect((await command(port, channel, ALICE, 'start orders')).status).toBe(200);
+    await command(port, channel, ALICE, 'start orders');
     let session = await waitState(channel, 'syncing');
     expect(session.doMigrationId).toBeTruthy();
     expect((await sim.migration(DO_CLUSTER))?.status).toBe('syncing');
@@ -248,7 +199,6 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
 
     // Gate 1: Alice requests the freeze, Bob approves it.
     await click(port, channel, ALICE, 'freeze_request');
-    await waitButton(channel, 'freeze_approve');
     await click(port, channel, BOB, 'freeze_approve');
     session = await waitState(channel, 'frozen');
     await until('the fence proven and the sequences copied', async () =>
@@ -258,11 +208,10 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
     // Gate 2: Alice requests the switch; Bob approves in the modal, typing the database name.
     const opened = slack.callsTo('views.open').length;
     await click(port, channel, ALICE, 'switch_request');
-    await waitButton(channel, 'switch_approve');
     await click(port, channel, BOB, 'switch_approve');
     await until('the confirmation modal', () => slack.callsTo('views.open').length > opened);
     const view = slack.callsTo('views.open').at(-1)!.body.view as Record<string, unknown>;
-    const submitted = await submitModal(port, BOB, view, 'orders');
+    const submitted = await people().submitModal(port, BOB, view, 'orders');
     expect(submitted.status).toBe(200);
     session = await waitState(channel, 'switched');
     expect((await proxyPointsTo())).toMatchObject({ port: target.port, paused: 0 });
@@ -270,7 +219,7 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
     // Writes go on, now on the target.
     const load = writer;
     await until('writes acknowledged by the target', () => load.acked.filter((a) => a.port === target.port).length > 500);
-    expect((await command(port, channel, ALICE, 'finish')).status).toBe(200);
+    await command(port, channel, ALICE, 'finish');
     session = await waitState(channel, 'finished');
     const result = await load.stop();
     writer = undefined;
@@ -331,7 +280,6 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
     await sleep(1000);
 
     await click(port, channel, ALICE, 'freeze_request');
-    await waitButton(channel, 'freeze_approve');
     await click(port, channel, BOB, 'freeze_approve');
     session = await waitState(channel, 'frozen');
     expect(await proxyPointsTo()).toMatchObject({ port: source.port, paused: 1 });
@@ -386,22 +334,20 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
     await sleep(1000);
 
     await click(ports[1]!, channel, ALICE, 'freeze_request');
-    await waitButton(channel, 'freeze_approve');
-    const freezeMessage = await current(channel);
-    await Promise.all(ports.map((p) => click(p, channel, BOB, 'freeze_approve', freezeMessage)));
+    const freezeMessage = await people().current(channel, 'freeze_approve');
+    await Promise.all(ports.map((p) => people().clickOn(p, channel, BOB, 'freeze_approve', freezeMessage)));
     session = await waitState(channel, 'frozen');
     await until('the fence proven in the new attempt', async () =>
       (await journal.entries(session.id)).some((e) => e.attempt > before && e.step === 'sequences' && e.event === 'done'),
     );
 
     await click(ports[2]!, channel, ALICE, 'switch_request');
-    await waitButton(channel, 'switch_approve');
-    const switchMessage = await current(channel);
+    const switchMessage = await people().current(channel, 'switch_approve');
     const opened = slack.callsTo('views.open').length;
-    await Promise.all(ports.map((p) => click(p, channel, BOB, 'switch_approve', switchMessage)));
+    await Promise.all(ports.map((p) => people().clickOn(p, channel, BOB, 'switch_approve', switchMessage)));
     await until('the confirmation modals', () => slack.callsTo('views.open').length > opened);
     const view = slack.callsTo('views.open').at(-1)!.body.view as Record<string, unknown>;
-    await Promise.all(ports.map((p) => submitModal(p, BOB, view, 'orders')));
+    await Promise.all(ports.map((p) => people().submitModal(p, BOB, view, 'orders')));
     session = await waitState(channel, 'switched');
     await until('writes acknowledged by the target', () => load.acked.filter((a) => a.port === target.port).length > 200);
     const result = await load.stop();

@@ -44,13 +44,7 @@ import { freePort } from '../support/free-port.js';
 import { RIG_PASSWORD, startCluster, type Cluster } from '../support/pg-cluster.js';
 import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { until } from '../support/wait.js';
-import {
-  blockActionsPayload,
-  interactionBody,
-  postSigned,
-  slashCommandBody,
-  viewSubmissionPayload,
-} from '../support/slack-requests.js';
+import { SlackPeople } from '../support/slack-people.js';
 
 const SIGNING_SECRET = 'facts-signing-secret-0123456789';
 const SLACK_TOKEN = 'xoxb-facts-bot-token-0123456789';
@@ -92,49 +86,10 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
   const writers = new Set<Writer>();
 
   // ── Slack, as people use it ──────────────────────────────────────────────────────────────────
-  const events = () => `http://127.0.0.1:${port}/slack/events`;
-  const command = async (c: Case, user: string, text: string) => {
-    const response = await postSigned(events(), slashCommandBody({ text, userId: user, channelId: c.channel, responseUrl: slack.respondUrl() }), {
-      secret: SIGNING_SECRET,
-    });
-    if (response.status !== 200) throw new Error(`/migrate ${text}: HTTP ${response.status} ${response.text}`);
-  };
-  const status = (c: Case): FakeMessage | undefined => slack.topLevel(c.channel)[0];
-  const thread = (c: Case): FakeMessage[] => (status(c) ? slack.thread(status(c)!.ts) : []);
-  const threadText = (c: Case) => thread(c).map((m) => `  ${m.text}`).join('\n');
-  const buttons = (c: Case) =>
-    (status(c)?.blocks ?? [])
-      .filter((b) => b.type === 'actions')
-      .flatMap((b) => (b.elements as Array<{ action_id: string }>).map((e) => e.action_id.replace(/^pgc\./, '')));
-  const latest = async (c: Case) => (await sessions.listForChannel(c.channel, 1))[0];
-  /** The status message once every button on it carries the session's current version. */
-  const current = (c: Case) =>
-    until(`the status message of ${c.channel} at the session's version`, async () => {
-      const s = await latest(c);
-      const message = status(c);
-      const values = (message?.blocks ?? [])
-        .filter((b) => b.type === 'actions')
-        .flatMap((b) => (b.elements as Array<{ value?: string }>).map((e) => e.value));
-      return s && values.length > 0 && values.every((v) => v === `${s.id}:${s.version}`) ? structuredClone(message) : undefined;
-    });
-  const click = async (c: Case, user: string, action: string) => {
-    const message = await until(`button ${action} in ${c.channel} at the session's version`, async () => {
-      const m = await current(c);
-      return m?.blocks.some((b) => b.type === 'actions' && (b.elements as Array<{ action_id: string }>).some((e) => e.action_id === `pgc.${action}`)) ? m : undefined;
-    }, 30_000, () => `buttons: ${buttons(c).join(', ')}; thread:\n${threadText(c)}`);
-    const block = message!.blocks.find((b) => b.type === 'actions');
-    const button = (block!.elements as Array<Record<string, unknown>>).find((e) => e.action_id === `pgc.${action}`)!;
-    const payload = blockActionsPayload({
-      userId: user,
-      channelId: c.channel,
-      messageTs: message!.ts,
-      button,
-      responseUrl: slack.respondUrl(),
-      messageBlocks: message!.blocks,
-    });
-    const response = await postSigned(events(), interactionBody(payload), { secret: SIGNING_SECRET });
-    if (response.status !== 200) throw new Error(`click ${action}: HTTP ${response.status} ${response.text}`);
-  };
+  const people = () => new SlackPeople({ slack, secret: SIGNING_SECRET, latest: async (channel) => (await sessions.listForChannel(channel, 1))[0] });
+  const command = (c: Case, user: string, text: string) => people().command(port, c.channel, user, text);
+  const thread = (c: Case): FakeMessage[] => people().thread(c.channel);
+  const click = (c: Case, user: string, action: string) => people().click(port, c.channel, user, action);
   const modalsOf = (c: Case) =>
     slack
       .callsTo('views.open')
@@ -145,16 +100,11 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
     const opened = modalsOf(c).length;
     await click(c, user, 'switch_approve');
     const view = await until(`the confirmation modal in ${c.channel}`, () => modalsOf(c)[opened]);
-    const payload = viewSubmissionPayload({ userId: user, view, values: { db_name: { typed: { type: 'plain_text_input', value: c.profile } } } });
-    const response = await postSigned(events(), interactionBody(payload), { secret: SIGNING_SECRET });
+    const response = await people().submitModal(port, user, view, c.profile);
     if (response.status !== 200) throw new Error(`modal submission: HTTP ${response.status} ${response.text}`);
     if (response.text && response.text.includes('errors')) throw new Error(`the modal refused the submission: ${response.text}`);
   };
-  const waitState = (c: Case, state: Session['state'], timeoutMs = 30_000) =>
-    until(`session in ${c.channel} ${state}`, async () => {
-      const s = await latest(c);
-      return s?.state === state ? s : undefined;
-    }, timeoutMs, async () => `state ${(await latest(c))?.state}; thread:\n${threadText(c)}`);
+  const waitState = (c: Case, state: Session['state'], timeoutMs = 30_000) => people().waitState(c.channel, state, timeoutMs);
   const waitAudit = (c: Case, session: Session, key: string) =>
     until(`audit row ${key} in ${c.channel}`, async () => (await auditRows(storePool, session.id)).some((r) => `${r.action}:${r.outcome}` === key), 30_000, async () =>
       describeTrail(trailOf(await auditRows(storePool, session.id), thread(c))),

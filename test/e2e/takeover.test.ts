@@ -23,12 +23,12 @@ import { startBotProcess, type BotProcess } from '../support/bot-process.js';
 import { captureLogger } from '../support/capture-log.js';
 import { DO_CLUSTER, DO_TOKEN, RIG_SCHEMA } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';
-import { startFakeSlack, type FakeMessage, type FakeSlack } from '../support/fake-slack.js';
+import { startFakeSlack, type FakeSlack } from '../support/fake-slack.js';
 import { freePort } from '../support/free-port.js';
 import { RIG_PASSWORD, type Cluster } from '../support/pg-cluster.js';
 import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { startReplicationPair } from '../support/replication-pair.js';
-import { blockActionsPayload, interactionBody, postSigned, slashCommandBody } from '../support/slack-requests.js';
+import { SlackPeople } from '../support/slack-people.js';
 import { sleep, until } from '../support/wait.js';
 
 const SIGNING_SECRET = 'takeover-signing-secret-0123456789';
@@ -81,32 +81,11 @@ describe('a dead freeze holder: writes resume without it', () => {
     bots.splice(bots.indexOf(bot), 1);
   };
 
-  const events = (port: number) => `http://127.0.0.1:${port}/slack/events`;
-  const command = (port: number, user: string, text: string) =>
-    postSigned(events(port), slashCommandBody({ text, userId: user, channelId: CHANNEL, responseUrl: slack.respondUrl() }), { secret: SIGNING_SECRET });
-  const status = (): FakeMessage | undefined => slack.topLevel(CHANNEL)[0];
+  const people = () => new SlackPeople({ slack, secret: SIGNING_SECRET, latest: async (channel) => (await sessions.listForChannel(channel, 1))[0] });
+  const command = (port: number, user: string, text: string) => people().command(port, CHANNEL, user, text);
+  const click = (port: number, user: string, action: string) => people().click(port, CHANNEL, user, action);
+  const waitState = (state: Session['state'], timeoutMs?: number) => people().waitState(CHANNEL, state, timeoutMs);
   const session = async () => (await sessions.listForChannel(CHANNEL, 1))[0];
-  /** Clicks `action` on the status message once it shows the session's current version and the button. */
-  const click = async (port: number, user: string, action: string) => {
-    const message = await until(`button ${action} at the session's version`, async () => {
-      const s = await session();
-      const m = status();
-      const elements = (m?.blocks ?? []).filter((b) => b.type === 'actions').flatMap((b) => b.elements as Array<Record<string, unknown>>);
-      const fresh = s && elements.length > 0 && elements.every((e) => e.value === `${s.id}:${s.version}`);
-      return fresh && elements.some((e) => e.action_id === `pgc.${action}`) ? structuredClone(m) : undefined;
-    });
-    const button = message!.blocks
-      .filter((b) => b.type === 'actions')
-      .flatMap((b) => b.elements as Array<Record<string, unknown>>)
-      .find((e) => e.action_id === `pgc.${action}`)!;
-    const payload = blockActionsPayload({ userId: user, channelId: CHANNEL, messageTs: message!.ts, button, responseUrl: slack.respondUrl(), messageBlocks: message!.blocks });
-    expect((await postSigned(events(port), interactionBody(payload), { secret: SIGNING_SECRET })).status).toBe(200);
-  };
-  const waitState = (state: Session['state'], timeoutMs?: number) =>
-    until(`the session ${state}`, async () => {
-      const s = await session();
-      return s?.state === state ? s : undefined;
-    }, timeoutMs);
   const paused = async (): Promise<number | undefined> => {
     const admin = await bouncer.admin();
     try {
@@ -194,7 +173,7 @@ describe('a dead freeze holder: writes resume without it', () => {
     const a = spawnBot(portA);
     const b = spawnBot(portB);
     await Promise.all([a.waitForHealth(portA), b.waitForHealth(portB)]);
-    expect((await command(portA, ALICE, 'start orders')).status).toBe(200);
+    await command(portA, ALICE, 'start orders');
     await waitState('syncing', 60_000);
     const load = (writer = startWriter(bouncer.connectionString('orders'), { prefix: 'takeover', workers: 4 }));
     await sleep(500);
@@ -217,7 +196,7 @@ describe('a dead freeze holder: writes resume without it', () => {
     writer = undefined;
     await nothingLost(load, killedAt);
     expect(b.child.exitCode).toBeNull();
-    expect(slack.thread(status()!.ts).map((m) => m.text).join('\n')).toMatch(/found writes frozen/i);
+    expect(people().thread(CHANNEL).map((m) => m.text).join('\n')).toMatch(/found writes frozen/i);
     await b.stop('SIGTERM');
     outputs.push(b.output());
     bots.splice(bots.indexOf(b), 1);
