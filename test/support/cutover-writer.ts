@@ -21,6 +21,19 @@ export interface Writer {
   stop(): Promise<{ acked: number; errors: number; seconds: number; perSecond: number; maxLatencyMs: number }>;
 }
 
+/** One row into `writes`, recorded as acknowledged (with the server port and sequence value) or as an error. */
+export async function writeOnce(pool: pg.Pool, id: string, acked: Ack[], errors: { at: number; message: string }[]): Promise<boolean> {
+  const sentAt = Date.now();
+  try {
+    const { rows } = await pool.query<{ port: number; n: string }>('INSERT INTO writes (id, port) VALUES ($1, inet_server_port()) RETURNING port, n', [id]);
+    acked.push({ id, port: Number(rows[0]?.port), n: Number(rows[0]?.n), sentAt, ackedAt: Date.now() });
+    return true;
+  } catch (error) {
+    errors.push({ at: Date.now(), message: (error as Error).message });
+    return false;
+  }
+}
+
 export function startWriter(connectionString: string, options: { prefix: string; workers?: number; maxDurationMs?: number }): Writer {
   if (!['127.0.0.1', 'localhost'].includes(new URL(connectionString).hostname)) throw new Error('loopback only');
   const workers = options.workers ?? 8;
@@ -33,18 +46,7 @@ export function startWriter(connectionString: string, options: { prefix: string;
   const startedAt = Date.now();
   const loop = async (worker: number) => {
     for (let seq = 0; !stopping && Date.now() < stopAt; seq++) {
-      const id = `${options.prefix}-${worker}-${seq}`;
-      const sentAt = Date.now();
-      try {
-        const { rows } = await pool.query<{ port: number; n: string }>(
-          'INSERT INTO writes (id, port) VALUES ($1, inet_server_port()) RETURNING port, n',
-          [id],
-        );
-        acked.push({ id, port: Number(rows[0]?.port), n: Number(rows[0]?.n), sentAt, ackedAt: Date.now() });
-      } catch (error) {
-        errors.push({ at: Date.now(), message: (error as Error).message });
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      if (!(await writeOnce(pool, `${options.prefix}-${worker}-${seq}`, acked, errors))) await new Promise((r) => setTimeout(r, 20));
     }
   };
   const running = Promise.all(Array.from({ length: workers }, (_, i) => loop(i)));

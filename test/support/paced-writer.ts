@@ -7,7 +7,7 @@
  * client is connected and the schedule runs.
  */
 import pg from 'pg';
-import type { Ack } from './cutover-writer.js';
+import { writeOnce, type Ack } from './cutover-writer.js';
 
 export interface PacedWriter {
   acked: Ack[];
@@ -38,17 +38,7 @@ export function startPacedWriter(
     for (let seq = 0; !stopping && Date.now() < stopAt; seq++) {
       const wait = next - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const id = `${options.prefix}-${worker}-${seq}`;
-      const sentAt = Date.now();
-      try {
-        const { rows } = await pool.query<{ port: number; n: string }>(
-          'INSERT INTO writes (id, port) VALUES ($1, inet_server_port()) RETURNING port, n',
-          [id],
-        );
-        acked.push({ id, port: Number(rows[0]?.port), n: Number(rows[0]?.n), sentAt, ackedAt: Date.now() });
-      } catch (error) {
-        errors.push({ at: Date.now(), message: (error as Error).message });
-      }
+      await writeOnce(pool, `${options.prefix}-${worker}-${seq}`, acked, errors);
       next += intervalMs;
       const behind = performance.now() - next;
       if (behind > intervalMs) next += Math.floor(behind / intervalMs) * intervalMs;
