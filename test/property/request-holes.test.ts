@@ -56,12 +56,12 @@ describe('the request holes of issue 12, generated', () => {
 
   it('item 11: the same signed bytes sent again change nothing, also after the command dedupe window', async () => {
     const [set, off] = [command('report every 7m'), command('report off')];
-    expect((await sendSigned(h.eventsUrl, set, { secret: SECRET, signing: 'good' })).status).toBe(200);
+    // The captured request: its body with the timestamp it was signed with, sent again unchanged.
+    const captured = Math.floor(Date.now() / 1000);
+    expect((await sendSigned(h.eventsUrl, set, { secret: SECRET, signing: 'good', timestamp: captured })).status).toBe(200);
     expect((await sendSigned(h.eventsUrl, off, { secret: SECRET, signing: 'good' })).status).toBe(200);
     h.clock.advanceMinutes(1); // past the 30 s window in which identical commands count once
-    const timestamp = Math.floor(Date.now() / 1000);
-    // Replays carry the captured timestamp: sign the original bytes at the time they were first sent.
-    for (const body of [set, set]) await sendSigned(h.eventsUrl, body, { secret: SECRET, signing: 'good', skewSeconds: timestamp - Math.floor(Date.now() / 1000) });
+    for (const body of [set, set]) await sendSigned(h.eventsUrl, body, { secret: SECRET, signing: 'good', timestamp: captured });
     const session = await spare().session();
     const { rows } = await h.bot.store.db.query<{ schedule: string }>('SELECT schedule FROM report_schedules WHERE session_id = $1', [session.id]);
     expect(rows[0]?.schedule).toBe('off');

@@ -242,10 +242,12 @@ export interface SendOptions {
   contentType?: string;
   /** Offset of the timestamp from now, seconds (default 0). */
   skewSeconds?: number;
+  /** This exact timestamp (unix seconds): sending the same body with it again sends the same signed bytes. */
+  timestamp?: number;
 }
 
 export async function sendSigned(url: string, body: string, options: SendOptions): Promise<Answer> {
-  const timestamp = Math.floor(Date.now() / 1000) + (options.signing === 'stale' ? -6 * 60 : (options.skewSeconds ?? 0));
+  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000) + (options.signing === 'stale' ? -6 * 60 : (options.skewSeconds ?? 0));
   const mac = createHmac('sha256', options.signing === 'wrong-secret' ? `${options.secret}x` : options.secret).update(`v0:${timestamp}:${body}`).digest('hex');
   const headers: Record<string, string> = { 'content-type': options.contentType ?? 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp) };
   if (options.signing !== 'unsigned') headers['x-slack-signature'] = options.signing === 'garbage' ? `v0=${'f'.repeat(64)}` : `v0=${mac}`;
