@@ -227,7 +227,7 @@ export type RecoveryDecision =
   /** Writes are (or may be) frozen and the switch did not happen: put everything back on the source. */
   | { action: 'undo-freeze'; attempt: number; repointToSource: boolean; settle: 'syncing'; reason: string }
   /** The switch already happened (the repoint completed, or the migration was stopped): resume writes on the target. */
-  | { action: 'complete-switch'; attempt: number; settle: 'switched'; reason: string }
+  | { action: 'complete-switch'; attempt: number; settle: 'switched'; reason: string; repointSeen?: true }
   /** A rollback was under way: freeze the target, repoint to the source, resume (all idempotent). */
   | { action: 'complete-rollback'; attempt: number; settle: 'rolled_back'; reason: string }
   /** Stopping the DO migration was under way: stop it again (idempotent) and end the session. */
@@ -237,18 +237,27 @@ export type RecoveryDecision =
 
 const touched = (status: StepStatus) => status !== 'pending';
 
+/** What recovery saw of the proxy (strategy proxy only): where it points now. */
+export interface ObservedProxy {
+  pointsTo: 'source' | 'target' | 'elsewhere';
+}
+
 /**
- * What to do after a crash or restart, from the journal alone. Decided on the latest attempt:
+ * What to do after a crash or restart, from the journal (and, for a freeze the journal leaves open,
+ * where the proxy points). Decided on the latest attempt:
  * - cutover: a completed resume on the target, or a completed hand-out → settled (switched);
  *   a completed undo → settled (syncing); a completed repoint (or, with connection parameters, a
  *   started stop of the migration) → complete the switch; otherwise, once the freeze was started
  *   (it may have taken effect), undo: repoint to the source if a repoint was ever started, then resume
  *   writes on the source. Only `preconditions` journaled → nothing was frozen.
+ *   A run journals nothing between its freeze and its resume (`runThrough`): when it dies there, the
+ *   proxy says how far it got. It repoints only once the fence is proven and the sequences are copied,
+ *   so a proxy found pointing to the target (and no undo begun) means: complete the switch.
  * - rollback: settled when the source resumed; put back when the target freeze was undone;
  *   otherwise complete it.
  * - finish / abort: settled when the migration stop completed; otherwise complete it.
  */
-export function recoveryDecision(journal: readonly JournalEntry[]): RecoveryDecision {
+export function recoveryDecision(journal: readonly JournalEntry[], proxy?: ObservedProxy): RecoveryDecision {
   const latest = latestAttempt(journal);
   if (!latest) return { action: 'none', settle: 'unchanged', reason: 'no cutover was ever started' };
   const { attempt, kind, status } = latest;
@@ -274,6 +283,15 @@ export function recoveryDecision(journal: readonly JournalEntry[]): RecoveryDeci
           attempt,
           settle: 'switched',
           reason: 'the migration was being stopped: the target is the database now; finish handing it out',
+        };
+      }
+      if (touched(status('freeze')) && status('unfreeze_source') === 'pending' && proxy?.pointsTo === 'target') {
+        return {
+          action: 'complete-switch',
+          attempt,
+          settle: 'switched',
+          reason: 'the proxy already points to the target (it is repointed only after the fence is proven): resume writes there',
+          repointSeen: true,
         };
       }
       if (touched(status('freeze'))) {

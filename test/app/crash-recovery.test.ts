@@ -9,7 +9,7 @@
  * or abort is completed; the channel hears each outcome once (one audit row per fact).
  */
 import { describe, expect, it } from 'vitest';
-import { attemptSteps, type CutoverStep } from '../../src/domain/cutover-plan.js';
+import { attemptSteps, gateSteps, type CutoverStep } from '../../src/domain/cutover-plan.js';
 import type { Strategy } from '../../src/domain/session.js';
 import { House, U, type Replica } from '../support/memory/house.js';
 import type { MachineCall } from '../support/memory/machines.js';
@@ -93,82 +93,102 @@ async function settled(house: House, b: Replica, sessionId: string) {
   expect(house.world.effects()).toHaveLength(effects);
 }
 
-/** The journal proves the switch: the repoint completed, or (connection parameters) stopping the migration began. */
-function provesSwitch(strategy: Strategy, step: CutoverStep, mode: Mode): boolean {
+/** How a cutover is approved: both gates before the freeze (one run), or the switch while frozen. */
+type Path = 'run' | 'step-by-step';
+
+/**
+ * Whether recovery completes the switch. Step by step, the journal proves it: the repoint completed
+ * (or, with connection parameters, stopping the migration began). A proxy found pointing to the
+ * target proves it too (it is repointed only after the fence): a repoint that took effect. A run
+ * journals its steps after the resume in one batch: a crash after any of them is a crash after all.
+ */
+function provesSwitch(strategy: Strategy, path: Path, step: CutoverStep, mode: Mode): boolean {
   const steps = attemptSteps('cutover', strategy);
   const at = steps.indexOf(step);
-  const proof = strategy === 'proxy' ? steps.indexOf('repoint') : steps.indexOf('stop_migration');
-  if (strategy === 'proxy') return at > proof || (at === proof && mode === 'done');
-  return at >= proof;
+  if (strategy !== 'proxy') return at >= steps.indexOf('stop_migration');
+  const repoint = steps.indexOf('repoint');
+  if (path === 'run' && at > steps.indexOf('freeze') && mode !== 'mid-step') return true;
+  if (path === 'run' && step === 'freeze') return mode === 'done';
+  return at > repoint || (at === repoint && mode !== 'started');
 }
+
+const PATHS: Record<Strategy, Path[]> = { proxy: ['run', 'step-by-step'], 'connection-parameters': ['run'] };
 
 describe('a crash at every step of a cutover, then recovery', () => {
   for (const strategy of STRATEGIES) {
-    for (const step of attemptSteps('cutover', strategy)) {
-      for (const mode of MODES) {
-        const switchProven = provesSwitch(strategy, step, mode);
-        const nothingFrozen = step === 'preconditions';
-        const expectation = nothingFrozen ? 'nothing was frozen' : switchProven ? 'the switch is completed on the target' : 'writes resume on the source';
-        const test = it;
-        test(`${strategy}: ${step} (${mode}) → ${expectation}`, async () => {
-          const house = new House();
-          const a = house.replica('A');
-          const s = await a.startSession(profileOf(strategy));
-          await approveSwitchAhead(house, a, s.id);
-          await a.perform('freeze_request', s.id, U.OPS);
-          await crashAt(house, a, step, mode, () => a.perform('freeze_approve', s.id, U.APP));
-          expect(house.store.locks.heldBy(a.process)).toEqual([]);
-
-          const b = house.replica('B');
-          const outcomes = await b.engine.recover();
-          const session = await house.session(s.id);
-          const types = house.factTypes(s.id);
-          // Never switched twice, whatever happened.
-          expect(house.world.count('repoint:target')).toBeLessThanOrEqual(1);
-          expect(house.world.count('stop_migration')).toBeLessThanOrEqual(1);
-          expect(count(types, 'switched')).toBeLessThanOrEqual(1);
-
-          if (nothingFrozen) {
-            // The dead executor's attempt is closed as interrupted, and its freeze approval with it.
-            expect(outcomes).toMatchObject([{ sessionId: s.id, result: 'applied', decision: { action: 'none' } }]);
-            expect((await house.store.approvals.open(s.id)).freeze).toBeUndefined();
-            expect(types.at(-1)).toBe('freeze_refused');
-            expect(session.state).toBe('syncing');
-            expect(house.world.count('freeze')).toBe(0);
-            expect(house.world.frozen).toBe(false);
-          } else if (switchProven) {
-            expect(session.state).toBe('switched');
-            expect(house.world.migration?.status).toBe(strategy === 'proxy' ? 'syncing' : 'canceled');
-            if (strategy === 'proxy') {
-              expect(house.world).toMatchObject({ frozen: false, pointsTo: 'target' });
-              expect(house.world.count('repoint:target')).toBe(1);
-              expect(house.world.count('repoint:source')).toBe(0);
+    for (const path of PATHS[strategy]) {
+      for (const step of attemptSteps('cutover', strategy)) {
+        for (const mode of MODES) {
+          const switchProven = provesSwitch(strategy, path, step, mode);
+          const nothingFrozen = step === 'preconditions';
+          const expectation = nothingFrozen ? 'nothing was frozen' : switchProven ? 'the switch is completed on the target' : 'writes resume on the source';
+          it(`${strategy}, ${path}: ${step} (${mode}) → ${expectation}`, async () => {
+            const house = new House();
+            const a = house.replica('A');
+            const s = await a.startSession(profileOf(strategy));
+            const inSwitchGate = path === 'step-by-step' && gateSteps(strategy, 'switch').includes(step);
+            if (path === 'run') await approveSwitchAhead(house, a, s.id);
+            await a.perform('freeze_request', s.id, U.OPS);
+            if (inSwitchGate) {
+              expect((await a.perform('freeze_approve', s.id, U.APP))?.state).toBe('frozen');
+              await a.perform('switch_request', s.id, U.OPS);
+              await crashAt(house, a, step, mode, () => a.perform('switch_approve', s.id, U.BOB));
             } else {
-              // The hand-out leaves the source frozen: the applications move by themselves.
-              expect(house.world.frozen).toBe(true);
-              expect(house.world.count('resume')).toBe(0);
+              await crashAt(house, a, step, mode, () => a.perform('freeze_approve', s.id, U.APP));
             }
-            expect(count(types, 'switched')).toBe(1);
-            expect(house.facts(s.id).find((f) => f.type === 'switched')).toMatchObject({ actor: 'bot', recovered: true });
-            const attempt = await house.store.journal.latestCutover(s.id);
-            expect(attempt?.switchedAt).not.toBeNull();
-          } else {
-            expect(outcomes).toMatchObject([{ sessionId: s.id, result: 'applied', decision: { action: 'undo-freeze' } }]);
-            expect(session.state).toBe('syncing');
-            expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
-            expect(house.world.migration?.status).toBe('syncing');
-            const repointTouched = step === 'repoint';
-            expect(house.world.count('repoint:source')).toBe(repointTouched ? 1 : 0);
-            expect(house.world.effects().at(-1)).toBe('resume');
-            expect(types.slice(-2)).toEqual(['recovered', 'resumed']);
-            expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'resumed', actor: 'bot', reason: expect.stringMatching(/after a restart/) });
-            expect(count(types, 'switched')).toBe(0);
-            expect(await house.store.journal.latestCutover(s.id)).toMatchObject({ resumedOn: 'source', outcome: 'resumed on source' });
-            // The freeze approval the dead process never closed is closed, so the buttons work again.
-            expect((await house.store.approvals.open(s.id)).freeze).toBeUndefined();
-          }
-          await settled(house, b, s.id);
-        });
+            expect(house.store.locks.heldBy(a.process)).toEqual([]);
+
+            const b = house.replica('B');
+            const outcomes = await b.engine.recover();
+            const session = await house.session(s.id);
+            const types = house.factTypes(s.id);
+            // Never switched twice, whatever happened.
+            expect(house.world.count('repoint:target')).toBeLessThanOrEqual(1);
+            expect(house.world.count('stop_migration')).toBeLessThanOrEqual(1);
+            expect(count(types, 'switched')).toBeLessThanOrEqual(1);
+
+            if (nothingFrozen) {
+              // The dead executor's attempt is closed as interrupted, and its freeze approval with it.
+              expect(outcomes).toMatchObject([{ sessionId: s.id, result: 'applied', decision: { action: 'none' } }]);
+              expect((await house.store.approvals.open(s.id)).freeze).toBeUndefined();
+              expect(types.at(-1)).toBe('freeze_refused');
+              expect(session.state).toBe('syncing');
+              expect(house.world.count('freeze')).toBe(0);
+              expect(house.world.frozen).toBe(false);
+            } else if (switchProven) {
+              expect(session.state).toBe('switched');
+              expect(house.world.migration?.status).toBe(strategy === 'proxy' ? 'syncing' : 'canceled');
+              if (strategy === 'proxy') {
+                expect(house.world).toMatchObject({ frozen: false, pointsTo: 'target' });
+                expect(house.world.count('repoint:target')).toBe(1);
+                expect(house.world.count('repoint:source')).toBe(0);
+              } else {
+                // The hand-out leaves the source frozen: the applications move by themselves.
+                expect(house.world.frozen).toBe(true);
+                expect(house.world.count('resume')).toBe(0);
+              }
+              expect(count(types, 'switched')).toBe(1);
+              expect(house.facts(s.id).find((f) => f.type === 'switched')).toMatchObject({ actor: 'bot', recovered: true });
+              const attempt = await house.store.journal.latestCutover(s.id);
+              expect(attempt?.switchedAt).not.toBeNull();
+            } else {
+              expect(outcomes).toMatchObject([{ sessionId: s.id, result: 'applied', decision: { action: 'undo-freeze' } }]);
+              expect(session.state).toBe('syncing');
+              expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
+              expect(house.world.migration?.status).toBe('syncing');
+              // A repoint journaled as started is put back, whether or not it took effect.
+              expect(house.world.count('repoint:source')).toBe(step === 'repoint' ? 1 : 0);
+              expect(house.world.effects().at(-1)).toBe('resume');
+              expect(types.slice(-2)).toEqual(['recovered', 'resumed']);
+              expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'resumed', actor: 'bot', reason: expect.stringMatching(/after a restart/) });
+              expect(count(types, 'switched')).toBe(0);
+              expect(await house.store.journal.latestCutover(s.id)).toMatchObject({ resumedOn: 'source', outcome: 'resumed on source' });
+              // The freeze approval the dead process never closed is closed, so the buttons work again.
+              expect((await house.store.approvals.open(s.id)).freeze).toBeUndefined();
+            }
+            await settled(house, b, s.id);
+          });
+        }
       }
     }
   }

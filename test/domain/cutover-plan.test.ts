@@ -210,6 +210,24 @@ describe('recoveryDecision', () => {
     });
   });
 
+  describe('a run that died between its freeze and its resume (nothing journaled after the freeze started)', () => {
+    const died = [...completeRun(1, 'cutover', ['preconditions']), entry(1, 'cutover', 'freeze', 'started')];
+
+    it('the proxy at the target means the run reached its repoint (after the fence): complete the switch, without a second repoint', () => {
+      expect(recoveryDecision(died, { pointsTo: 'target' })).toMatchObject({ action: 'complete-switch', attempt: 1, repointSeen: true });
+    });
+
+    it.each(['source', 'elsewhere'] as const)('the proxy at the %s, or not looked at: undo on the source', (pointsTo) => {
+      expect(recoveryDecision(died, { pointsTo })).toMatchObject({ action: 'undo-freeze', attempt: 1 });
+      expect(recoveryDecision(died)).toMatchObject({ action: 'undo-freeze', attempt: 1 });
+    });
+
+    it('an undo under way wins over where the proxy points: it finishes putting writes back', () => {
+      const undoing = [...died, entry(1, 'cutover', 'unfreeze_source', 'started')];
+      expect(recoveryDecision(undoing, { pointsTo: 'target' })).toMatchObject({ action: 'undo-freeze' });
+    });
+  });
+
   it('decides on the latest attempt: a second freeze after a resumed one is undone again', () => {
     const journal = [
       ...completeRun(1, 'cutover', ['preconditions', 'freeze', 'fence', 'unfreeze_source']),

@@ -42,6 +42,41 @@ describe.each(engines)('the cutover journal on %s', (_engine, open) => {
     expect(recoveryDecision(entries)).toMatchObject({ action: 'undo-freeze', attempt: 2 });
   });
 
+  it('journals a run after its resume in one statement: events in the order given, and the attempt patched with them', async () => {
+    const a = await newSession();
+    await journal.begin(a.id, 'cutover', 'U1');
+    await journal.record(a.id, 1, 'freeze', 'started', { through: 'resume_target' });
+    const frozenAt = new Date('2026-12-07T10:00:00.000Z');
+    await journal.recordAll(
+      a.id,
+      1,
+      [
+        { step: 'freeze', event: 'done' },
+        { step: 'fence', event: 'started' },
+        { step: 'sequences', event: 'started' },
+        { step: 'sequences', event: 'done', detail: { copied: 3 } },
+        { step: 'fence', event: 'done', detail: { method: 'marker' } },
+        { step: 'repoint', event: 'started' },
+        { step: 'repoint', event: 'done' },
+      ],
+      { frozenAt, sequencesCopied: 3 },
+    );
+    const entries = await journal.entries(a.id);
+    expect(entries.map((e) => `${e.step}:${e.event}`)).toEqual([
+      'freeze:started',
+      'freeze:done',
+      'fence:started',
+      'sequences:started',
+      'sequences:done',
+      'fence:done',
+      'repoint:started',
+      'repoint:done',
+    ]);
+    expect(entries[4]?.detail).toEqual({ copied: 3 });
+    expect(await journal.attempt(a.id, 1)).toMatchObject({ frozenAt, sequencesCopied: 3 });
+    expect(recoveryDecision(entries)).toMatchObject({ action: 'complete-switch', attempt: 1 });
+  });
+
   it('reads the latest attempt of many sessions in one query, and the attempt with a step atomically', async () => {
     const [a, b, c] = [await newSession(), await newSession(), await newSession()];
     await journal.begin(a.id, 'cutover', 'U1');

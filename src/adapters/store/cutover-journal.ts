@@ -13,7 +13,7 @@ import {
 } from '../../domain/cutover-plan.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { ApprovalsSummary, AttemptPatch, AttemptRecord, FrozenWhat, LagAtFreeze } from '../../domain/attempt.js';
-import type { JournalRepository } from '../../domain/ports/stores.js';
+import type { JournalRepository, StepEvent } from '../../domain/ports/stores.js';
 import type { Database } from './database.js';
 
 export type { AttemptPatch, AttemptRecord } from '../../domain/attempt.js';
@@ -143,8 +143,20 @@ export class CutoverJournal implements JournalRepository {
     detail: Record<string, unknown> = {},
     patch: AttemptPatch = {},
   ): Promise<void> {
-    const params: unknown[] = [sessionId, attempt, step, event, JSON.stringify(detail)];
-    const insert = 'INSERT INTO cutover_journal (session_id, attempt, step, event, detail) VALUES ($1, $2, $3, $4, $5)';
+    await this.recordAll(sessionId, attempt, [{ step, event, detail }], patch);
+  }
+
+  /** Several step events in order, and `patch`, in one statement. */
+  async recordAll(sessionId: string, attempt: number, events: readonly StepEvent[], patch: AttemptPatch = {}): Promise<void> {
+    if (events.length === 0) return this.update(sessionId, attempt, patch);
+    const params: unknown[] = [sessionId, attempt];
+    const rows = events.map(({ step, event, detail }) => {
+      params.push(step, event, JSON.stringify(detail ?? {}));
+      const n = params.length;
+      return `($1, $2, $${n - 2}, $${n - 1}, $${n})`;
+    });
+    // One statement, ids in the order given: the journal's order is the id order.
+    const insert = `INSERT INTO cutover_journal (session_id, attempt, step, event, detail) VALUES ${rows.join(', ')}`;
     const sets = patchAssignments(patch, params);
     await this.db.query(
       sets ? `WITH patched AS (UPDATE cutover_attempts SET ${sets} WHERE session_id = $1 AND attempt = $2) ${insert}` : insert,

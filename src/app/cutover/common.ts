@@ -1,4 +1,6 @@
-/** Small pieces the engine's modules share: the session transition on the latest version, error marks. */
+/** Small pieces the engine's modules share: the session transition on the latest version, error marks, where the proxy points. */
+import type { ObservedProxy } from '../../domain/cutover-plan.js';
+import type { SessionMachines } from '../../domain/ports/machines.js';
 import type { SessionRepository } from '../../domain/ports/stores.js';
 import type { Session, SessionEvent } from '../../domain/session.js';
 import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
@@ -43,4 +45,17 @@ export class ReportedErrors {
   has(error: unknown): boolean {
     return typeof error === 'object' && error !== null && this.#reported.has(error);
   }
+}
+
+/**
+ * Where the proxy points, for a freeze the journal leaves open: a run journals nothing between its
+ * freeze and its resume. Unreachable proxy: recovery fails and the watchdog tries again (writes
+ * cannot be resumed without it anyway).
+ */
+export async function observeProxy(machines: SessionMachines): Promise<ObservedProxy | undefined> {
+  const routing = machines.routing;
+  if (!routing) return undefined;
+  const at = (await routing.router.inspect()).pointsTo;
+  const is = (e: { host: string; port: number }) => at !== null && at.host === e.host && at.port === e.port;
+  return { pointsTo: is(routing.target) ? 'target' : is(routing.source) ? 'source' : 'elsewhere' };
 }

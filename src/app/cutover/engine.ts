@@ -155,6 +155,9 @@ export class CutoverEngine implements SessionOperations {
       // A switch approved ahead of time is read (and journaled) before writes stop: bound to this run.
       const ahead = await this.#frozen.validSwitchApproval(session.id);
       if (ahead) await journal.update(session.id, attempt, { approvals: { freeze: freezeBy, switch: { ...attribution(ahead, actor), aheadOfTime: true } } });
+      const frozenBy = { actor: actor.userId, requestedBy: freezeBy.requestedBy ?? actor.userId, approvedBy: freezeBy.approvedBy ?? actor.userId };
+      // Both gates passed before anything froze: one run, nothing slow while writes wait.
+      if (ahead && session.strategy === 'proxy') return this.#frozen.runThrough(w, session, attempt, { ...(gate ? { freeze: gate } : {}), switch: ahead }, frozenBy);
       let frozenAt: Date;
       try {
         frozenAt = (await this.#runner.run(ctx, [freeze!])).frozenAt ?? this.#clock.now();
@@ -170,14 +173,7 @@ export class CutoverEngine implements SessionOperations {
       // The gate closes while the fence runs; the fact's audit row is written first (one round trip;
       // its thread line is posted later and never holds the freeze).
       const closing = this.#frozen.closeGate(gate, 'executed');
-      await this.#d.facts.record(session, {
-        type: 'frozen',
-        actor: actor.userId,
-        attempt,
-        budgetSeconds: w.machines.settings.freezeBudgetSeconds,
-        requestedBy: freezeBy.requestedBy ?? actor.userId,
-        approvedBy: freezeBy.approvedBy ?? actor.userId,
-      });
+      await this.#d.facts.record(session, { type: 'frozen', ...frozenBy, attempt, budgetSeconds: w.machines.settings.freezeBudgetSeconds });
       const fenced = { session, attempt, frozenAt };
       try {
         await Promise.all([this.#runner.run(ctx, afterFreeze), closing]);

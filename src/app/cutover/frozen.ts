@@ -4,7 +4,7 @@
  * once, as a fact.
  */
 import { frozenMs, type GateAttribution } from '../../domain/attempt.js';
-import { gateSteps, hasSwitched, latestAttempt, recoveryDecision } from '../../domain/cutover-plan.js';
+import { attemptSteps, gateSteps, hasSwitched, latestAttempt, recoveryDecision } from '../../domain/cutover-plan.js';
 import type { GateRequest } from '../../domain/gates.js';
 import type { Clock } from '../../domain/ports/clock.js';
 import type { SessionMachines } from '../../domain/ports/machines.js';
@@ -81,6 +81,50 @@ export class FrozenWrites {
     const switched = await transitionLatest(this.#d.sessions, session.id, 'switch');
     await this.closeGate(approval, 'executed');
     await this.recordSwitched(switched, attempt, actor, parameters, false);
+    return switched;
+  }
+
+  /**
+   * Both gates approved before anything froze, proxy strategy: freeze → fence with sequences →
+   * repoint → resume in one run (`runThrough`), nothing stored, no person and no Slack call while
+   * writes wait; the session is `frozen` from just before the freeze. The channel hears the freeze and
+   * the switch afterwards. Any failure before the resume on the target puts everything back on the source.
+   */
+  async runThrough(w: Window, session: Session, attempt: number, gates: { freeze?: GateRequest; switch: GateRequest }, frozenBy: { actor: string; requestedBy: string; approvedBy: string }): Promise<Session> {
+    const machines = w.machines;
+    const budgetSeconds = machines.settings.freezeBudgetSeconds;
+    let frozen = session;
+    const ctx = { session, attempt, machines, remainingMs: () => this.#d.executor.remaining(w) };
+    try {
+      await this.#d.runner.runThrough(ctx, attemptSteps('cutover', 'proxy').filter((step) => step !== 'preconditions'), async () => {
+        // Journaled first, then the state: a session never shows frozen without a freeze in its journal.
+        frozen = await this.#d.sessions.transition(session.id, session.version, 'freeze').catch(() => transitionLatest(this.#d.sessions, session.id, 'freeze'));
+        this.#d.executor.hold(w, this.#d.clock.now(), budgetSeconds, () => this.budgetExpired(w));
+      });
+    } catch (error) {
+      if (asCodedError(error).details?.switched === true) {
+        this.#d.executor.release(w);
+        throw error;
+      }
+      const budget = isCode(error, ErrorCode.FreezeBudgetExceeded) || this.#d.executor.remaining(w) <= 0;
+      const latest = latestAttempt(await this.#d.journal.entries(session.id));
+      const failed = attemptSteps('cutover', 'proxy').find((step) => latest?.status(step) === 'failed') ?? 'freeze';
+      // The same words as step by step: the freeze, a step after it, or the switch failed.
+      const what = failed === 'freeze' ? 'the freeze' : gateSteps('proxy', 'switch').includes(failed) ? 'the switch' : 'a step after the freeze';
+      await Promise.all([this.closeGate(gates.freeze, 'failed'), this.closeGate(gates.switch, 'failed')]);
+      if (failed !== 'freeze') await this.#d.facts.record(frozen, { type: 'frozen', ...frozenBy, attempt, budgetSeconds });
+      await this.undo(w, frozen, {
+        repointToSource: false,
+        reason: budget ? this.budgetReason(w, 'before the switch completed') : `${what} failed: ${asCodedError(error).message}`,
+        level: budget ? 'warning' : 'error',
+      });
+      throw this.#d.reported.mark(budget ? budgetExceeded(budgetSeconds) : stepFailed(what.replace(/^(the|a) /, ''), error));
+    }
+    this.#d.executor.release(w);
+    const switched = await transitionLatest(this.#d.sessions, session.id, 'switch');
+    await Promise.all([this.closeGate(gates.freeze, 'executed'), this.closeGate(gates.switch, 'executed')]);
+    await this.#d.facts.record(frozen, { type: 'frozen', ...frozenBy, attempt, budgetSeconds });
+    await this.recordSwitched(switched, attempt, gates.switch.approvedBy ?? BOT, undefined, false);
     return switched;
   }
 

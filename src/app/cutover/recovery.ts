@@ -21,7 +21,7 @@ import type { Logger } from '../../log.js';
 import { BOT, type FactRecorder } from '../facts.js';
 import type { Actor } from '../session-operations.js';
 import type { Executor, Window } from './executor.js';
-import { transitionLatest } from './common.js';
+import { observeProxy, transitionLatest } from './common.js';
 import { retry, unrecordedOwnMigration, type StepContext, type StepRunner } from './runner.js';
 
 /** A `created` session whose start died after its PUT: DigitalOcean's migration runs, so the session adopts it. */
@@ -124,6 +124,7 @@ export class Recovery {
           const now = await this.#d.journal.entries(session.id);
           decision = recoveryDecision(now);
           if (!needsWork(current, decision, now)) return false;
+          if (decision.action === 'undo-freeze') decision = recoveryDecision(now, await observeProxy(w.machines));
           await this.#apply(w, current, decision);
           return true;
         });
@@ -274,6 +275,8 @@ export class Recovery {
         await this.#d.undo(w, session, { repointToSource: decision.repointToSource, reason: `after a restart I found writes frozen without a completed switch (${decision.reason})`, level: 'warning' });
         break;
       case 'complete-switch': {
+        // Seen, not journaled (a run journals after its resume): recorded, so the repoint is not sent twice.
+        if (decision.repointSeen) await this.#d.journal.record(session.id, decision.attempt, 'repoint', 'done', { seen: 'the proxy points to the target' });
         const steps = remainingSteps(await this.#d.journal.entries(session.id), decision.attempt, 'cutover', session.strategy).filter(
           (s) => gateSteps(session.strategy, 'switch').includes(s),
         );

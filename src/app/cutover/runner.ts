@@ -10,9 +10,10 @@ import type { CutoverStep } from '../../domain/cutover-plan.js';
 import type { Clock } from '../../domain/ports/clock.js';
 import type { OnlineMigration } from '../../domain/ports/digitalocean.js';
 import type { SessionMachines, TargetParameters } from '../../domain/ports/machines.js';
-import type { JournalRepository } from '../../domain/ports/stores.js';
+import type { JournalRepository, StepEvent } from '../../domain/ports/stores.js';
 import type { Session } from '../../domain/session.js';
 import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
+import { observeProxy } from './common.js';
 
 export interface StepContext {
   session: Session;
@@ -22,6 +23,8 @@ export interface StepContext {
   remainingMs(): number;
   /** `unfreeze_source` only: repoint to the source before resuming (a repoint to the target was started). */
   repointToSource?: boolean;
+  /** `resume_target` in a run: the writes held, counted while the fence ran (no round trip before the resume). */
+  writesHeld?: Promise<number | null>;
 }
 
 interface StepOutcome {
@@ -163,7 +166,7 @@ const STEPS: Record<CutoverStep, StepWork> = {
     return {};
   },
   async resume_target(ctx, clock) {
-    const writesHeld = (await ctx.machines.writesHeld?.().catch(() => null)) ?? null;
+    const writesHeld = (await (ctx.writesHeld ?? ctx.machines.writesHeld?.())?.catch(() => null)) ?? null;
     await retry(() => ctx.machines.freeze.resume());
     const now = clock.now();
     return { patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
@@ -178,7 +181,7 @@ const STEPS: Record<CutoverStep, StepWork> = {
   },
   async unfreeze_source(ctx) {
     const routing = ctx.machines.routing;
-    if (ctx.repointToSource && routing) await retry(() => routing.router.repoint(routing.source));
+    if (routing && (await mustRepointToSource(ctx))) await retry(() => routing.router.repoint(routing.source));
     await retry(() => ctx.machines.freeze.resume());
     return {};
   },
@@ -197,6 +200,16 @@ const STEPS: Record<CutoverStep, StepWork> = {
   },
 };
 
+/**
+ * Whether putting writes back must repoint to the source: the journal says a repoint was started, or
+ * the proxy does not point to the source (a run journals no repoint before its resume). A proxy that
+ * cannot tell is repointed: the repoint is idempotent.
+ */
+async function mustRepointToSource(ctx: StepContext): Promise<boolean> {
+  if (ctx.repointToSource) return true;
+  return (await observeProxy(ctx.machines).catch(() => undefined))?.pointsTo !== 'source';
+}
+
 export interface UndoResult {
   resumed: boolean;
   problems: string[];
@@ -208,6 +221,9 @@ export interface UndoResult {
  * durable before the work runs, so inside the freeze they are written while the machines work.
  */
 const DEFERRABLE: ReadonlySet<CutoverStep> = new Set<CutoverStep>(['preconditions', 'fence', 'sequences']);
+
+/** Consecutive steps of a run that do not depend on each other: the fence proves, the sequences are set from the paused source. */
+const TOGETHER: ReadonlySet<CutoverStep> = new Set<CutoverStep>(['fence', 'sequences']);
 
 export class StepRunner {
   readonly #journal: JournalRepository;
@@ -235,6 +251,61 @@ export class StepRunner {
     }
     await this.flush(ctx.session.id);
     return result;
+  }
+
+  /**
+   * A run through the freeze: `steps` (the freeze first, the resume last) with nothing stored while
+   * writes wait, so the store adds no round trip to the freeze. The first step's `started` is stored
+   * before it runs (recovery then knows writes may be frozen, and asks the proxy how far the run got:
+   * see `recoveryDecision`); every other event lands in one statement after the last step, or, on a
+   * failure, the events so far (the failed step's too) before the error is rethrown. The fence and the
+   * sequence copy do not depend on each other and run together, with the count of held writes.
+   */
+  async runThrough(ctx: StepContext, steps: readonly CutoverStep[], afterStartJournaled?: () => Promise<void>): Promise<{ frozenAt?: Date }> {
+    const { session, attempt } = ctx;
+    const [first, ...rest] = steps;
+    if (!first) return {};
+    await this.flush(session.id);
+    await this.#journal.record(session.id, attempt, first, 'started', { through: steps.at(-1) });
+    await afterStartJournaled?.();
+    const events: StepEvent[] = [];
+    let patch: AttemptPatch = {};
+    let failure: { error: unknown } | undefined;
+    const one = async (context: StepContext, step: CutoverStep, startJournaled = false) => {
+      if (!startJournaled) events.push({ step, event: 'started' });
+      try {
+        const outcome = await STEPS[step](context, this.#clock);
+        events.push({ step, event: 'done', detail: outcome.detail ?? {} });
+        patch = { ...patch, ...outcome.patch };
+      } catch (error) {
+        failure ??= { error };
+        events.push({ step, event: 'failed', detail: { code: asCodedError(error).code, message: error instanceof Error ? error.message : String(error) } });
+        // The freeze may have partly taken effect even though it failed: its start time still counts.
+        if (step === 'freeze') patch = { ...patch, frozenAt: this.#clock.now(), frozenWhat: ctx.machines.frozenWhat };
+      }
+    };
+    await one(ctx, first, true);
+    const run: StepContext = failure ? ctx : { ...ctx, writesHeld: ctx.machines.writesHeld?.().catch(() => null) };
+    for (let i = 0; i < rest.length && !failure; ) {
+      let end = i + 1;
+      if (TOGETHER.has(rest[i]!)) while (end < rest.length && TOGETHER.has(rest[end]!)) end += 1;
+      await Promise.all(rest.slice(i, end).map((step) => one(run, step)));
+      i = end;
+    }
+    if (failure) {
+      await this.#journal.recordAll(session.id, attempt, events, patch).catch(() => undefined);
+      throw failure.error;
+    }
+    try {
+      await retry(() => this.#journal.recordAll(session.id, attempt, events, patch), 5);
+    } catch (error) {
+      // Writes go to the target now: nothing may put them back. Recovery finds the proxy there.
+      throw new CodedError(ErrorCode.DatabaseUnavailable, 'Writes now go to the target, but the store could not journal the switch; recovery completes it once the store answers.', {
+        cause: error,
+        details: { switched: true },
+      });
+    }
+    return patch.frozenAt ? { frozenAt: patch.frozenAt } : {};
   }
 
   /**
@@ -300,7 +371,7 @@ export class StepRunner {
     await this.#journal.record(session.id, attempt, 'unfreeze_source', 'started', { reason });
     const problems: string[] = [];
     const routing = ctx.machines.routing;
-    if (ctx.repointToSource && routing) {
+    if (routing && (await mustRepointToSource(ctx))) {
       await retry(() => routing.router.repoint(routing.source)).catch((error: unknown) =>
         problems.push(`repointing to the source failed: ${asCodedError(error).message}`),
       );

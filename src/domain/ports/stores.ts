@@ -69,11 +69,20 @@ export interface ApprovalRepository {
   latest(sessionId: string, gate: Gate): Promise<GateRequest | undefined>;
 }
 
+/** One journaled step event, for `recordAll`. */
+export interface StepEvent {
+  step: CutoverStep;
+  event: JournalEvent;
+  detail?: Record<string, unknown>;
+}
+
 export interface JournalRepository {
   /** Opens the next attempt of the session and returns its number. */
   begin(sessionId: string, kind: AttemptKind, startedBy: string, patch?: AttemptPatch): Promise<number>;
   /** Journals a step event; `patch` changes the attempt's fields atomically with it. */
   record(sessionId: string, attempt: number, step: CutoverStep, event: JournalEvent, detail?: Record<string, unknown>, patch?: AttemptPatch): Promise<void>;
+  /** Journals several step events in order, and `patch`, atomically (one statement). */
+  recordAll(sessionId: string, attempt: number, events: readonly StepEvent[], patch?: AttemptPatch): Promise<void>;
   /** Every journaled event of the session, oldest first. */
   entries(sessionId: string): Promise<JournalEntry[]>;
   /**

@@ -13,6 +13,7 @@ import { parseProfiles, type LoadedConfig, type Profile } from '../../../src/con
 import type { FrozenWhat } from '../../../src/domain/attempt.js';
 import type { CutoverStep, JournalEvent } from '../../../src/domain/cutover-plan.js';
 import type { CutoverSettings } from '../../../src/domain/ports/machines.js';
+import type { StepEvent } from '../../../src/domain/ports/stores.js';
 import type { Session } from '../../../src/domain/session.js';
 import { createLogger, type Logger } from '../../../src/log.js';
 import { FakeClock, flush } from './clock.js';
@@ -264,7 +265,11 @@ export class Replica {
 
   /** Kills the process right after it journals `event` of `step`; resolves when it died. */
   crashAfterJournal(step: CutoverStep, event: JournalEvent): Promise<void> {
-    this.#crashAfter = (port, method, args) => port === 'journal' && method === 'record' && args[2] === step && args[3] === event;
+    // A run journals its steps in one batch (`recordAll`): a crash after one of them is a crash after the batch.
+    this.#crashAfter = (port, method, args) =>
+      port === 'journal' &&
+      ((method === 'record' && args[2] === step && args[3] === event) ||
+        (method === 'recordAll' && (args[2] as StepEvent[]).some((e) => e.step === step && e.event === event)));
     return this.process.died;
   }
 

@@ -6,7 +6,7 @@
  */
 import type { AttemptPatch, AttemptRecord } from '../../../src/domain/attempt.js';
 import type { AttemptKind, CutoverStep, JournalEntry, JournalEvent } from '../../../src/domain/cutover-plan.js';
-import type { AuditEntry, AuditLog, AuditRecord, ExecutorLock, IdempotencyKeys, JournalRepository, ReportSchedules } from '../../../src/domain/ports/stores.js';
+import type { AuditEntry, AuditLog, AuditRecord, ExecutorLock, IdempotencyKeys, JournalRepository, ReportSchedules, StepEvent } from '../../../src/domain/ports/stores.js';
 import type { ReportSchedule } from '../../../src/domain/report-schedule.js';
 import type { Process } from './process.js';
 import { clone, json } from './rows.js';
@@ -59,10 +59,16 @@ export class MemoryJournal implements JournalRepository {
   }
 
   async record(sessionId: string, attempt: number, step: CutoverStep, event: JournalEvent, detail: Record<string, unknown> = {}, patch: AttemptPatch = {}): Promise<void> {
+    await this.recordAll(sessionId, attempt, [{ step, event, detail }], patch);
+  }
+
+  async recordAll(sessionId: string, attempt: number, events: readonly StepEvent[], patch: AttemptPatch = {}): Promise<void> {
     const row = this.#find(sessionId, attempt);
     if (!row) throw new Error(`cutover_journal: no attempt ${attempt} of session ${sessionId} (foreign key)`);
     await this.update(sessionId, attempt, patch);
-    this.#entries.push({ sessionId, attempt, kind: row.kind, step, event, at: this.#now(), detail: json(detail) });
+    for (const { step, event, detail } of events) {
+      this.#entries.push({ sessionId, attempt, kind: row.kind, step, event, at: this.#now(), detail: json(detail ?? {}) });
+    }
   }
 
   async entries(sessionId: string): Promise<JournalEntry[]> {
