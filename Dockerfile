@@ -1,24 +1,26 @@
 # syntax=docker/dockerfile:1
-# Build stage: compile TypeScript with the dev dependencies.
-FROM node:20-bookworm-slim AS build
+# Node 24, an LTS line (Node 20 reached its end of life on 2026-04-30). The code also runs on Node 20.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# Build stage: compile TypeScript with the dev dependencies, and prepare the embedded store's
+# template (an initialised, migrated data directory a fresh DATA_DIR is copied from).
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+# The template's files are copied into DATA_DIR by the unprivileged user: they must be readable.
+RUN npm run build && chmod -R a+rX dist
 
-# Runtime stage: production dependencies only, PostgreSQL client tools for the preflight and
-# schema copy in the DigitalOcean simulator, and an unprivileged user.
-FROM node:20-bookworm-slim
+# Runtime stage: production dependencies only (the bot talks to PostgreSQL through the pg driver
+# and needs no client tools) and an unprivileged user.
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     DATA_DIR=/var/lib/pgcutover \
     PGCUTOVER_CONFIG=/etc/pgcutover/pgcutover.yml \
     PORT=3000
-RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system pgcutover && useradd --system --gid pgcutover --home /app pgcutover \
+RUN groupadd --system pgcutover && useradd --system --gid pgcutover --home /app pgcutover \
  && mkdir -p /var/lib/pgcutover /etc/pgcutover && chown pgcutover:pgcutover /var/lib/pgcutover
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -136,7 +136,7 @@ profiles:
     channels: [${CHANNELS.postgres}, ${CHANNELS.embedded}]
     strategy: connection-parameters
     source: { host: ${source.host}, port: ${source.port}, database: orders, user: ${source.user}, password: "\${SOURCE_PW}" }
-    digitalocean: { clusterUuid: 9cc10173-e9ea-4176-9dbc-a4cee4c4ff30, database: orders }
+    digitalocean: { clusterUuid: 9cc10173-e9ea-4176-9dbc-a4cee4c4ff30, database: orders, ignoreDbs: [pgcutover, postgres] }
     replication: { slot: ${SLOT} }
     proxy: { kind: none }
     freeze: { method: read-only-database }

@@ -4,7 +4,9 @@
  */
 import { hostname } from 'node:os';
 import { ProfileMachines } from './adapters/session-machines.js';
+import { applicationUserGrants } from './adapters/digitalocean/app-user-grants.js';
 import { DigitalOceanClient } from './adapters/digitalocean/digitalocean-client.js';
+import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import { createBoltApp, createReportsClient, slackIdentity, type BoltApp } from './adapters/slack/bolt-app.js';
 import { registerListeners } from './adapters/slack/register.js';
 import { SlackReportPoster } from './adapters/slack/report-poster.js';
@@ -20,6 +22,7 @@ import { openStore, type Store } from './adapters/store/index.js';
 import { LagSampleStore } from './adapters/store/lag-samples.js';
 import { ReportStateStore } from './adapters/store/report-state.js';
 import { ReportTickStore } from './adapters/store/report-ticks.js';
+import { ClusterSetup } from './app/cluster-setup.js';
 import { CutoverEngine } from './app/cutover/engine.js';
 import { DeferredListener, FactRecorder } from './app/facts.js';
 import { People } from './app/people.js';
@@ -30,6 +33,7 @@ import type { Env } from './config/env.js';
 import type { LoadedConfig } from './config/profiles.js';
 import type { Logger } from './log.js';
 import { ReportScheduler } from './reports/scheduler.js';
+import { SessionOverview } from './reports/session-overview.js';
 
 export interface RunningBot {
   port: number | undefined;
@@ -80,9 +84,13 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
   // Facts recorded before Slack is reached (by recovery) reach the channel once the publisher exists.
   const events = new DeferredListener();
   const facts = new FactRecorder(store.audit, events, log);
+  // GET /metrics: lag from the samples the reports store, facts as they are recorded, API failures.
+  const samples = new LagSampleStore(store.db);
+  const overview = new SessionOverview(store.sessions, samples);
+  const metrics = new PrometheusMetrics(overview);
   let operations: SessionOperations | undefined;
   // The engine's DigitalOcean client (it connects on first use only); reports have their own below.
-  const doApi = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log });
+  const doApi = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log, metrics });
   let engine: CutoverEngine | undefined;
   let machines: ProfileMachines | undefined;
   if (typeof deps.operations === 'function') operations = deps.operations({ store, approvals, facts, now, log });
@@ -137,11 +145,12 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     },
     ...(deps.processBeforeResponse !== undefined ? { processBeforeResponse: deps.processBeforeResponse } : {}),
     botIdentity,
+    metrics,
   });
   const slackLog = log.child({ name: 'slack' });
   const refuseLag = () => Promise.reject(new Error('the engine is not ready yet'));
   // Lag reports get their own Web API client: a rate-limited report never holds up a button's call.
-  const reportsClient = createReportsClient(env, log);
+  const reportsClient = createReportsClient(env, log, metrics);
   const status = new StatusMessages({
     client: app.client,
     reportsClient,
@@ -154,12 +163,18 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     lag: deps.operations ? (session) => (operations ? operations.lag(session.id) : refuseLag()) : (session) => sources.lag(session),
   });
   const publisher = new ThreadPublisher({ client: app.client, refreshStatus: (sessionId) => status.refresh(sessionId), log: slackLog });
-  events.attach(publisher);
+  events.attach({
+    published: (event) => {
+      metrics.published(event);
+      publisher.published(event);
+    },
+  });
   const idempotency = new IdempotencyStore(store.db);
   const people = new People({ config, sessions: store.sessions, approvals, groups: new GroupResolver(app.client, slackLog, now), facts, status, now });
   registerListeners(app, {
     start: new StartSession({ config, people, sessions: store.sessions, audit: store.audit, schedules, operations, facts, status, now }),
     actions: new SessionActions({ people, sessions: store.sessions, idempotency, operations, facts, status, now }),
+    setup: new ClusterSetup({ config, people, audit: store.audit, api: doApi, grant: applicationUserGrants(doApi) }),
     people,
     facts,
     operations,
@@ -168,6 +183,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     idempotency,
     status,
     publisher,
+    overview,
     config,
     log,
     now,
@@ -179,7 +195,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
   let scheduler: ReportScheduler | undefined;
   if (deps.reports !== false) {
     // Reports ask DigitalOcean with a short budget of their own: a 429's retry-after never holds a tick.
-    const reportsDo = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log, budgetMs: 3_000, timeoutMs: 3_000, maxAttempts: 2 });
+    const reportsDo = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log, budgetMs: 3_000, timeoutMs: 3_000, maxAttempts: 2, metrics });
     const observer = new SourceObserver({ sources, profiles: config.profiles, digitalocean: reportsDo, log });
     scheduler = new ReportScheduler({
       sessions: store.sessions,
@@ -193,7 +209,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
         refreshStatus: (session, _report, figures) => status.refresh(session.id, figures),
       }),
       housekeeping: new StoreHousekeeping(store.db),
-      samples: new LagSampleStore(store.db),
+      samples,
       log,
       replicaId: `${hostname()}:${process.pid}`,
     });

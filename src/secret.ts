@@ -30,8 +30,10 @@ export class Secret {
   }
 }
 
-/** Masks a value for display: keeps a short hint at either end of long values only. */
-export function maskSecret(value: string): string {
-  if (value.length < 12) return '•'.repeat(8);
-  return `${value.slice(0, 2)}${'•'.repeat(8)}${value.slice(-2)}`;
+/** A password as shown to people: no character of it, nor its length. */
+export const MASKED = '••••••••';
+
+/** Masks a value for display: no character of it, nor its length, shows. */
+export function maskSecret(_value: string): string {
+  return MASKED;
 }

@@ -1,9 +1,13 @@
 /**
  * Builds a session's machines (the engine's SessionMachines port) from its profile, out of the real
- * parts: the source registry's pool and lag probe, the target (DigitalOcean's cluster details with the
+ * parts: the source registry's pools and lag probe, the target (DigitalOcean's cluster details with the
  * profile's overrides, looked up once per profile), the fence, the sequences, the write freeze and,
- * with the proxy strategy, the router. Per machines instance (closed by its `close()`): the pool to the
+ * with the proxy strategy, the router. Per machines instance (closed by its `close()`): the pools to the
  * target and the proxy's admin connections.
+ *
+ * A session covers every database DigitalOcean migrates (all of the source's but templates and
+ * `ignoreDbs`, listed when the machines are built): a fence and the sequences of each, every PgBouncer
+ * entry serving one paused and repointed, lag per slot, the database-specific preflight checks of each.
  *
  * The in-database freeze hands its record (the roles it locks out, and whether each could log in) to
  * `onRecord` before it changes anything; it is persisted on the session's latest cutover attempt, and given back as `record`
@@ -13,6 +17,7 @@ import type pg from 'pg';
 import type { Env } from '../config/env.js';
 import type { LoadedConfig, Profile } from '../config/profiles.js';
 import type { FrozenWhat } from '../domain/attempt.js';
+import { appUserName } from '../domain/cluster-setup.js';
 import { latestAttempt } from '../domain/cutover-plan.js';
 import { evaluatePreflight } from '../domain/preflight.js';
 import type { DigitalOceanApi } from '../domain/ports/digitalocean.js';
@@ -22,16 +27,22 @@ import type { Endpoint } from '../domain/ports/writes.js';
 import type { Session } from '../domain/session.js';
 import { CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { doPreflightDeps } from './digitalocean-preflight.js';
 import { DigitalOceanClient } from './digitalocean/digitalocean-client.js';
 import { startAndConfirm } from './digitalocean/start-migration.js';
-import { createProxyAndFreeze, PgBouncerAdmin } from './proxy/index.js';
+import { resolveTarget, type TargetConnection } from './digitalocean/target-connection.js';
+import { createProxyAndFreeze } from './proxy/index.js';
 import { parseFreezeRecord, type InDatabaseFreezeRecord } from './proxy/in-database-freeze.js';
-import { pool, type PostgresTarget } from './source/connect.js';
+import { pool } from './source/connect.js';
+import { EveryDatabaseFence, everyDatabaseSequences } from './source/every-database.js';
 import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
-import { gatherPreflightFacts } from './source/preflight-gatherer.js';
+import { measureFreezeInputs } from './source/freeze-inputs.js';
+import { gatherPreflightFacts, type PreflightDeps } from './source/preflight-gatherer.js';
 import { sequenceCopier } from './source/sequences.js';
 import { SourceRegistry } from './source/source-registry.js';
+import { settleAll } from './settle-all.js';
+import { PgBouncerEntries } from './proxy/pgbouncer-entries.js';
 
 export interface ProfileMachinesOptions {
   config: LoadedConfig;
@@ -45,9 +56,6 @@ export interface ProfileMachinesOptions {
   /** How often starting the migration polls DO until it is syncing (default 2 s). */
   startPollMs?: number;
 }
-
-/** The target as the bot connects to it: DO's cluster details with the profile's overrides. */
-type TargetConnection = PostgresTarget & { sslmode: NonNullable<PostgresTarget['sslmode']> };
 
 export class ProfileMachines {
   readonly doApi: DigitalOceanApi;
@@ -76,25 +84,53 @@ export class ProfileMachines {
     }
     const log = this.#log.child({ session: session.id, profile: session.profile });
     const doApi = this.doApi;
+    const own = profile.source.database;
     const source = this.#sources.pool(session.profile);
+    const sourceOf = (database: string) => this.#sources.pool(session.profile, database);
     const slot = profile.replication.slot;
+    const slotOf = (database: string) => (database === own ? slot : 'auto');
+    // The profile's own database first; the others are their namesakes on the target.
+    const databases = await this.#sources.databases(session.profile);
 
-    // The target pool is opened on first use (a dry run never needs it).
-    let targetPool: pg.Pool | undefined;
+    // The target pools are opened on first use (a dry run never needs them).
+    const targetPools = new Map<string, Promise<pg.Pool>>();
     const targetConnection = () => this.#target(session.profile, profile);
-    const targetPoolNow = async () => (targetPool ??= pool(await targetConnection(), { max: 3, applicationName: 'pgcutover' }));
-    // `connect` lets the fence hold one target connection across the freeze.
-    const target: Queryable & Pick<pg.Pool, 'connect'> = {
-      query: (async (text: string, values?: unknown[]) => (await targetPoolNow()).query(text, values)) as Queryable['query'],
-      connect: (async () => (await targetPoolNow()).connect()) as pg.Pool['connect'],
+    const doChecks = doPreflightDeps(profile, this.#o.env.DIGITALOCEAN_API_URL, targetConnection);
+    const targetPoolNow = (database: string) => {
+      let opened = targetPools.get(database);
+      if (!opened) {
+        opened = targetConnection().then((t) => pool(database === own ? t : { ...t, database }, { max: 3, applicationName: 'pgcutover' }));
+        opened.catch(() => targetPools.delete(database));
+        targetPools.set(database, opened);
+      }
+      return opened;
     };
+    // `connect` lets the fence hold one target connection across the freeze.
+    const targetOf = (database: string): Queryable & Pick<pg.Pool, 'connect'> => ({
+      query: (async (text: string, values?: unknown[]) => (await targetPoolNow(database)).query(text, values)) as Queryable['query'],
+      connect: (async () => (await targetPoolNow(database)).connect()) as pg.Pool['connect'],
+    });
 
     const record = await this.#recordInForce(session.id);
     const { proxy, freeze } = createProxyAndFreeze(profile, {
       logger: log,
       ...(record ? { record } : {}),
       onRecord: (r) => this.#persistRecord(session.id, r),
+      databases,
+      pgbouncerEntries: {
+        selection: async () => {
+          // Entries already switched point at the target; without DigitalOcean's answer only the source's are found.
+          const t = await targetConnection().catch((err: unknown) => log.warn({ err }, 'target unknown: PgBouncer entries on the target not looked for'));
+          return {
+            ...(profile.proxy.kind === 'pgbouncer' && profile.proxy.databases ? { listed: profile.proxy.databases } : {}),
+            migrated: databases,
+            servers: [profile.source, ...(t ? [t] : [])].map(({ host, port }) => ({ host, port })),
+          };
+        },
+        profileDatabases: [own, profile.digitalocean.database],
+      },
     });
+    const bouncer = proxy instanceof PgBouncerEntries ? proxy : undefined;
     const sourceEndpoint: Endpoint = { host: profile.source.host, port: profile.source.port, database: profile.source.database };
     const targetEndpoint = async (): Promise<Endpoint> => {
       const t = await targetConnection();
@@ -104,7 +140,12 @@ export class ProfileMachines {
     if (routed && !proxy) throw new CodedError(ErrorCode.ConfigInvalid, `Profile "${session.profile}" uses the proxy strategy without a proxy.`);
     const routing = routed && proxy ? { router: proxy, source: sourceEndpoint, target: await targetEndpoint() } : undefined;
 
-    const fence = new ReplicationFence({ source, target, slot, logger: log });
+    const fence = new EveryDatabaseFence(
+      databases.map((database) => ({
+        database,
+        part: new ReplicationFence({ source: sourceOf(database), target: targetOf(database), slot: slotOf(database), logger: log }),
+      })),
+    );
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
@@ -112,38 +153,53 @@ export class ProfileMachines {
       digitalocean: doApi,
       lag: this.#sources.probe(session.profile),
       fence,
-      sequences: sequenceCopier({ source, target, margin: profile.sequences.margin }),
+      sequences: everyDatabaseSequences(
+        databases.map((database) => ({
+          database,
+          part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
+        })),
+      ),
       freeze,
       frozenWhat: frozenWhatOf(profile, proxy?.kind ?? 'none'),
       ...(routing ? { routing, routerLabel: `${routing.router.kind} database ${frozenWhatOf(profile, routing.router.kind).database ?? ''}`.trim() } : {}),
       async preflight(): Promise<PreflightItem[]> {
         const stage = session.state === 'created' ? 'before-migration' : 'before-freeze';
-        const facts = await gatherPreflightFacts(
-          {
-            source,
-            migrationUser: migrationSource?.user ?? profile.source.user,
-            ignoreDbs: profile.digitalocean.ignoreDbs,
-            api: doApi,
-            clusterUuid: profile.digitalocean.clusterUuid,
-            sourceHost: migrationSource?.host ?? profile.source.host,
-            ...(routing ? { proxy: { admin: routing.router, expected: sourceEndpoint } } : {}),
-          },
-          stage,
-        );
-        const items: PreflightItem[] = evaluatePreflight(facts).map((i) => ({ check: i.check, status: i.status, detail: i.detail, ...(i.fix ? { fix: i.fix } : {}) }));
+        const deps: PreflightDeps = {
+          source,
+          migrationUser: migrationSource?.user ?? profile.source.user,
+          ignoreDbs: profile.digitalocean.ignoreDbs,
+          api: doApi,
+          clusterUuid: profile.digitalocean.clusterUuid,
+          sourceHost: migrationSource?.host ?? profile.source.host,
+          ...(routing ? { proxy: { admin: routing.router, expected: sourceEndpoint } } : {}),
+          ...doChecks,
+        };
+        const items: PreflightItem[] = evaluatePreflight(await gatherPreflightFacts(deps, stage)).map(toItem);
+        // The checks of what is inside a database (tables, sequences, large objects) for every other migrated one.
+        const others = await settleAll(databases.slice(1), async (database) => {
+          const { proxy: _ignored, digitalocean: _perCluster, ...rest } = deps;
+          const facts = await gatherPreflightFacts({ ...rest, source: sourceOf(database) }, stage);
+          return evaluatePreflight(facts)
+            .filter((i) => PER_DATABASE_CHECKS.has(i.check))
+            .map((i) => ({ ...toItem(i), check: `${i.check} (${database})` }));
+        });
+        items.push(...others.flat());
+        if (bouncer) items.push(await entriesCheck(bouncer, databases));
         // PgBouncer's own checks, with a real login to the target through it, before a freeze.
-        if (proxy instanceof PgBouncerAdmin && routed && stage === 'before-freeze') {
-          const checks = await proxy.preflight(await targetEndpoint());
+        if (bouncer && routed && stage === 'before-freeze') {
+          const checks = await bouncer.preflight(await targetEndpoint());
           items.push(...checks.map((c): PreflightItem => ({ check: `pgbouncer: ${c.name}`, status: c.ok ? 'pass' : 'fail', detail: c.detail })));
         }
         return items;
       },
       async targetParameters(): Promise<TargetParameters> {
         const t = await targetConnection();
-        return { host: t.host, port: t.port, database: t.database, user: t.user, password: t.password, sslmode: t.sslmode };
+        // The applications' own user when `/migrate setup app-user` created it; doadmin's otherwise.
+        const app = await doApi.getUser(profile.digitalocean.clusterUuid, appUserName(profile.digitalocean.database));
+        return { host: t.host, port: t.port, database: t.database, user: app?.name ?? t.user, password: app?.password ?? t.password, sslmode: t.sslmode };
       },
       async startMigration() {
-        await installFence(source);
+        await settleAll(databases, (database) => installFence(sourceOf(database)));
         const migration = await startAndConfirm(
           doApi,
           profile.digitalocean.clusterUuid,
@@ -163,12 +219,21 @@ export class ProfileMachines {
         log.info({ migrationId: migration.id, status: migration.status }, 'online migration started');
         return { migrationId: migration.id };
       },
-      ...(proxy instanceof PgBouncerAdmin ? { writesHeld: async () => (await proxy.drainState()).clientsWaiting } : {}),
+      ...(bouncer ? { writesHeld: async () => (await bouncer.drainState()).clientsWaiting } : {}),
+      freezeInputs: () =>
+        measureFreezeInputs({
+          source,
+          target: targetOf(own),
+          lag: this.#sources.probe(session.profile),
+          ...(freeze.roundTripMs ? { proxyRoundTripMs: () => freeze.roundTripMs!() } : {}),
+        }),
       async close() {
         // The fence first: it may hold connections of the pools below.
         await fence.close().catch(() => undefined);
         await proxy?.close().catch(() => undefined);
-        await targetPool?.end().catch(() => undefined);
+        const pools = [...targetPools.values()];
+        targetPools.clear();
+        await Promise.all(pools.map(async (p) => (await p).end()).map((p) => p.catch(() => undefined)));
       },
     };
   }
@@ -183,17 +248,7 @@ export class ProfileMachines {
   #target(profileName: string, profile: Profile): Promise<TargetConnection> {
     let pending = this.#targets.get(profileName);
     if (!pending) {
-      pending = this.doApi.getCluster(profile.digitalocean.clusterUuid).then((cluster) => {
-        const o = profile.digitalocean.target ?? {};
-        return {
-          host: o.host ?? cluster.connection.host,
-          port: o.port ?? cluster.connection.port,
-          database: o.database ?? profile.digitalocean.database,
-          user: o.user ?? cluster.connection.user,
-          password: o.password ?? cluster.connection.password,
-          sslmode: o.sslmode ?? (cluster.connection.ssl ? 'require' : 'disable'),
-        };
-      });
+      pending = resolveTarget(this.doApi, profile.digitalocean);
       this.#targets.set(profileName, pending);
       // A failed look-up is not cached: the next use asks DigitalOcean again.
       pending.catch(() => {
@@ -227,6 +282,36 @@ export class ProfileMachines {
     return resumedLater ? undefined : record;
   }
 }
+
+/** Which PgBouncer entries the cutover pauses and repoints, and which migrated databases none of them serves. */
+async function entriesCheck(bouncer: PgBouncerEntries, databases: readonly string[]): Promise<PreflightItem> {
+  const check = 'pgbouncer: entries';
+  try {
+    const entries = await bouncer.entries();
+    const served = new Set(entries.map((e) => e.database));
+    const unserved = databases.filter((d) => !served.has(d));
+    const covers = `pauses and repoints ${entries.map((e) => `${e.name} (${e.database})`).join(', ')}`;
+    if (unserved.length === 0) return { check, status: 'pass', detail: covers };
+    return {
+      check,
+      status: 'warn',
+      detail: `${covers}; no entry serves ${unserved.join(', ')}, which DigitalOcean migrates: writes to ${unserved.length === 1 ? 'it' : 'them'} would go around the freeze`,
+      fix: 'Add a PgBouncer entry for it (or list its entry in proxy.databases), or put it in digitalocean.ignoreDbs if nothing writes to it.',
+    };
+  } catch (error) {
+    return { check, status: 'fail', detail: `cannot tell which entries to pause: ${(error as Error).message}` };
+  }
+}
+
+/** Preflight checks about what is inside one database, run for every migrated database. */
+const PER_DATABASE_CHECKS: ReadonlySet<string> = new Set(['source_reachable', 'replica_identity', 'large_objects', 'unlogged_tables', 'sequences']);
+
+const toItem = (i: ReturnType<typeof evaluatePreflight>[number]): PreflightItem => ({
+  check: i.check,
+  status: i.status,
+  detail: i.detail,
+  ...(i.fix ? { fix: i.fix } : {}),
+});
 
 function requiresTls(sslmode: TargetConnection['sslmode']): boolean {
   return sslmode !== 'disable' && sslmode !== 'prefer';

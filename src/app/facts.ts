@@ -5,7 +5,7 @@
  */
 import type { ApprovalsSummary, AttemptRecord, LagAtFreeze } from '../domain/attempt.js';
 import type { RecoveryDecision } from '../domain/cutover-plan.js';
-import type { Gate, UserAction } from '../domain/gates.js';
+import type { ApprovalRuns, Gate, UserAction } from '../domain/gates.js';
 import type { AuditLog, AuditOutcome } from '../domain/ports/stores.js';
 import type { FenceResult } from '../domain/ports/replication.js';
 import type { Session, Strategy } from '../domain/session.js';
@@ -28,6 +28,8 @@ export interface HandedOutParameters {
 export interface CutoverSummary {
   ran: boolean;
   frozenMs: number | null;
+  /** The freeze predicted just before the run, beside the actual one. */
+  predictedFreezeMs: number | null;
   writesHeld: number | null;
   lagAtFreeze: LagAtFreeze | null;
   fence: FenceResult | null;
@@ -49,8 +51,8 @@ export type Fact =
       gate: Gate;
       requestedBy: string;
       validUntil: Date | null;
-      /** `now`: it runs at once; `ahead`: a switch approved before the freeze, run when the fence is proven. */
-      runs: 'now' | 'ahead';
+      /** What the approval started (see `approvalRuns`). */
+      runs: ApprovalRuns;
       /** The person typed the target database name. */
       typedConfirmation: boolean;
     }
@@ -63,6 +65,7 @@ export type Fact =
       attempt: number;
       strategy: Strategy;
       frozenMs: number | null;
+      predictedFreezeMs?: number | null;
       aheadOfTime: boolean;
       targetDatabase: string;
       recovered: boolean;
@@ -153,10 +156,11 @@ export function auditOf(fact: Fact): { action: string; outcome: AuditOutcome; de
 
 /** The summary of a cutover attempt, for the finish fact. */
 export function summaryOf(attempt: AttemptRecord | undefined): CutoverSummary {
-  if (!attempt) return { ran: false, frozenMs: null, writesHeld: null, lagAtFreeze: null, fence: null, sequencesCopied: null, approvals: null };
+  if (!attempt) return { ran: false, frozenMs: null, predictedFreezeMs: null, writesHeld: null, lagAtFreeze: null, fence: null, sequencesCopied: null, approvals: null };
   return {
     ran: true,
     frozenMs: attempt.frozenAt && attempt.resumedAt ? attempt.resumedAt.getTime() - attempt.frozenAt.getTime() : null,
+    predictedFreezeMs: attempt.predictedFreezeMs,
     writesHeld: attempt.writesHeld,
     lagAtFreeze: attempt.lagAtFreeze,
     fence: attempt.fence,

@@ -4,7 +4,8 @@
  * state are checked once (People), the click counts once (an idempotency key per session version and
  * action), each fact is recorded once; the engine records the outcome of what it runs.
  */
-import type { Gate, GateRequest, UserAction } from '../domain/gates.js';
+import { approvalRuns, type Gate, type GateRequest, type UserAction } from '../domain/gates.js';
+import type { ApprovalBinding } from '../domain/freeze-prediction.js';
 import type { ApprovalRepository, IdempotencyKeys, SessionRepository } from '../domain/ports/stores.js';
 import type { Session } from '../domain/session.js';
 import { CodedError, ErrorCode } from '../errors.js';
@@ -68,8 +69,9 @@ export class SessionActions {
       case 'freeze_request':
       case 'switch_request': {
         const gate: Gate = action === 'freeze_request' ? 'freeze' : 'switch';
+        const binding = await operations.binding(session);
         const { session: bumped, result } = await this.#d.sessions.gateStep(session.id, session.version, (approvals) =>
-          approvals.request({ sessionId: session.id, gate, requestedBy: userId, now, expiryMinutes }),
+          approvals.request({ sessionId: session.id, gate, requestedBy: userId, now, expiryMinutes, binding }),
         );
         await this.#record(bumped, { type: 'gate_requested', actor: userId, action, gate, expiresAt: result.requestExpiresAt, approverHint: approverHint(gate, profile.gates.twoPersonRule) });
         return bumped;
@@ -84,35 +86,26 @@ export class SessionActions {
         return bumped;
       }
       case 'freeze_approve':
-      case 'freeze_now': {
-        const approved = await this.#approve(session, 'freeze', action === 'freeze_now' ? undefined : requests.freeze, userId, expiryMinutes);
-        await this.#record(approved.session, {
-          type: 'gate_approved',
-          actor: userId,
-          action,
-          gate: 'freeze',
-          requestedBy: approved.request.requestedBy,
-          validUntil: approved.request.approvalExpiresAt,
-          runs: 'now',
-          typedConfirmation: false,
-        });
-        return operations.freeze(ref(approved.session), actor);
-      }
+      case 'freeze_now':
       case 'switch_approve':
       case 'switch_now': {
-        const approved = await this.#approve(session, 'switch', action === 'switch_now' ? undefined : requests.switch, userId, expiryMinutes);
-        const runsNow = approved.session.state === 'frozen';
+        const gate: Gate = action === 'freeze_approve' || action === 'freeze_now' ? 'freeze' : 'switch';
+        const direct = action === 'freeze_now' || action === 'switch_now';
+        const binding = await operations.binding(session);
+        const approved = await this.#approve(session, gate, direct ? undefined : requests[gate], userId, { expiryMinutes, binding });
+        const runs = approvalRuns(gate, profile.gates.flow, approved.session.state, requests, now);
         await this.#record(approved.session, {
           type: 'gate_approved',
           actor: userId,
           action,
-          gate: 'switch',
+          gate,
           requestedBy: approved.request.requestedBy,
           validUntil: approved.request.approvalExpiresAt,
-          runs: runsNow ? 'now' : 'ahead',
-          typedConfirmation: true,
+          runs,
+          typedConfirmation: gate === 'switch',
         });
-        return runsNow ? operations.switchover(ref(approved.session), actor) : approved.session;
+        if (runs === 'cutover' || (runs === 'now' && gate === 'freeze')) return operations.freeze(ref(approved.session), actor);
+        return runs === 'now' ? operations.switchover(ref(approved.session), actor) : approved.session;
       }
       case 'switch_run':
         if (!requests.switch) throw new CodedError(ErrorCode.GateRefused, 'The switch has not been approved.');
@@ -129,11 +122,18 @@ export class SessionActions {
   }
 
   /** Approves the open request of `gate`, or (rule off) requests and approves it at once: one version step. */
-  async #approve(session: Session, gate: Gate, open: GateRequest | undefined, userId: string, expiryMinutes: number): Promise<{ session: Session; request: GateRequest }> {
+  async #approve(
+    session: Session,
+    gate: Gate,
+    open: GateRequest | undefined,
+    userId: string,
+    given: { expiryMinutes: number; binding: ApprovalBinding },
+  ): Promise<{ session: Session; request: GateRequest }> {
     const now = this.#d.now();
+    const { expiryMinutes, binding } = given;
     const step = async (approvals: ApprovalRepository) => {
-      const request = open ?? (await approvals.request({ sessionId: session.id, gate, requestedBy: userId, now, expiryMinutes }));
-      return approvals.approve(request.id, { approvedBy: userId, now, expiryMinutes });
+      const request = open ?? (await approvals.request({ sessionId: session.id, gate, requestedBy: userId, now, expiryMinutes, binding }));
+      return approvals.approve(request.id, { approvedBy: userId, now, expiryMinutes, binding });
     };
     const { session: bumped, result } = await this.#d.sessions.gateStep(session.id, session.version, step);
     return { session: bumped, request: result };

@@ -5,6 +5,7 @@
  * their outcome as facts. Every call names the session version it was based on, so a stale click or
  * a second replica cannot act twice.
  */
+import type { ApprovalBinding } from '../domain/freeze-prediction.js';
 import type { Session } from '../domain/session.js';
 import type { LagSample } from '../domain/ports/replication.js';
 
@@ -38,6 +39,11 @@ export interface SessionOperations {
   /** The preflight checks for the session's profile (stored or draft), touching nothing. */
   preflight(session: Session): Promise<PreflightItem[]>;
   lag(sessionId: string): Promise<LagSample>;
+  /**
+   * What an approval given now is bound to: the plan's fingerprint, the lag, the source's WAL position
+   * and the predicted freeze. Never fails: a figure that cannot be measured is null, with the reason.
+   */
+  binding(session: Session): Promise<ApprovalBinding>;
   /** Gate 1 passed: freeze writes, start the freeze budget, prove the fence, copy sequences. */
   freeze(ref: SessionRef, actor: Actor): Promise<Session>;
   /** Gate 2 passed: repoint (or hand out parameters), verify, resume writes on the target. */

@@ -50,9 +50,18 @@ const envSchema = z
         message: 'is required in HTTP mode (set SLACK_APP_TOKEN instead to use Socket Mode)',
       });
     }
-  });
+    // Also beside other problems: every missing variable in one message, not one per attempt.
+  }, { when: () => true });
 
 export type Env = z.infer<typeof envSchema>;
+
+/** Where each credential comes from, said with the problem (docs/guide.md has the steps). */
+const WHERE_FROM: Record<string, string> = {
+  SLACK_BOT_TOKEN: "the Bot User OAuth Token (xoxb-…) on your Slack app's OAuth & Permissions page",
+  SLACK_SIGNING_SECRET: "the Signing Secret on your Slack app's Basic Information page",
+  SLACK_APP_TOKEN: "an app-level token (xapp-…) with connections:write, under App-Level Tokens on your Slack app's Basic Information page",
+  DIGITALOCEAN_TOKEN: 'a DigitalOcean API token (control panel → API → Tokens) with the database scopes listed in docs/guide.md',
+};
 
 /** Reads the environment; a missing or malformed variable is a ConfigInvalid error naming it (never its value). */
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
@@ -62,7 +71,8 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const name = issue.path.join('.') || '(environment)';
-    return `  ${name}: ${describeIssue(issue, present[name], false)}`;
+    const from = WHERE_FROM[name];
+    return `  ${name}: ${describeIssue(issue, present[name], false)}${from ? `; it is ${from}` : ''}`;
   });
   throw new CodedError(ErrorCode.ConfigInvalid, `Invalid environment:\n${lines.join('\n')}`);
 }

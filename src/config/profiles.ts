@@ -53,6 +53,11 @@ function schemas(env: NodeJS.ProcessEnv) {
     admin: z.strictObject({ host: nonEmpty, port: port.default(6432), user: nonEmpty, password: secretRef.optional() }),
     /** The database name applications use in PgBouncer (its line in the databases file). */
     database: nonEmpty,
+    /**
+     * Every PgBouncer entry the cutover pauses and repoints, `database` included. Default: `database` and
+     * every other entry pointing at a database DigitalOcean migrates (all of the source's but `ignoreDbs`).
+     */
+    databases: z.array(nonEmpty).min(1).optional(),
     /** The file PgBouncer `%include`s for its [databases] section; the bot rewrites it to repoint. */
     databasesFile: nonEmpty,
     /** How long a PAUSE may take to drain before the bot gives up and resumes. */
@@ -106,6 +111,11 @@ function schemas(env: NodeJS.ProcessEnv) {
         ignoreDbs: z.array(nonEmpty).default([]),
         disableSsl: z.boolean().default(false),
         /**
+         * The public IPv4 addresses DigitalOcean sees the proxy's and the bot's connections come from: the
+         * trusted sources the preflight checks and `/migrate setup trusted-sources` adds.
+         */
+        publicAddresses: z.strictObject({ proxy: z.ipv4().optional(), bot: z.ipv4().optional() }).optional(),
+        /**
          * Overrides the target connection DigitalOcean reports for the cluster (user, password, sslmode).
          * No defaults here: a key left out keeps DigitalOcean's value.
          */
@@ -120,6 +130,11 @@ function schemas(env: NodeJS.ProcessEnv) {
           })
           .optional(),
       }),
+      /**
+       * The role and password the applications log in with. Preflight logs in to the target with them
+       * before a freeze: DigitalOcean's migration creates the roles with placeholder passwords.
+       */
+      application: z.strictObject({ user: nonEmpty, password: secretRef }).optional(),
       replication: z
         .strictObject({
           /** The logical slot of the migration on the source; `auto` picks the only active logical slot. */
@@ -141,6 +156,12 @@ function schemas(env: NodeJS.ProcessEnv) {
         operators: z.array(principal).default([]),
         approvers: z.array(principal).default([]),
         twoPersonRule: z.boolean().default(true),
+        /**
+         * approve-first: both gates are approved before anything freezes; the approval that completes the
+         * pair runs the whole cutover at once. step-by-step: the freeze runs when approved, and writes are
+         * held while people look around and approve the switch.
+         */
+        flow: z.enum(['approve-first', 'step-by-step']).default('approve-first'),
         approvalExpiryMinutes: z.number().positive().default(15),
         maxLagBytesToFreeze: z.number().int().min(0).default(16 * 1024 * 1024),
       }),
@@ -213,8 +234,11 @@ export function loadProfiles(path: string, env: NodeJS.ProcessEnv = process.env)
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : 'cannot be read';
-    throw new CodedError(ErrorCode.ConfigInvalid, `Config file ${path}: ${reason} (set PGCUTOVER_CONFIG)`, { cause });
+    const reason =
+      (cause as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'file not found; copy pgcutover.example.yml there and edit it, or set PGCUTOVER_CONFIG to your profiles file'
+        : 'cannot be read (set PGCUTOVER_CONFIG)';
+    throw new CodedError(ErrorCode.ConfigInvalid, `Config file ${path}: ${reason}`, { cause });
   }
   return parseProfiles(text, path, env);
 }

@@ -52,6 +52,8 @@ export interface AttemptRecord {
   resumedAt: Date | null;
   resumedOn: 'source' | 'target' | null;
   writesHeld: number | null;
+  /** The freeze predicted just before the run (ms), for the summary beside the actual one. */
+  predictedFreezeMs: number | null;
   approvals: ApprovalsSummary | null;
   /** The in-database freeze's record (previous settings), persisted before it changed anything; JSON the freeze parses back. */
   freezeRecord: unknown;
@@ -72,6 +74,7 @@ export type AttemptPatch = Partial<
     | 'resumedAt'
     | 'resumedOn'
     | 'writesHeld'
+    | 'predictedFreezeMs'
     | 'approvals'
     | 'freezeRecord'
     | 'outcome'

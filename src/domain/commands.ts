@@ -3,6 +3,7 @@
  * the person can act on: what was wrong, the usage line, and the closest command by edit distance.
  */
 import { z } from 'zod';
+import { SETUP_ACTIONS, type SetupAction } from './cluster-setup.js';
 import { parseReportSchedule, type ReportSchedule } from './report-schedule.js';
 
 export const VERBS = [
@@ -20,13 +21,16 @@ export const VERBS = [
   'abort',
   'history',
   'report',
+  'setup',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
 export type Command =
   | { kind: 'start'; profile: string; dryRun: boolean }
   | { kind: 'report'; schedule: ReportSchedule }
-  | { kind: Exclude<Verb, 'start' | 'report'> };
+  /** `confirm`: do it (an operator); without: show what it would do. */
+  | { kind: 'setup'; action: SetupAction; confirm: boolean }
+  | { kind: Exclude<Verb, 'start' | 'report' | 'setup'> };
 
 export type ParseResult =
   | { ok: true; command: Command }
@@ -47,6 +51,7 @@ export const USAGE: Record<Verb, string> = {
   abort: '/migrate abort',
   history: '/migrate history',
   report: '/migrate report <every 5m | cron expression | off>',
+  setup: `/migrate setup <${SETUP_ACTIONS.join(' | ')}> [--confirm]`,
 };
 
 export const DESCRIPTIONS: Record<Verb, string> = {
@@ -64,6 +69,7 @@ export const DESCRIPTIONS: Record<Verb, string> = {
   abort: 'end the session without switching',
   history: 'the audit trail of this channel',
   report: 'how often lag reports go to the session thread',
+  setup: 'set up the DigitalOcean cluster: add trusted sources, or create the application user (shows the plan; `--confirm` does it)',
 };
 
 export const USAGE_LINE = `/migrate ${VERBS.join(' | ')}`;
@@ -79,6 +85,11 @@ const startSchema = z.object({
     .max(1, 'takes one profile name')
     .refine((a) => a.every((name) => PROFILE_NAME.test(name)), 'the profile name may only contain a-z, 0-9, - and _'),
   flags: z.array(z.enum(['--dry-run'], { message: 'the only option is --dry-run' })).max(1, 'gives --dry-run more than once'),
+});
+
+const setupSchema = z.object({
+  args: z.tuple([z.enum(SETUP_ACTIONS, { message: `needs one of: ${SETUP_ACTIONS.join(', ')}` })], { message: `needs one of: ${SETUP_ACTIONS.join(', ')}` }),
+  flags: z.array(z.enum(['--confirm'], { message: 'the only option is --confirm' })).max(1, 'gives --confirm more than once'),
 });
 
 const reportSchema = z
@@ -125,6 +136,11 @@ export function parseCommand(text: string): ParseResult {
     const parsed = startSchema.safeParse({ args, flags: flags.map((f) => f.toLowerCase()) });
     if (!parsed.success) return fail(parsed.error);
     return { ok: true, command: { kind: 'start', profile: parsed.data.args[0] as string, dryRun: parsed.data.flags.length > 0 } };
+  }
+  if (verb === 'setup') {
+    const parsed = setupSchema.safeParse({ args: args.map((a) => a.toLowerCase()), flags: flags.map((f) => f.toLowerCase()) });
+    if (!parsed.success) return fail(parsed.error);
+    return { ok: true, command: { kind: 'setup', action: parsed.data.args[0], confirm: parsed.data.flags.length > 0 } };
   }
   if (verb === 'report') {
     const parsed = reportSchema.safeParse({ args, flags });
@@ -179,6 +195,7 @@ export function helpText(): string {
 
 /** Whether a command changes something (and so is deduplicated against retries). */
 export function isMutating(command: Command): boolean {
+  if (command.kind === 'setup') return command.confirm;
   return !['help', 'profiles', 'status', 'lag', 'preflight', 'history'].includes(command.kind);
 }
 

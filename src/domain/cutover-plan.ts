@@ -237,6 +237,10 @@ export type RecoveryDecision =
 
 const touched = (status: StepStatus) => status !== 'pending';
 
+/** Whether the attempt's freeze began a run through to the resume (`runThrough`: its `started` says how far). */
+const isRun = (journal: readonly JournalEntry[], attempt: number) =>
+  journal.some((e) => e.attempt === attempt && e.step === 'freeze' && e.event === 'started' && e.detail?.through !== undefined);
+
 /** What recovery saw of the proxy (strategy proxy only): where it points now. */
 export interface ObservedProxy {
   pointsTo: 'source' | 'target' | 'elsewhere';
@@ -295,7 +299,9 @@ export function recoveryDecision(journal: readonly JournalEntry[], proxy?: Obser
         };
       }
       if (touched(status('freeze'))) {
-        const repointToSource = touched(status('repoint'));
+        // A run journals no repoint before its resume: its databases file may say target though the proxy
+        // never reloaded it. Putting writes back after a run always repoints to the source (idempotent).
+        const repointToSource = touched(status('repoint')) || isRun(journal, attempt);
         return {
           action: 'undo-freeze',
           attempt,

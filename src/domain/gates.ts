@@ -8,7 +8,11 @@
  *   switch: an operator requests → an approver (not the requester under the rule) approves with the typed
  *           database name → switch now if frozen, or later while the approval is valid ("approve ahead")
  * Requests and approvals each expire `approvalExpiryMinutes` after they were made.
+ * The flow says when an approval acts (`approvalRuns`): approve-first (the default) collects both
+ * approvals before anything freezes, and the one that completes the pair runs the whole cutover;
+ * step-by-step freezes on the freeze approval and holds writes while people decide on the switch.
  */
+import type { ApprovalBinding } from './freeze-prediction.js';
 import type { SessionState } from './session.js';
 
 export const GATES = ['freeze', 'switch'] as const;
@@ -28,13 +32,19 @@ export interface GateRequest {
   approvedAt: Date | null;
   approvalExpiresAt: Date | null;
   closedAt: Date | null;
+  /** What the person saw when requesting or (then) approving: the plan, the lag, the predicted freeze. */
+  binding?: ApprovalBinding | null;
 }
+
+/** approve-first: both gates approved before the freeze, then one run; step-by-step: freeze, look, switch. */
+export type CutoverFlow = 'approve-first' | 'step-by-step';
 
 export interface GatePolicy {
   /** User ids (U…/W…) or user group ids (S…). */
   operators: readonly string[];
   approvers: readonly string[];
   twoPersonRule: boolean;
+  flow: CutoverFlow;
   approvalExpiryMinutes: number;
 }
 
@@ -80,6 +90,19 @@ export function gateStatus(request: GateRequest | undefined, now: Date): GateSta
 /** A valid (approved, unexpired) approval for `gate` among the open requests, if any. */
 export function validApproval(requests: readonly GateRequest[], gate: Gate, now: Date): GateRequest | undefined {
   return requests.find((r) => r.gate === gate && gateStatus(r, now) === 'approved');
+}
+
+/**
+ * What an approval of `gate` starts now: `now` (the freeze, or the switch while frozen), `cutover`
+ * (the switch approval completed the pair: the whole cutover runs), or nothing yet: `ahead` (a switch
+ * approved before the freeze) or `with_switch` (approve-first: the freeze waits for the switch approval).
+ */
+export type ApprovalRuns = 'now' | 'cutover' | 'ahead' | 'with_switch';
+
+export function approvalRuns(gate: Gate, flow: CutoverFlow, state: SessionState, requests: Partial<Record<Gate, GateRequest>>, now: Date): ApprovalRuns {
+  if (gate === 'freeze') return flow === 'step-by-step' || gateStatus(requests.switch, now) === 'approved' ? 'now' : 'with_switch';
+  if (state === 'frozen') return 'now';
+  return flow === 'approve-first' && gateStatus(requests.freeze, now) === 'approved' ? 'cutover' : 'ahead';
 }
 
 /** What a person can ask for, from a button or a command. */
@@ -291,8 +314,15 @@ export function availableActions(
     case 'created':
       return ['abort'];
     case 'syncing': {
+      // An approved freeze still open while syncing waits for the switch approval (approve-first).
       const freezeButtons: UserAction[] =
-        freeze === 'pending' ? ['freeze_approve', 'freeze_withdraw'] : policy.twoPersonRule ? ['freeze_request'] : ['freeze_now'];
+        freeze === 'pending'
+          ? ['freeze_approve', 'freeze_withdraw']
+          : freeze === 'approved'
+            ? ['freeze_withdraw']
+            : policy.twoPersonRule
+              ? ['freeze_request']
+              : ['freeze_now'];
       return [...freezeButtons, ...switchButtons(false), 'abort'];
     }
     case 'frozen':

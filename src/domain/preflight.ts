@@ -1,8 +1,11 @@
 /**
  * Preflight: the checks run before a migration starts and again before a freeze, as a list of
  * pass/warn/fail items, each failing or warning item with the fix. Pure: it evaluates facts that
- * `src/replication/preflight-gatherer.ts` collects from the source, DigitalOcean and the proxy.
+ * `src/adapters/source/preflight-gatherer.ts` collects from the source, DigitalOcean and the proxy;
+ * the DigitalOcean-aware checks are in `preflight-digitalocean.ts`.
  */
+import { addressKind, inCidr } from './addresses.js';
+import { evaluateDoPreflight, type DoCheckName, type DoPreflightFacts } from './preflight-digitalocean.js';
 
 export type PreflightStage = 'before-migration' | 'before-freeze';
 export type PreflightStatus = 'pass' | 'warn' | 'fail';
@@ -19,7 +22,8 @@ export type PreflightCheck =
   | 'sequences'
   | 'do_cluster'
   | 'trusted_sources'
-  | 'proxy';
+  | 'proxy'
+  | DoCheckName;
 
 export interface PreflightItem {
   check: PreflightCheck;
@@ -56,8 +60,8 @@ export interface ClusterFacts {
 
 export interface FirewallFacts {
   rules: { type: string; value: string }[];
-  /** Addresses that must be admitted on the target: the source's and the proxy's. */
-  required: { who: 'source' | 'proxy'; host: string; addresses: string[] }[];
+  /** Addresses that must be admitted on the target: the source's, the proxy's and the bot's. */
+  required: { who: 'source' | 'proxy' | 'bot'; host: string; addresses: string[] }[];
 }
 
 export interface ProxyFacts {
@@ -73,6 +77,8 @@ export interface PreflightFacts {
   firewall: FirewallFacts | { error: string };
   /** Absent when the profile has no proxy (connection-parameters strategy). */
   proxy?: ProxyFacts;
+  /** DigitalOcean's replication, the target cluster, the application's login and the source's reachability. */
+  digitalocean?: DoPreflightFacts;
 }
 
 const item = (check: PreflightCheck, status: PreflightStatus, detail: string, fix: string | null = null): PreflightItem => ({
@@ -116,6 +122,7 @@ export function evaluatePreflight(facts: PreflightFacts): PreflightItem[] {
 
   items.push(firewallCheck(facts.firewall));
   if (facts.proxy) items.push(proxyCheck(facts.proxy));
+  if (facts.digitalocean) items.push(...evaluateDoPreflight(facts.digitalocean));
   return items;
 }
 
@@ -193,18 +200,28 @@ function firewallCheck(firewall: FirewallFacts | { error: string }): PreflightIt
   const otherRules = firewall.rules.filter((r) => r.type !== 'ip_addr');
   const missing: string[] = [];
   const unverifiable: string[] = [];
+  const notPublic: string[] = [];
   for (const need of firewall.required) {
     if (need.addresses.length === 0) {
       unverifiable.push(`${need.who} (${need.host}: address unknown)`);
       continue;
     }
-    const uncovered = need.addresses.filter((a) => !ipRules.some((rule) => ipAllowed(a, rule)));
+    // DigitalOcean sees the public address a host connects from, never its loopback or private one.
+    const publicAddresses = need.addresses.filter((a) => addressKind(a) === 'public');
+    if (publicAddresses.length === 0) {
+      notPublic.push(`${need.who} ${need.host} (${need.addresses.join(', ')})`);
+      continue;
+    }
+    const uncovered = publicAddresses.filter((a) => !ipRules.some((rule) => ipAllowed(a, rule)));
     if (uncovered.length === 0) continue;
     if (otherRules.length > 0) unverifiable.push(`${need.who} ${uncovered.join(', ')}`);
     else missing.push(`${need.who} ${uncovered.join(', ')}`);
   }
   if (missing.length > 0) {
-    return item('trusted_sources', 'fail', `The target's trusted sources do not admit: ${missing.join('; ')}.`, `Add them as trusted sources (doctl databases firewalls append <cluster> --rule ip_addr:<address>), or remove all trusted sources during the migration as DO's guide suggests.`);
+    return item('trusted_sources', 'fail', `The target's trusted sources do not admit: ${missing.join('; ')}.`, 'Let the bot append them (`/migrate setup trusted-sources`; every existing rule is kept), or run `doctl databases firewalls append <cluster> --rule ip_addr:<address>` for each.');
+  }
+  if (notPublic.length > 0) {
+    return item('trusted_sources', 'warn', `Not a public address, so no trusted source can name it: ${notPublic.join('; ')}.`, 'DigitalOcean sees the public address these hosts connect from: name it in digitalocean.publicAddresses (proxy, bot), then let the bot add it (`/migrate setup trusted-sources`).');
   }
   if (unverifiable.length > 0) {
     return item('trusted_sources', 'warn', `Cannot confirm these are admitted (only droplet/tag/k8s/app rules could cover them): ${unverifiable.join('; ')}.`, 'Check in the DO control panel that the source and the proxy are trusted sources, or add ip_addr rules for them.');
@@ -239,18 +256,7 @@ export function ipAllowed(address: string, rule: string): boolean {
   const [base, bitsText] = rule.split('/');
   if (base === undefined) return false;
   if (bitsText === undefined) return address === base;
-  const bits = Number(bitsText);
-  const a = ipv4ToInt(address);
-  const b = ipv4ToInt(base);
-  if (a === null || b === null || !Number.isInteger(bits) || bits < 0 || bits > 32) return false;
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return ((a & mask) >>> 0) === ((b & mask) >>> 0);
-}
-
-function ipv4ToInt(ip: string): number | null {
-  const parts = ip.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) return null;
-  return parts.reduce((acc, p) => ((acc << 8) | p) >>> 0, 0);
+  return inCidr(address, base, Number(bitsText));
 }
 
 /** The worst status: what the gate looks at. */

@@ -3,7 +3,7 @@
  * the last report, DigitalOcean's view of the migration and the profile's thresholds. The Slack
  * adapter only lays it out; nothing here talks to Slack, PostgreSQL or HTTP.
  */
-import type { LagSample } from './ports/replication.js';
+import type { DatabaseLag, LagSample } from './ports/replication.js';
 import { lagTrend } from './lag-trend.js';
 import type { Session } from './session.js';
 import { describeState } from './session.js';
@@ -20,8 +20,10 @@ export type Observation =
       slotActive: boolean;
       /** pg_current_wal_lsn() as a byte position; the write rate is its slope. Null when not measured. */
       walPosition: number | null;
+      /** Each migrated database's lag, when the session covers several (the figures above are the largest). */
+      databases?: DatabaseLag[];
     }
-  | { at: Date; known: false; reason: string; walPosition: number | null };
+  | { at: Date; known: false; reason: string; walPosition: number | null; databases?: DatabaseLag[] };
 
 /** DigitalOcean's status of the online migration, or why it is not known. */
 export type DoView =
@@ -104,6 +106,8 @@ export function buildReport(input: ReportInput): LagReport {
       ? `*Lag:* ${formatBytes(lag.bytes)}${lag.seconds === null ? ' (time estimate not available)' : ` ≈ ${formatDuration(lag.seconds)}`}`
       : `*Lag:* unknown: ${lag.reason}`,
   );
+  const perDatabase = databaseLagLine(current?.databases);
+  if (perDatabase) lines.push(`*Per database:* ${perDatabase}`);
   if (window.length > 0) {
     const change =
       deltaBytes === null ? '' : ` ${deltaBytes >= 0 ? '+' : '−'}${formatBytes(Math.abs(deltaBytes))} since the last report`;
@@ -133,10 +137,23 @@ export function buildReport(input: ReportInput): LagReport {
   };
 }
 
-function toLagSample(o: Observation): LagSample {
+export function toLagSample(o: Observation): LagSample {
+  const databases = o.databases ? { databases: o.databases } : {};
   return o.known
-    ? { known: true, at: o.at, slot: o.slot, slotActive: o.slotActive, bytes: o.bytes, seconds: o.seconds }
-    : { known: false, at: o.at, reason: o.reason };
+    ? { known: true, at: o.at, slot: o.slot, slotActive: o.slotActive, bytes: o.bytes, seconds: o.seconds, ...databases }
+    : { known: false, at: o.at, reason: o.reason, ...databases };
+}
+
+/** Each migrated database's lag on one line, when the session covers several (else null). */
+export function databaseLagLine(databases: readonly DatabaseLag[] | undefined): string | null {
+  if (!databases || databases.length < 2) return null;
+  return databases
+    .map((d) =>
+      d.known
+        ? `${d.database} ${formatBytes(d.bytes)}${d.seconds === null ? '' : ` ≈ ${formatDuration(d.seconds)}`}`
+        : `${d.database} unknown (${d.reason})`,
+    )
+    .join(' · ');
 }
 
 function freezeGateView(

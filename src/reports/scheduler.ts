@@ -14,8 +14,7 @@
  * between posting and completing posts that report twice: the price of not losing it.
  */
 import { evaluateAlerts } from '../domain/alerts.js';
-import { buildReport, type Observation } from '../domain/report.js';
-import type { LagSample } from '../domain/ports/replication.js';
+import { buildReport, toLagSample, type Observation } from '../domain/report.js';
 import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
 import type { Session, SessionState } from '../domain/session.js';
 import { asCodedError, CodedError, ErrorCode } from '../errors.js';
@@ -316,8 +315,3 @@ function sinceLastReport(observations: readonly Observation[], lastReportAt: Dat
   return observations.slice(Math.max(0, start - 1));
 }
 
-function toLagSample(o: Observation): LagSample {
-  return o.known
-    ? { known: true, at: o.at, slot: o.slot, slotActive: o.slotActive, bytes: o.bytes, seconds: o.seconds }
-    : { known: false, at: o.at, reason: o.reason };
-}

@@ -9,6 +9,52 @@ import { CHANNEL, House, U } from '../support/memory/house.js';
 import { TARGET_PASSWORD } from '../support/memory/machines.js';
 
 describe('a cutover on in-memory ports', () => {
+  it.each([
+    ['the freeze, then the switch', ['freeze', 'switch'] as const],
+    ['the switch, then the freeze', ['switch', 'freeze'] as const],
+  ])('approve-first (the default flow): both gates approved before anything freezes; %s — the second approval runs the whole cutover', async (_order, gates) => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await a.startSession('orders');
+    const [first, second] = gates;
+    const approver = { freeze: U.APP, switch: U.BOB } as const;
+    await a.perform(`${first}_request`, s.id, U.OPS);
+    await a.perform(`${second}_request`, s.id, U.OPS);
+    const waiting = await a.perform(`${first}_approve`, s.id, approver[first]);
+    // One approval of the pair freezes nothing: writes keep flowing.
+    expect(waiting?.state).toBe('syncing');
+    expect(house.world.count('freeze')).toBe(0);
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'gate_approved', gate: first, runs: first === 'freeze' ? 'with_switch' : 'ahead' });
+
+    const switched = await a.perform(`${second}_approve`, s.id, approver[second]);
+    expect(switched?.state).toBe('switched');
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'target' });
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'resume']);
+    // Nobody was asked anything while writes waited: the channel hears the freeze and the switch afterwards.
+    expect(house.factTypes(s.id).slice(-3)).toEqual(['gate_approved', 'frozen', 'switched']);
+    expect(house.facts(s.id).at(-3)).toMatchObject({ gate: second, runs: second === 'switch' ? 'cutover' : 'now' });
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'switched', actor: U.BOB, aheadOfTime: true });
+    const journal = await house.store.journal.entries(s.id);
+    expect(journal.filter((e) => e.event === 'done').map((e) => e.step)).toEqual(expect.arrayContaining([...attemptSteps('cutover', 'proxy')]));
+    expect(await house.store.approvals.open(s.id)).toEqual({});
+    const { rows, facts } = await house.auditMatchesFacts(s.id);
+    expect(rows).toEqual(facts);
+  });
+
+  it('approve-first: a freeze approval that expires before the switch is approved freezes nothing; the switch approval then waits', async () => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await a.startSession('orders');
+    await a.perform('freeze_request', s.id, U.OPS);
+    await a.perform('freeze_approve', s.id, U.APP);
+    await house.clock.advance(16 * 60_000);
+    await a.perform('switch_request', s.id, U.OPS);
+    const after = await a.perform('switch_approve', s.id, U.BOB);
+    expect(after?.state).toBe('syncing');
+    expect(house.world.count('freeze')).toBe(0);
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'gate_approved', gate: 'switch', runs: 'ahead' });
+  });
+
   it('proxy: start, freeze requested by one operator and approved by an approver, switch, finish — each fact once, in order', async () => {
     const house = new House();
     const a = house.replica('A');

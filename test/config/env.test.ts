@@ -30,11 +30,17 @@ describe('the environment', () => {
       attempt();
     } catch (error) {
       const message = (error as Error).message;
-      expect(message).toContain('SLACK_BOT_TOKEN: is required');
-      expect(message).toContain('DIGITALOCEAN_TOKEN: is required');
+      // One line each, saying where the credential comes from.
+      expect(message).toContain("SLACK_BOT_TOKEN: is required; it is the Bot User OAuth Token (xoxb-…) on your Slack app's OAuth & Permissions page\n");
+      expect(message).toContain('DIGITALOCEAN_TOKEN: is required; it is a DigitalOcean API token (control panel → API → Tokens)');
       expect(message).toContain('PORT:');
       expect(message).not.toContain('signing-secret-value');
     }
+  });
+
+  it('names the missing signing secret together with the other missing variables', () => {
+    expect(() => loadEnv({})).toThrow(/SLACK_BOT_TOKEN: is required.*\n.*DIGITALOCEAN_TOKEN: is required.*\n.*SLACK_SIGNING_SECRET: is required in HTTP mode/s);
+    expect(() => loadEnv({ SLACK_APP_TOKEN: 'xapp-socket-mode' })).not.toThrow(/SLACK_SIGNING_SECRET/);
   });
 
   it('says what is wrong with a malformed variable, not that it is required', () => {

@@ -8,6 +8,7 @@ const exampleEnv = {
   ORDERS_SOURCE_PASSWORD: 'orders-source-pw',
   PGBOUNCER_ADMIN_PASSWORD: 'bouncer-admin-pw',
   CATALOG_SOURCE_PASSWORD: 'catalog-source-pw',
+  ORDERS_APP_PASSWORD: 'orders-app-pw',
 };
 
 const minimal = (overrides = '') => `profiles:
@@ -129,9 +130,9 @@ describe('the profiles file', () => {
     expect(message).toMatch(/not valid YAML:\n {2}line \d+:/);
   });
 
-  it('says plainly when the file is missing', () => {
+  it('says plainly when the file is missing, and to copy the example', () => {
     expect(() => loadProfiles('/nonexistent/pgcutover.yml', {})).toThrow(
-      'Config file /nonexistent/pgcutover.yml: file not found (set PGCUTOVER_CONFIG)',
+      'Config file /nonexistent/pgcutover.yml: file not found; copy pgcutover.example.yml there and edit it, or set PGCUTOVER_CONFIG to your profiles file',
     );
   });
 

@@ -36,4 +36,23 @@ describe('unknown values from DigitalOcean', () => {
       { type: 'unknown', value: 'vpc-1' },
     ]);
   });
+
+  it('appending a trusted source sends a rule of an unknown type back as DigitalOcean wrote it', async () => {
+    const sent: unknown[] = [];
+    const client = new DigitalOceanClient({
+      token: new Secret('dop_v1_unknown_values_test_token'),
+      baseUrl: 'http://do.invalid',
+      logger: createLogger('silent'),
+      fetch: async (_url, init) => {
+        if (init?.method === 'PUT') {
+          sent.push(JSON.parse(String(init.body)));
+          return new Response(null, { status: 204 });
+        }
+        const rules = [{ uuid: 'r-1', cluster_uuid: CLUSTER, type: 'vpc', value: 'vpc-1', created_at: '2026-01-01T00:00:00Z' }];
+        return new Response(JSON.stringify({ rules }), { status: 200 });
+      },
+    });
+    expect(await client.appendFirewallRules(CLUSTER, [{ type: 'ip_addr', value: '203.0.113.9', description: 'pgcutover: bot' }])).toEqual({ added: ['203.0.113.9'] });
+    expect(sent).toEqual([{ rules: [{ uuid: 'r-1', type: 'vpc', value: 'vpc-1' }, { type: 'ip_addr', value: '203.0.113.9', description: 'pgcutover: bot' }] }]);
+  });
 });

@@ -12,7 +12,7 @@ import {
   type GateRequest,
 } from '../../src/domain/gates.js';
 
-const policy: GatePolicy = { operators: ['UALICE', 'SOPS'], approvers: ['UCAROL'], twoPersonRule: true, approvalExpiryMinutes: 15 };
+const policy: GatePolicy = { operators: ['UALICE', 'SOPS'], approvers: ['UCAROL'], twoPersonRule: true, flow: 'approve-first', approvalExpiryMinutes: 15 };
 const groups = new Map([['SOPS', ['UBOB']]]);
 const t0 = new Date('2026-01-01T10:00:00Z');
 const minutes = (n: number) => new Date(t0.getTime() + n * 60_000);

@@ -30,6 +30,19 @@ describe('lag report', () => {
     expect(report.lines.join('\n')).toContain('*Freeze gate:* would be open');
   });
 
+  it('several migrated databases: the largest lag, and each database on its own line', () => {
+    const last: Observation = {
+      ...obs(1, 3 * MB),
+      databases: [
+        { database: 'app', known: true, bytes: MB, seconds: 2 },
+        { database: 'app2', known: true, bytes: 3 * MB, seconds: null },
+      ],
+    };
+    const report = buildReport({ session, window: [obs(0, MB), last], doView: syncing, thresholds: { maxLagBytesToFreeze: 16 * MB }, now: new Date(t0 + 60_000) });
+    expect(report.lag).toMatchObject({ known: true, bytes: 3 * MB });
+    expect(report.lines).toContain('*Per database:* app 1.0 MiB ≈ 2s · app2 3.0 MiB');
+  });
+
   it('rising lag: no ETA, the gate closed with the reason', () => {
     const report = buildReport({
       session,

@@ -125,7 +125,7 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
       clusterUuid: ${DO_CLUSTER}
       database: orders
       disableSsl: true
-      ignoreDbs: [store]
+      ignoreDbs: [store, postgres]
     proxy:
       kind: pgbouncer
       admin: { host: 127.0.0.1, port: ${bouncer.port}, user: ${bouncer.adminUser}, password: "\${PGBOUNCER_ADMIN_PASSWORD}" }
@@ -137,6 +137,7 @@ describe('pgcutover end to end: Slack → bot process → real databases', () =>
       operators: [${ALICE}, ${BOB}]
       approvers: [${BOB}]
       twoPersonRule: true
+      flow: step-by-step
 `,
     );
 

@@ -182,6 +182,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       clusterUuid: ${c.cluster}
       database: ${c.profile}
       disableSsl: true
+      ignoreDbs: [${['postgres', ...ALL.filter((o) => o !== c).map((o) => o.profile)].join(', ')}]
     proxy:
       kind: pgbouncer
       admin: { host: 127.0.0.1, port: ${c.bouncer!.port}, user: ${c.bouncer!.adminUser}, password: "\${PGBOUNCER_ADMIN_PASSWORD}" }
@@ -193,6 +194,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       operators: [${UOPS}, ${UOPS2}]
       approvers: [${UAPP}, ${UAPP2}]
       twoPersonRule: true
+      flow: step-by-step
     reports: { schedule: "off" }
 `,
       ).join('')}`,

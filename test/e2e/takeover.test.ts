@@ -136,7 +136,7 @@ describe('a dead freeze holder: writes resume without it', () => {
     channels: [${CHANNEL}]
     strategy: proxy
     source: { host: 127.0.0.1, port: ${source.port}, database: orders, user: ${source.user}, password: "\${ORDERS_SOURCE_PASSWORD}", sslmode: disable }
-    digitalocean: { clusterUuid: ${DO_CLUSTER}, database: orders, disableSsl: true, ignoreDbs: [store] }
+    digitalocean: { clusterUuid: ${DO_CLUSTER}, database: orders, disableSsl: true, ignoreDbs: [store, postgres] }
     proxy:
       kind: pgbouncer
       admin: { host: 127.0.0.1, port: ${bouncer.port}, user: ${bouncer.adminUser}, password: "\${PGBOUNCER_ADMIN_PASSWORD}" }
@@ -144,7 +144,7 @@ describe('a dead freeze holder: writes resume without it', () => {
       databasesFile: ${bouncer.databasesFile}
       pauseTimeoutSeconds: 5
     freeze: { budgetSeconds: ${BUDGET_SECONDS} }
-    gates: { operators: [${ALICE}, ${BOB}], approvers: [${BOB}], twoPersonRule: true }
+    gates: { operators: [${ALICE}, ${BOB}], approvers: [${BOB}], twoPersonRule: true, flow: step-by-step }
 `,
     );
     storeDb = openPostgres(new Secret(source.connectionString('store')), logger);

@@ -4,7 +4,8 @@
  * modal submissions, at most 4 in flight. Properties: no crash and no unhandled rejection; every answer
  * is 2xx (401 for the forgeries we sign badly on purpose), never 5xx; every answer a person sees is a
  * message for people (no stack trace, "undefined", "[object Object]" or ":boom:"); every request is
- * answered within 1 s (the bot processes before responding here, so that is all of its work); and
+ * answered within Slack's 3 s acknowledgement deadline (the bot processes before responding here, so
+ * that is all of its work: an answer later than that is a request Slack gives up on); and
  * afterwards the store holds only changes the gates allow. Seed: PROPERTY_SEED (printed on failure).
  */
 import { loadavg } from 'node:os';
@@ -34,7 +35,8 @@ const INTERACTIONS = 2_400; // clicks and submissions together; ≥ 2,000 after 
 // The bot and this client share one process on a 2-core machine: more in flight only queues, and
 // each request's time then counts the others' work. Raise it only with the deadline in view.
 const IN_FLIGHT = 4;
-const DEADLINE_MS = 1_000;
+/** Slack drops a request not acknowledged within 3 s: the outcome that matters, whatever the machine's load. */
+const DEADLINE_MS = 3_000;
 const SEED = Number(process.env.PROPERTY_SEED ?? Date.now() % 2_147_483_647);
 
 const GUARDED = CHANNELS[11] as string;
@@ -281,7 +283,7 @@ const count = (sent: Sent[], test: (s: Sent) => boolean) => sent.filter(test).le
 let bulk: Sent[] = [];
 
 describe('hostile requests against the running bot', () => {
-  it(`answers ${SLASH_COMMANDS} generated slash commands and ${INTERACTIONS} clicks and submissions: 2xx (401 for forgeries), a message for people, within 1 s`, { timeout: 170_000 }, async () => {
+  it(`answers ${SLASH_COMMANDS} generated slash commands and ${INTERACTIONS} clicks and submissions: 2xx (401 for forgeries), a message for people, within Slack's 3 s`, { timeout: 170_000 }, async () => {
     const slash = fc.sample(slashArb, { numRuns: SLASH_COMMANDS, seed: SEED });
     const interactions = fc.sample(fc.oneof({ weight: 3, arbitrary: clickArb }, { weight: 2, arbitrary: submitArb }), { numRuns: INTERACTIONS, seed: SEED + 1 });
     const loop = monitorEventLoopDelay({ resolution: 10 });

@@ -95,7 +95,7 @@ describe('online migration through the simulator on real replication', () => {
     expect(written).toBeGreaterThan(0);
     const known = samples.filter((s): s is Extract<LagSample, { known: true }> => s.known);
     expect(known).toHaveLength(samples.length);
-    expect(known[0]?.slot).toBe((await sim.migration(CLUSTER))?.replicationName);
+    expect(known[0]?.slot).toBe((await sim.migration(CLUSTER))?.slotName);
     const peak = Math.max(...known.map((s) => s.bytes));
     expect(peak).toBeGreaterThan(0);
     let last: LagSample | undefined;

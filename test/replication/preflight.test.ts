@@ -78,7 +78,7 @@ describe('preflight on real clusters', () => {
         // Any PG 15 serves as the target's version here.
         [CLUSTER]: {
           connection: { host: logicalSource.host, port: logicalSource.port, user: logicalSource.user, password: new Secret(logicalSource.password), database: 'defaultdb' },
-          firewallRules: [{ type: 'ip_addr', value: '127.0.0.0/8' }],
+          firewallRules: [{ type: 'ip_addr', value: '203.0.113.0/24' }],
         },
       },
     });
@@ -99,8 +99,10 @@ describe('preflight on real clusters', () => {
       migrationUser: 'do_migration',
       api: new DigitalOceanClient({ token: new Secret(TOKEN), baseUrl: sim.url, logger: log }),
       clusterUuid: CLUSTER,
-      sourceHost: '127.0.0.1',
-      proxyHost: '127.0.0.1',
+      // DigitalOcean sees public addresses: the source's and the proxy's, as their names resolve.
+      sourceHost: 'db.example.test',
+      proxyHost: 'proxy.example.test',
+      resolve: async (host) => (host === 'db.example.test' ? ['203.0.113.7'] : ['203.0.113.8']),
       proxy: { admin: bouncerInspector(bouncer, 'orders'), expected: { host: '127.0.0.1', port: logicalSource.port, database: 'orders' } },
       ...overrides,
     };

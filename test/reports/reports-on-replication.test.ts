@@ -50,6 +50,7 @@ describe('periodic reports on real replication under write load', () => {
   let observer: SourceObserver;
   let scheduler: ReportScheduler;
   let slot = '';
+  let subscription = '';
   let sourcePool: pg.Pool;
   const clock = { t: new Date(T0), now() { return this.t; } };
   const { logger, output } = captureLogger('debug');
@@ -83,7 +84,8 @@ describe('periodic reports on real replication under write load', () => {
       migrationRequest(source),
       { pollIntervalMs: 100, watchMs: 20_000 },
     );
-    slot = (await sim.migration(CLUSTER))?.replicationName ?? '';
+    slot = (await sim.migration(CLUSTER))?.slotName ?? '';
+    subscription = (await sim.migration(CLUSTER))?.replicationName ?? '';
     expect(slot).not.toBe('');
 
     db = await openEmbedded(undefined);
@@ -149,7 +151,7 @@ describe('periodic reports on real replication under write load', () => {
     await step(1);
 
     // Hold replication and write: the slot's confirmed position stands still while WAL grows.
-    await target.query(`ALTER SUBSCRIPTION ${pg.escapeIdentifier(slot)} DISABLE`, [], 'orders');
+    await target.query(`ALTER SUBSCRIPTION ${pg.escapeIdentifier(subscription)} DISABLE`, [], 'orders');
     const load = await startWriteLoad(source.connectionString('orders'), { table: 'orders', rowsPerBatch: 2000 });
     const probe = new SlotLagProbe({ source: sourcePool, slot });
     // More than 64 KiB/s in fake time (a minute per step): the shared trend counts slower growth as steady.
@@ -165,7 +167,7 @@ describe('periodic reports on real replication under write load', () => {
     const peak = await probe.measure();
 
     // Release replication: the lag falls back under the threshold, then to zero.
-    await target.query(`ALTER SUBSCRIPTION ${pg.escapeIdentifier(slot)} ENABLE`, [], 'orders');
+    await target.query(`ALTER SUBSCRIPTION ${pg.escapeIdentifier(subscription)} ENABLE`, [], 'orders');
     await until('the lag to fall under 1 MB', async () => {
       const now = await probe.measure();
       return now.known && now.slotActive && now.bytes < MB;

@@ -55,6 +55,7 @@ profiles:
       operators: [${ALICE}, S0DBAS]
       approvers: [${CAROL}, ${ALICE}]
       twoPersonRule: true
+      flow: step-by-step
       approvalExpiryMinutes: 15
   solo:
     channels: [${SOLO_CHANNEL}]
@@ -63,7 +64,7 @@ profiles:
     digitalocean: { clusterUuid: 5f1d3c2e-7a8b-4c9d-8e0f-1a2b3c4d5e6f, database: catalog }
     proxy: { kind: none }
     freeze: { method: read-only-roles, appRoles: [catalog_app] }
-    gates: { operators: [${ALICE}], approvers: [${ALICE}], twoPersonRule: false }
+    gates: { operators: [${ALICE}], approvers: [${ALICE}], twoPersonRule: false, flow: step-by-step }
   catalog:
     channels: [${OTHER_CHANNEL}]
     strategy: connection-parameters
@@ -71,7 +72,7 @@ profiles:
     digitalocean: { clusterUuid: 5f1d3c2e-7a8b-4c9d-8e0f-1a2b3c4d5e6f, database: catalog }
     proxy: { kind: none }
     freeze: { method: read-only-roles, appRoles: [catalog_app] }
-    gates: { operators: [${ALICE}], approvers: [${CAROL}] }
+    gates: { operators: [${ALICE}], approvers: [${CAROL}], flow: step-by-step }
 `;
 
 export class FakeClock {

@@ -22,10 +22,11 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-export function startBotProcess(env: Record<string, string>): BotProcess {
+/** `args`: what node runs instead of the built bot (the footprint benchmark's minimal Bolt app). */
+export function startBotProcess(env: Record<string, string>, args: string[] = [BOT_ENTRY]): BotProcess {
   if (!existsSync(BOT_ENTRY)) throw new Error(`${BOT_ENTRY} is missing: run \`npm run build\` (npm test does)`);
   // Only what the test gives, plus PATH: nothing from the developer's own environment leaks in.
-  const child = spawn(process.execPath, [BOT_ENTRY], {
+  const child = spawn(process.execPath, args, {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -68,13 +68,9 @@ export interface CutoverRig {
   stop(): Promise<void>;
 }
 
-export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
-  const [source, target] = await startReplicationPair(['orders', 'store']);
-  const sourcePool = new pg.Pool({ connectionString: source.connectionString('orders'), max: 4 });
-  sourcePool.on('error', () => undefined);
-  await sourcePool.query(RIG_SCHEMA);
-  await installFence(sourcePool);
-  const sim = await startDoSimulator({
+/** The DO simulator serving `target` as the cluster DO_CLUSTER (its default database `defaultdb`). */
+export function startRigSimulator(target: Cluster, logger: Logger): Promise<DoSimulator> {
+  return startDoSimulator({
     token: new Secret(DO_TOKEN),
     logger,
     clusters: {
@@ -83,6 +79,15 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
       },
     },
   });
+}
+
+export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
+  const [source, target] = await startReplicationPair(['orders', 'store']);
+  const sourcePool = new pg.Pool({ connectionString: source.connectionString('orders'), max: 4 });
+  sourcePool.on('error', () => undefined);
+  await sourcePool.query(RIG_SCHEMA);
+  await installFence(sourcePool);
+  const sim = await startRigSimulator(target, logger);
   const doApi = new DigitalOceanClient({ token: new Secret(DO_TOKEN), baseUrl: sim.url, logger });
   const bouncer = await startPgBouncer({
     databases: { orders: { host: source.host, port: source.port, dbname: 'orders' } },
@@ -194,7 +199,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         {
           source: { host: source.host, port: source.port, dbname: 'orders', username: source.user, password: new Secret(source.password) },
           disableSsl: true,
-          ignoreDbs: ['store'],
+          ignoreDbs: ['store', 'postgres'],
         },
         { pollIntervalMs: 100, watchMs: 30_000 },
       );

@@ -75,3 +75,21 @@ export function loadDoOpenApi(): { operation(method: string, path: string): Oper
     },
   };
 }
+
+const ROUTES: Array<[RegExp, string]> = [
+  [/^\/v2\/databases\/[^/]+\/online-migration\/[^/]+$/, '/v2/databases/{database_cluster_uuid}/online-migration/{migration_id}'],
+  [/^\/v2\/databases\/[^/]+\/online-migration$/, '/v2/databases/{database_cluster_uuid}/online-migration'],
+  [/^\/v2\/databases\/[^/]+\/firewall$/, '/v2/databases/{database_cluster_uuid}/firewall'],
+  [/^\/v2\/databases\/[^/]+\/ca$/, '/v2/databases/{database_cluster_uuid}/ca'],
+  [/^\/v2\/databases\/[^/]+\/dbs$/, '/v2/databases/{database_cluster_uuid}/dbs'],
+  [/^\/v2\/databases\/[^/]+\/users$/, '/v2/databases/{database_cluster_uuid}/users'],
+  [/^\/v2\/databases\/[^/]+\/users\/[^/]+$/, '/v2/databases/{database_cluster_uuid}/users/{username}'],
+  [/^\/v2\/databases\/[^/]+$/, '/v2/databases/{database_cluster_uuid}'],
+];
+
+/** The spec's path template for a request path the client sent. */
+export function specPath(path: string): string {
+  const route = ROUTES.find(([re]) => re.test(path));
+  if (!route) throw new Error(`no spec route for ${path}`);
+  return route[1];
+}

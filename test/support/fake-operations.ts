@@ -4,6 +4,7 @@
  * gate request it executed, and records the outcome fact the engine records. It stands for the
  * machines (DigitalOcean, the proxy, the fence), not for the use cases or the Slack code.
  */
+import type { ApprovalBinding } from '../../src/domain/freeze-prediction.js';
 import type { ApprovalStore } from '../../src/adapters/store/approvals.js';
 import type { Store } from '../../src/adapters/store/index.js';
 import type { Fact, FactRecorder } from '../../src/app/facts.js';
@@ -20,7 +21,7 @@ export interface RecordedOperation {
   ok: boolean;
 }
 
-const NO_SUMMARY = { ran: false, frozenMs: null, writesHeld: null, lagAtFreeze: null, fence: null, sequencesCopied: null, approvals: null };
+const NO_SUMMARY = { ran: false, frozenMs: null, predictedFreezeMs: null, writesHeld: null, lagAtFreeze: null, fence: null, sequencesCopied: null, approvals: null };
 
 export class FakeOperations implements SessionOperations {
   readonly calls: RecordedOperation[] = [];
@@ -73,6 +74,12 @@ export class FakeOperations implements SessionOperations {
   async preflight(session: Session): Promise<PreflightItem[]> {
     this.calls.push({ op: 'preflight', sessionId: session.id, ok: true });
     return this.preflightItems;
+  }
+
+  /** A plan that never changes, the fake lag, and a freeze predicted at 40 ms. */
+  async binding(session: Session): Promise<ApprovalBinding> {
+    const lag = this.lagSample();
+    return { planHash: `fake-${session.strategy}`, lagBytes: lag.known ? lag.bytes : null, sourceLsn: '0/16B3748', predictedFreezeMs: 40 };
   }
 
   async lag(sessionId: string): Promise<LagSample> {

@@ -37,6 +37,7 @@ export const clusterResponseSchema = z.object({
     version: z.string(),
     status: z.string(),
     connection: connectionSchema,
+    private_network_uuid: z.string().nullish(),
   }),
 });
 
@@ -51,6 +52,23 @@ export const firewallRulesResponseSchema = z.object({
     .nullable()
     .default([]),
 });
+
+/**
+ * A rule as read, for writing it back untouched: its type stays the string DO sent (a type newer than
+ * our spec must survive an append), read-only fields (`cluster_uuid`, `created_at`) are dropped.
+ */
+export const firewallRulesRawSchema = z.object({
+  rules: z
+    .array(z.object({ uuid: z.string().optional(), type: z.string().min(1), value: z.string(), description: z.string().optional() }))
+    .nullable()
+    .default([]),
+});
+
+export const caResponseSchema = z.object({ ca: z.object({ certificate: z.string().min(1) }) });
+
+export const databasesResponseSchema = z.object({ dbs: z.array(z.object({ name: z.string() })).nullable().default([]) });
+
+export const userResponseSchema = z.object({ user: z.object({ name: z.string().min(1), password: z.string().default('') }) });
 
 export const errorBodySchema = z.object({
   id: z.string(),

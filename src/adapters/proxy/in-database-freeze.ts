@@ -5,7 +5,8 @@
  * not enough: any client can `SET` it off or `BEGIN READ WRITE`, and no role but a superuser can be
  * kept from that. Locked out are, with read-only-roles, the application roles and every login role
  * that is a member of one (it could write with their privileges); with read-only-database, every
- * login role that can write in the database: by a table privilege (its own, a role's it belongs to,
+ * login role that can write in the database, or in any other database DigitalOcean migrates with it
+ * (`databases`): by a table privilege (its own, a role's it belongs to,
  * PUBLIC's, ownership) or a SECURITY DEFINER function it may execute. Never superusers (nothing holds
  * them), never the bot's own role. Resume gives LOGIN back to exactly the roles that had it.
  *
@@ -32,6 +33,8 @@ const SETTING = 'default_transaction_read_only';
 const freezeRecordSchema = z.object({
   method: z.enum(['read-only-roles', 'read-only-database']),
   database: z.string(),
+  /** read-only-database: every database whose writers are locked out (`database` first); absent in older records. */
+  databases: z.array(z.string()).optional(),
   frozenAt: z.string(),
   locked: z.array(z.object({ role: z.string(), login: z.boolean() })).default([]),
   previous: z.array(z.object({ role: z.string().optional(), value: z.string().nullable() })).default([]),
@@ -55,6 +58,8 @@ export interface InDatabaseFreezeOptions {
   roles?: readonly string[];
   /** The database (read-only-database); defaults to the connection's database. */
   database?: string;
+  /** read-only-database: the session's other migrated databases, whose writers are locked out too. */
+  databases?: readonly string[];
   /** A record persisted by an earlier process: resume() restores from it. */
   record?: InDatabaseFreezeRecord;
   /** Called with the record before the first change, so it can be persisted. */
@@ -99,15 +104,23 @@ export class InDatabaseFreeze implements WriteFreeze {
       let record = this.#record;
       if (!record) {
         const { rows } = await client.query<{ now: string }>('SELECT now()::text AS now');
-        const locked = this.#options.method === 'read-only-roles' ? await this.#appRoles(client) : await this.#databaseWriters(client);
-        record = { method: this.#options.method, database: this.#database, frozenAt: rows[0]?.now ?? new Date().toISOString(), locked, previous: [] };
+        const databases = [this.#database, ...(this.#options.databases ?? []).filter((d) => d !== this.#database)];
+        const locked = this.#options.method === 'read-only-roles' ? await this.#appRoles(client) : await this.#everyDatabaseWriters(client, databases);
+        record = {
+          method: this.#options.method,
+          database: this.#database,
+          ...(this.#options.method === 'read-only-database' ? { databases } : {}),
+          frozenAt: rows[0]?.now ?? new Date().toISOString(),
+          locked,
+          previous: [],
+        };
         await this.#remember(record);
       }
       const roles = record.locked.map((l) => l.role);
       for (const role of roles) await client.query(`ALTER ROLE ${ident(client, role)} NOLOGIN`);
       // Twice: a session that passed its login check just before NOLOGIN may show up only after the first pass.
-      const where = record.method === 'read-only-roles' ? 'usename = ANY($1::text[])' : 'usename = ANY($1::text[]) AND datname = $2';
-      const params = record.method === 'read-only-roles' ? [roles] : [roles, record.database];
+      const where = record.method === 'read-only-roles' ? 'usename = ANY($1::text[])' : 'usename = ANY($1::text[]) AND datname = ANY($2::text[])';
+      const params = record.method === 'read-only-roles' ? [roles] : [roles, record.databases ?? [record.database]];
       const ended = (await this.#terminate(client, where, params)) + (await this.#terminate(client, where, params));
       this.#log.info({ method: record.method, database: record.database, roles, ended }, 'writers locked out (NOLOGIN), their sessions ended');
     });
@@ -208,6 +221,22 @@ export class InDatabaseFreeze implements WriteFreeze {
       [roles],
     );
     return [...roles.map((role) => ({ role, login: named.find((r) => r.rolname === role)?.rolcanlogin ?? false })), ...members];
+  }
+
+  /** The writers of every database (each database's catalogs answer for its tables), each role once. */
+  async #everyDatabaseWriters(client: pg.Client, databases: readonly string[]): Promise<LockedRole[]> {
+    const others = await Promise.all(
+      databases.slice(1).map(async (database) => {
+        const other = await connect({ ...this.#options.connection, database }, { applicationName: 'pgcutover-freeze', queryTimeoutMs: 15_000 });
+        try {
+          return await this.#databaseWriters(other);
+        } finally {
+          await other.end().catch(() => undefined);
+        }
+      }),
+    );
+    const found = [...(await this.#databaseWriters(client)), ...others.flat()];
+    return [...new Map(found.map((r) => [r.role, r])).values()].sort((a, b) => a.role.localeCompare(b.role));
   }
 
   /**

@@ -11,6 +11,7 @@ import type { Logger } from '../../log.js';
 import { HttpProxyAdmin } from './http-admin.js';
 import { InDatabaseFreeze, type InDatabaseFreezeRecord } from './in-database-freeze.js';
 import { PgBouncerAdmin } from './pgbouncer.js';
+import { PgBouncerEntries, type PgBouncerEntriesOptions } from './pgbouncer-entries.js';
 import { PgpoolAdmin } from './pgpool.js';
 import type { WriteFreeze } from '../../domain/ports/writes.js';
 import type { ProxyAdmin } from './proxy-admin.js';
@@ -20,6 +21,7 @@ export type { ProxyAdmin, ProxyStatus } from './proxy-admin.js';
 export { HttpProxyAdmin } from './http-admin.js';
 export { InDatabaseFreeze, type InDatabaseFreezeRecord } from './in-database-freeze.js';
 export { PgBouncerAdmin, type PreflightCheck, type DrainState } from './pgbouncer.js';
+export { PgBouncerEntries } from './pgbouncer-entries.js';
 export { PgpoolAdmin } from './pgpool.js';
 export { PcpClient } from './pcp-client.js';
 
@@ -29,19 +31,23 @@ export interface ProxyDeps {
   database?: string;
   /** Pgpool only: the in-database freeze its freeze()/resume() delegate to. */
   freeze?: WriteFreeze;
+  /** PgBouncer only: cover every entry serving a migrated database (PgBouncerEntries), found this way. */
+  pgbouncerEntries?: Pick<PgBouncerEntriesOptions, 'selection' | 'profileDatabases'>;
 }
 
 /** The driver for the configured proxy; null for `kind: none` (connection-parameters strategy). */
 export function createProxyAdmin(config: ProxyConfig, deps: ProxyDeps): ProxyAdmin | null {
   switch (config.kind) {
-    case 'pgbouncer':
-      return new PgBouncerAdmin({
+    case 'pgbouncer': {
+      const options = {
         admin: config.admin,
         database: config.database,
         databasesFile: config.databasesFile,
         pauseTimeoutSeconds: config.pauseTimeoutSeconds,
         logger: deps.logger,
-      });
+      };
+      return deps.pgbouncerEntries ? new PgBouncerEntries({ ...options, ...deps.pgbouncerEntries }) : new PgBouncerAdmin(options);
+    }
     case 'pgpool':
       return new PgpoolAdmin({
         pcp: config.pcp,
@@ -77,6 +83,8 @@ export interface WriteFreezeOptions {
   record?: InDatabaseFreezeRecord;
   /** Called with the in-database freeze record before anything changes: persist it. */
   onRecord?: (record: InDatabaseFreezeRecord) => void | Promise<void>;
+  /** read-only-database: the session's other migrated databases, whose writers are locked out too. */
+  databases?: readonly string[];
   logger: Logger;
 }
 
@@ -98,6 +106,7 @@ export function createWriteFreeze(options: WriteFreezeOptions): WriteFreeze {
     roles: freeze.appRoles,
     ...(options.record ? { record: options.record } : {}),
     ...(options.onRecord ? { onRecord: options.onRecord } : {}),
+    ...(options.databases ? { databases: options.databases } : {}),
     logger: options.logger,
   });
 }
@@ -105,13 +114,14 @@ export function createWriteFreeze(options: WriteFreezeOptions): WriteFreeze {
 /** Both at once, wired so that pgpool's freeze() is the in-database freeze. */
 export function createProxyAndFreeze(
   profile: { proxy: ProxyConfig; freeze: FreezeConfig; source: PostgresConnection },
-  deps: Omit<WriteFreezeOptions, 'freeze' | 'proxy' | 'source'>,
+  { pgbouncerEntries, ...deps }: Omit<WriteFreezeOptions, 'freeze' | 'proxy' | 'source'> & Pick<ProxyDeps, 'pgbouncerEntries'>,
 ): { proxy: ProxyAdmin | null; freeze: WriteFreeze } {
+  const proxyDeps: ProxyDeps = { logger: deps.logger, database: profile.source.database, ...(pgbouncerEntries ? { pgbouncerEntries } : {}) };
   if (profile.freeze.method === 'proxy-pause') {
-    const proxy = createProxyAdmin(profile.proxy, { logger: deps.logger, database: profile.source.database });
+    const proxy = createProxyAdmin(profile.proxy, proxyDeps);
     return { proxy, freeze: createWriteFreeze({ ...deps, freeze: profile.freeze, proxy, source: profile.source }) };
   }
   const freeze = createWriteFreeze({ ...deps, freeze: profile.freeze, proxy: null, source: profile.source });
-  const proxy = createProxyAdmin(profile.proxy, { logger: deps.logger, database: profile.source.database, freeze });
+  const proxy = createProxyAdmin(profile.proxy, { ...proxyDeps, freeze });
   return { proxy, freeze };
 }

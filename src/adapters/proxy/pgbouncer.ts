@@ -209,10 +209,21 @@ export class PgBouncerAdmin implements ProxyAdmin {
    * reloaded, and ProxyVerifyFailed is thrown. The pause state is left as it was.
    */
   async repoint(to: Endpoint): Promise<void> {
+    await this.repointEntries(new Map([[this.#db, to]]));
+  }
+
+  /**
+   * repoint() for several entries of the same databases file at once: one rewrite, one RELOAD, one
+   * SHOW DATABASES that must show every entry where it was sent (else the previous file is put back).
+   */
+  async repointEntries(targets: ReadonlyMap<string, Endpoint>): Promise<void> {
     const file = this.#options.databasesFile;
-    checkEndpoint(to);
+    for (const [name, to] of targets) {
+      checkIdent(name, 'PgBouncer database name');
+      checkEndpoint(to);
+    }
     const admin = await this.#console.warm('checker');
-    if (to.tls) {
+    if ([...targets.values()].some((to) => to.tls)) {
       // The config prepare() read, when it ran: the bot itself never changes server_tls_sslmode.
       const config = this.#checked?.config ?? (await showConfig(admin, this.#queryTimeout));
       const mode = config.get('server_tls_sslmode') ?? 'disable';
@@ -225,16 +236,24 @@ export class PgBouncerAdmin implements ProxyAdmin {
       }
     }
     const before = await readDatabasesFile(file);
-    const after = replaceDatabaseLine(before, this.#db, to);
+    const after = [...targets].reduce((text, [name, to]) => replaceDatabaseLine(text, name, to), before);
     await atomicWrite(file, after);
     await this.#reload(admin);
-    const row = await this.#databaseRow(admin);
-    if (row && row.host === to.host && row.port === to.port && row.database === to.database) {
-      this.#log.info({ host: to.host, port: to.port, database: to.database, paused: row.paused === 1 }, 'repointed');
+    const rows = await this.#databaseRows(admin);
+    const wrong = [...targets].filter(([name, to]) => {
+      const row = rows.get(name);
+      return !(row && row.host === to.host && row.port === to.port && row.database === to.database);
+    });
+    if (wrong.length === 0) {
+      for (const [name, to] of targets) {
+        this.#log.info({ entry: name, host: to.host, port: to.port, database: to.database, paused: rows.get(name)?.paused === 1 }, 'repointed');
+      }
       return;
     }
+    const [name, to] = wrong[0]!;
+    const row = rows.get(name);
     const seen = row ? `${row.host}:${row.port}/${row.database}` : 'no entry';
-    this.#log.error({ seen, wanted: `${to.host}:${to.port}/${to.database}` }, 'RELOAD did not take; restoring');
+    this.#log.error({ entry: name, seen, wanted: `${to.host}:${to.port}/${to.database}` }, 'RELOAD did not take; restoring');
     await atomicWrite(file, before);
     let restored = 'restored';
     try {
@@ -244,9 +263,14 @@ export class PgBouncerAdmin implements ProxyAdmin {
     }
     throw new CodedError(
       ErrorCode.ProxyVerifyFailed,
-      `PgBouncer did not take the new line for "${this.#db}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).`,
+      `PgBouncer did not take the new line for "${name}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).`,
       { details: { seen, wantedHost: to.host, wantedPort: to.port } },
     );
+  }
+
+  /** Every entry of SHOW DATABASES by name, on a fresh connection (which entries a cutover covers). */
+  async databaseRows(): Promise<Map<string, DatabaseRow>> {
+    return this.#console.withFresh((admin) => this.#databaseRows(admin));
   }
 
   /**
@@ -291,6 +315,14 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   /** Ends every admin connection, the warm ones included; a later call opens new ones. */
+  /** One SHOW VERSION on the warm checker (opened first if need be; the connect is not counted). */
+  async roundTripMs(): Promise<number> {
+    const checker = await this.#console.warm('checker');
+    const started = performance.now();
+    await simple(checker, 'SHOW VERSION', this.#queryTimeout);
+    return performance.now() - started;
+  }
+
   async close(): Promise<void> {
     this.#checked = undefined;
     await this.#console.close();
@@ -375,14 +407,21 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   async #databaseRow(admin: pg.Client): Promise<DatabaseRow | undefined> {
+    return (await this.#databaseRows(admin)).get(this.#db);
+  }
+
+  async #databaseRows(admin: pg.Client): Promise<Map<string, DatabaseRow>> {
     const result = await simple(admin, 'SHOW DATABASES', this.#queryTimeout);
-    const raw = result.rows.find((r) => (r as { name?: unknown }).name === this.#db);
-    if (!raw) return undefined;
-    const parsed = databaseRow.safeParse(raw);
-    if (!parsed.success) {
-      throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW DATABASES row: ${parsed.error.message}`);
+    const rows = new Map<string, DatabaseRow>();
+    for (const raw of result.rows) {
+      const parsed = databaseRow.safeParse(raw);
+      if (parsed.success) rows.set(parsed.data.name, parsed.data);
+      // Another entry's odd row is not ours to judge; our own must make sense.
+      else if ((raw as { name?: unknown }).name === this.#db) {
+        throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW DATABASES row: ${parsed.error.message}`);
+      }
     }
-    return parsed.data;
+    return rows;
   }
 
   async #pools(admin: pg.Client): Promise<PoolRow[]> {

@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import type { PlanStep, PreflightItem } from '../../app/session-operations.js';
 import type { Profile } from '../../config/profiles.js';
-import { USER_ACTIONS, availableActions, gateStatus, type Gate, type GateRequest, type UserAction } from '../../domain/gates.js';
-import { formatBytes, type DoView, type TrendDirection } from '../../domain/report.js';
+import { USER_ACTIONS, availableActions, gateStatus, type ApprovalRuns, type Gate, type GateRequest, type UserAction } from '../../domain/gates.js';
+import { databaseLagLine, formatBytes, type DoView, type TrendDirection } from '../../domain/report.js';
 import { describeState, type Session } from '../../domain/session.js';
 import type { LagSample } from '../../domain/ports/replication.js';
 import { channelIdSchema } from './slack-ids.js';
@@ -114,8 +114,8 @@ const BUTTONS: Record<ButtonAction, { text: string; style?: 'primary' | 'danger'
   },
 };
 
-const plain = (text: string) => ({ type: 'plain_text', text, emoji: true });
-const mrkdwn = (text: string) => ({ type: 'mrkdwn', text });
+export const plain = (text: string) => ({ type: 'plain_text', text, emoji: true });
+export const mrkdwn = (text: string) => ({ type: 'mrkdwn', text });
 
 export function button(action: ButtonAction, session: Pick<Session, 'id' | 'version'>): Block {
   const spec = BUTTONS[action];
@@ -149,7 +149,8 @@ export function describeLag(lag: LagSample | undefined, trend: LagTrend = 'unkno
   if (!lag.known) return `unknown (${lag.reason})`;
   const arrow = { rising: ' ↗ rising', falling: ' ↘ falling', steady: ' → steady', unknown: '' }[trend];
   const seconds = lag.seconds === null ? 'time unknown' : `~${lag.seconds.toFixed(1)} s`;
-  return `${formatBytes(lag.bytes)}, ${seconds}${arrow}`;
+  const perDatabase = databaseLagLine(lag.databases);
+  return `${formatBytes(lag.bytes)}, ${seconds}${arrow}${perDatabase ? `\n${perDatabase}` : ''}`;
 }
 
 export interface StatusView {
@@ -166,7 +167,7 @@ export interface StatusView {
   now: Date;
 }
 
-const STATE_EMOJI: Record<Session['state'], string> = {
+export const STATE_EMOJI: Record<Session['state'], string> = {
   created: ':hourglass_flowing_sand:',
   syncing: ':arrows_counterclockwise:',
   frozen: ':ice_cube:',
@@ -177,6 +178,15 @@ const STATE_EMOJI: Record<Session['state'], string> = {
   failed: ':x:',
 };
 
+/** What the request or approval was given on: the predicted freeze and the lag then. */
+function boundTo(request: GateRequest | undefined): string {
+  const b = request?.binding;
+  if (!b) return '';
+  const freeze = b.predictedFreezeMs === null ? `predicted freeze unknown${b.unknown ? ` (${b.unknown})` : ''}` : `predicted freeze ≈ ${Math.round(b.predictedFreezeMs)} ms`;
+  const lag = b.lagBytes === null ? '' : `, lag then ${formatBytes(b.lagBytes)}`;
+  return `\n      ↳ ${freeze}${lag}`;
+}
+
 function describeGate(gate: Gate, request: GateRequest | undefined, now: Date): string {
   const status = gateStatus(request, now);
   const name = gate === 'freeze' ? 'Freeze' : 'Switch';
@@ -184,11 +194,11 @@ function describeGate(gate: Gate, request: GateRequest | undefined, now: Date): 
     case 'none':
       return `${name}: not requested`;
     case 'pending':
-      return `${name}: requested by <@${request?.requestedBy}>, awaiting approval (expires ${slackDate(request!.requestExpiresAt, '{time}')})`;
+      return `${name}: requested by <@${request?.requestedBy}>, awaiting approval (expires ${slackDate(request!.requestExpiresAt, '{time}')})${boundTo(request)}`;
     case 'request_expired':
       return `${name}: request by <@${request?.requestedBy}> expired; request again`;
     case 'approved':
-      return `${name}: :white_check_mark: approved by <@${request?.approvedBy}> (requested by <@${request?.requestedBy}>), valid until ${slackDate(request!.approvalExpiresAt!, '{time}')}`;
+      return `${name}: :white_check_mark: approved by <@${request?.approvedBy}> (requested by <@${request?.requestedBy}>), valid until ${slackDate(request!.approvalExpiresAt!, '{time}')}${boundTo(request)}`;
     case 'approval_expired':
       return `${name}: approval by <@${request?.approvedBy}> expired; request again`;
   }
@@ -267,15 +277,18 @@ export function switchModal(input: {
   profile: Profile;
   session: Session;
   request: GateRequest | undefined;
+  /** What approving starts (`approvalRuns`). */
+  runs: ApprovalRuns;
 }): Record<string, unknown> {
-  const { metadata, profile, session, request } = input;
-  const runsNow = session.state === 'frozen';
-  const what =
-    metadata.action === 'switch_approve'
-      ? runsNow
-        ? 'You approve the switch and it runs now.'
-        : 'You approve the switch ahead of time: it runs once writes are frozen and the fence is reached, while the approval is valid.'
-      : 'The switch runs now.';
+  const { metadata, profile, session, request, runs } = input;
+  const approving: Record<ApprovalRuns, string> = {
+    now: 'You approve the switch and it runs now.',
+    cutover:
+      'The freeze is approved already: you approve the switch and the whole cutover runs now, in one go (freeze, fence, sequences, repoint, resume), within the freeze budget.',
+    ahead: 'You approve the switch ahead of time: it runs once writes are frozen and the fence is reached, while the approval is valid.',
+    with_switch: 'You approve the switch.',
+  };
+  const what = metadata.action === 'switch_approve' ? approving[runs] : 'The switch runs now.';
   return {
     type: 'modal',
     callback_id: SWITCH_MODAL_CALLBACK,

@@ -1,14 +1,16 @@
 /**
  * Builds the Bolt app and its transport: an HTTP receiver we construct ourselves (so its timeout and
- * error options apply) serving POST /slack/events and GET /healthz, or Socket Mode when an app token
- * is configured. Listeners are registered by the caller; this file only knows about transport.
+ * error options apply) serving POST /slack/events, GET /healthz and GET /metrics, or Socket Mode when
+ * an app token is configured. Listeners are registered by the caller; this file only knows about transport.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 // A namespace import: Node and vitest agree on the named exports of this CommonJS package (not on its default).
 import * as bolt from '@slack/bolt';
 import type { Env } from '../../config/env.js';
+import type { ApiCallMetrics } from '../../domain/ports/metrics.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { countingFetch, countingRetries } from './api-metrics.js';
 
 const { App, HTTPReceiver, SocketModeReceiver, LogLevel } = bolt;
 const { WebClient } = bolt.webApi;
@@ -30,10 +32,17 @@ export interface Health {
   detail: Record<string, unknown>;
 }
 
+/** What GET /metrics serves (Prometheus text); the Web API client counts its failures and retries into it. */
+export interface MetricsEndpoint extends ApiCallMetrics {
+  readonly contentType: string;
+  render(): Promise<string>;
+}
+
 export interface BoltAppOptions {
   env: Pick<Env, 'SLACK_BOT_TOKEN' | 'SLACK_SIGNING_SECRET' | 'SLACK_APP_TOKEN' | 'SLACK_API_URL' | 'PORT'>;
   log: Logger;
   health: () => Promise<Health>;
+  metrics?: MetricsEndpoint;
   /** Tests set this so effects are complete when the HTTP response arrives. */
   processBeforeResponse?: boolean;
   /** Bot identity; when given, Bolt skips its auth.test call at start-up. */
@@ -55,11 +64,13 @@ function slackLogger(log: Logger, quiet = false) {
   };
 }
 
-function clientOptions(env: SlackEnv) {
+// Never let a Slack outage hang a handler for half an hour (the client's default retry policy).
+const RETRY_POLICY = { retries: 2, factor: 2, minTimeout: 500, maxTimeout: 5_000 };
+
+function clientOptions(env: SlackEnv, metrics?: ApiCallMetrics, retryConfig: bolt.webApi.RetryOptions = RETRY_POLICY) {
   return {
     ...(env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL.replace(/\/?$/, '/') } : {}),
-    // Never let a Slack outage hang a handler for half an hour (the client's default retry policy).
-    retryConfig: { retries: 2, factor: 2, minTimeout: 500, maxTimeout: 5_000 },
+    ...(metrics ? { fetch: countingFetch(metrics), retryConfig: countingRetries(metrics, retryConfig) } : { retryConfig }),
     timeout: 10_000,
   };
 }
@@ -98,11 +109,10 @@ function describeSlackFailure(error: unknown, apiUrl: string): string {
  * A Web API client for lag reports only: a rate limit on it fails the call at once (the report is
  * skipped and retried on a later tick) instead of pausing a queue that button clicks wait behind.
  */
-export function createReportsClient(env: SlackEnv, log: Logger): WebClient {
+export function createReportsClient(env: SlackEnv, log: Logger, metrics?: ApiCallMetrics): WebClient {
   return new WebClient(env.SLACK_BOT_TOKEN.reveal(), {
-    ...clientOptions(env),
+    ...clientOptions(env, metrics, { retries: 1, factor: 2, minTimeout: 500, maxTimeout: 2_000 }),
     rejectRateLimitedCalls: true,
-    retryConfig: { retries: 1, factor: 2, minTimeout: 500, maxTimeout: 2_000 },
     logger: slackLogger(log),
   });
 }
@@ -133,19 +143,21 @@ export function createBoltApp(options: BoltAppOptions): BoltApp {
         });
     },
   };
+  const { metrics } = options;
+  const customRoutes = metrics ? [healthRoute, metricsRoute(metrics, log)] : [healthRoute];
   const receiver = env.SLACK_APP_TOKEN
     ? new SocketModeReceiver({
         appToken: env.SLACK_APP_TOKEN.reveal(),
         logger,
-        // In Socket Mode the receiver still serves /healthz over HTTP on PORT.
-        customRoutes: [healthRoute],
+        // In Socket Mode the receiver still serves /healthz and /metrics over HTTP on PORT.
+        customRoutes,
         installerOptions: { port: env.PORT },
       })
     : guardTimestamps(
         new HTTPReceiver({
           signingSecret: env.SLACK_SIGNING_SECRET?.reveal() ?? '',
           endpoints: ['/slack/events'],
-          customRoutes: [healthRoute],
+          customRoutes,
           processBeforeResponse: options.processBeforeResponse ?? false,
           logger,
           unhandledRequestTimeoutMillis: 3001,
@@ -160,9 +172,30 @@ export function createBoltApp(options: BoltAppOptions): BoltApp {
     token: env.SLACK_BOT_TOKEN.reveal(),
     receiver,
     logger,
-    clientOptions: clientOptions(env),
+    clientOptions: clientOptions(env, metrics),
     ...(options.botIdentity ?? {}),
   });
+}
+
+/** GET /metrics: the Prometheus text, or 503 when the store cannot be read for the per-session figures. */
+function metricsRoute(metrics: MetricsEndpoint, log: Logger) {
+  return {
+    path: '/metrics',
+    method: ['GET'],
+    handler: (_req: unknown, res: ServerResponse) => {
+      metrics.render().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(text);
+        },
+        (err: unknown) => {
+          log.warn({ err, name: 'metrics' }, 'metrics could not be read');
+          res.writeHead(503, { 'content-type': 'text/plain' });
+          res.end('metrics unavailable\n');
+        },
+      );
+    },
+  };
 }
 
 /** Answers 401 to a request whose timestamp is too far off, before Bolt verifies the rest. */

@@ -5,9 +5,12 @@
  * each. Never a stack trace, never a secret.
  */
 import { randomBytes } from 'node:crypto';
+import type { SetupOutcome } from '../../app/cluster-setup.js';
 import type { CutoverSummary, Fact } from '../../app/facts.js';
 import { PreflightRefused, type DryRun } from '../../app/start-session.js';
+import { planChanges, type SetupPlan } from '../../domain/cluster-setup.js';
 import { asCodedError, ErrorCode, type CodedError } from '../../errors.js';
+import { MASKED } from '../../secret.js';
 import type { Logger } from '../../log.js';
 import { renderPlan, renderPreflight, slackDate } from './blocks.js';
 
@@ -125,7 +128,7 @@ export function factLine(fact: Fact): ThreadLine | null {
       const recovered = fact.recovered ? ' After a restart I completed the switch that was under way.' : '';
       if (!fact.parameters) {
         const ahead = fact.aheadOfTime ? ' (switch approved ahead of time)' : '';
-        return line(`:twisted_rightwards_arrows: Switched: writes go to the target \`${fact.targetDatabase}\`. Writes were frozen for ${fact.frozenMs ?? '?'} ms${ahead}.${recovered}`, fact.recovered);
+        return line(`:twisted_rightwards_arrows: Switched: writes go to the target \`${fact.targetDatabase}\`. Writes were frozen for ${fact.frozenMs ?? '?'} ms${predicted(fact.predictedFreezeMs)}${ahead}.${recovered}`, fact.recovered);
       }
       const p = fact.parameters;
       return line(
@@ -169,25 +172,33 @@ export function factLine(fact: Fact): ThreadLine | null {
 
 function approvalText(fact: Extract<Fact, { type: 'gate_approved' }>): string {
   const who = mention(fact.actor);
+  const until = fact.validUntil ? `, valid until ${slackDate(fact.validUntil, '{time}')}` : '';
   if (fact.gate === 'freeze') {
+    if (fact.runs === 'with_switch') {
+      return `:white_check_mark: ${who} approved the write freeze${fact.action === 'freeze_now' ? '' : ` requested by ${mention(fact.requestedBy)}`}${until}. Nothing is frozen yet: the cutover runs, in one go, once the switch is approved too.`;
+    }
     return fact.action === 'freeze_now'
       ? `:ice_cube: ${who} is freezing writes (two-person rule off).`
       : `:white_check_mark: ${who} approved the write freeze requested by ${mention(fact.requestedBy)}; freezing now.`;
   }
   if (fact.runs === 'ahead') {
-    const until = fact.validUntil ? `, valid until ${slackDate(fact.validUntil, '{time}')}` : '';
     return `:white_check_mark: ${who} approved the switch requested by ${mention(fact.requestedBy)} ahead of time${until}. It runs once writes are frozen and the fence is reached.`;
+  }
+  if (fact.runs === 'cutover') {
+    return `:white_check_mark: ${who} approved the switch requested by ${mention(fact.requestedBy)} (typed the database name). Both gates are approved: the cutover runs now, freeze to resume in one go, and I report here when it is done.`;
   }
   return fact.action === 'switch_now'
     ? `:twisted_rightwards_arrows: ${who} confirmed the switch (typed the database name); switching now.`
     : `:white_check_mark: ${who} approved the switch requested by ${mention(fact.requestedBy)} (typed the database name); switching now.`;
 }
 
+const predicted = (ms: number | null | undefined) => (ms == null ? '' : ` (predicted ${Math.round(ms)} ms)`);
+
 /** The end-of-session summary: freeze duration, writes held, lag at freeze, who requested and approved each gate. */
 export function summaryText(s: CutoverSummary): string {
   if (!s.ran) return 'Finished. No cutover was run.';
   const parts = [
-    `Finished. Writes were frozen for ${s.frozenMs === null ? 'an unknown time' : `${s.frozenMs} ms`}`,
+    `Finished. Writes were frozen for ${s.frozenMs === null ? 'an unknown time' : `${s.frozenMs} ms`}${predicted(s.predictedFreezeMs)}`,
     `writes held: ${s.writesHeld ?? 'unknown'}`,
     `lag at freeze: ${s.lagAtFreeze?.known ? `${s.lagAtFreeze.bytes} bytes` : 'unknown'}`,
     `fence: ${s.fence ? `${s.fence.method} in ${s.fence.elapsedMs} ms` : 'none'}`,
@@ -217,5 +228,40 @@ export function dryRunText(run: DryRun): string {
     `*The cutover would run these steps*`,
     renderPlan(run.plan),
     `Gates: freeze and switch need ${gates.twoPersonRule ? 'a second person' : 'one person'}; approvals are valid ${gates.approvalExpiryMinutes} min; freeze budget ${run.profile.freeze.budgetSeconds} s.`,
+  ].join('\n');
+}
+
+function setupPlanLine(plan: SetupPlan): string {
+  const command = `\`/migrate setup ${plan.action} --confirm\``;
+  if (plan.action === 'app-user') {
+    if (!plan.applicable) return '• application user: not needed (the proxy keeps the applications\' credentials)';
+    return plan.exists ? `• application user \`${plan.user}\` exists on the target: its parameters are handed out at the switch` : `• create the application user \`${plan.user}\` on the target (${command}); its parameters, not doadmin's, are handed out at the switch`;
+  }
+  const who = (list: { who: string; address: string }[]) => list.map((w) => `${w.who} ${w.address}`).join(', ');
+  return [
+    plan.add.length ? `• append to the trusted sources: ${who(plan.add)} (${command}; the ${plan.existingRules} existing rule(s) are kept)` : '• trusted sources: nothing to add',
+    ...(plan.admitted.length ? [`  already admitted: ${who(plan.admitted)}`] : []),
+    ...(plan.notPublic.length ? [`  not public, so not added: ${who(plan.notPublic)}`] : []),
+    ...(plan.add.length + plan.admitted.length + plan.notPublic.length === 0 ? ['  name the public addresses in digitalocean.publicAddresses (proxy, bot) to have them added'] : []),
+  ].join('\n');
+}
+
+/** The answer to `/migrate setup <action>` without `--confirm`: the plan. */
+export function setupPlanText(profileName: string, plan: SetupPlan): string {
+  const next = planChanges(plan) ? `Run \`/migrate setup ${plan.action} --confirm\` to do it (operators).` : 'Nothing to do.';
+  return [`:clipboard: *Set-up of \`${profileName}\`'s cluster*, nothing changed yet:`, setupPlanLine(plan), next].join('\n');
+}
+
+/** The answer to `/migrate setup <action> --confirm`: what was done; a password only ever masked. */
+export function setupDoneText(profileName: string, outcome: SetupOutcome): string {
+  if (outcome.action === 'trusted-sources') {
+    return outcome.added.length
+      ? `:white_check_mark: Added to \`${profileName}\`'s trusted sources: ${outcome.added.join(', ')} (every existing rule kept).`
+      : `:white_check_mark: \`${profileName}\`'s trusted sources already admit every address named; nothing changed.`;
+  }
+  const p = outcome.parameters;
+  return [
+    outcome.created ? `:white_check_mark: Created the application user \`${p.user}\` on \`${profileName}\`'s target.` : `:information_source: The application user \`${p.user}\` already exists.`,
+    `Applications will connect with: host ${p.host}, port ${p.port}, database ${p.database}, user ${p.user}, password ${MASKED} (full value in the DigitalOcean control panel), sslmode ${p.sslmode}${p.sslmode === 'verify-full' ? " with the cluster's CA certificate (control panel, or `doctl databases get-ca`)" : ''}.`,
   ].join('\n');
 }

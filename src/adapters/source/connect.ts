@@ -12,6 +12,8 @@ export interface PostgresTarget {
   user: string;
   password: Secret;
   sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  /** PEM of the CA to verify the server with (verify-ca, verify-full), e.g. DigitalOcean's cluster CA; default: the system's. */
+  ca?: string;
 }
 
 export interface ConnectOptions {
@@ -36,7 +38,12 @@ export function clientConfig(target: PostgresTarget, options: ConnectOptions = {
     ssl:
       sslmode === 'disable' || sslmode === 'prefer'
         ? false
-        : { rejectUnauthorized: sslmode === 'verify-ca' || sslmode === 'verify-full' },
+        : {
+            rejectUnauthorized: sslmode === 'verify-ca' || sslmode === 'verify-full',
+            ...(target.ca ? { ca: target.ca } : {}),
+            // verify-ca checks the chain only, as libpq does; verify-full also the host name.
+            ...(sslmode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+          },
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { DigitalOceanApi } from '../../domain/ports/digitalocean.js';
+import type { DatabaseCluster, DigitalOceanApi } from '../../domain/ports/digitalocean.js';
 import {
   evaluatePreflight,
   type ClusterFacts,
@@ -17,6 +17,8 @@ import {
   type SourceFacts,
 } from '../../domain/preflight.js';
 import type { Router } from '../../domain/ports/writes.js';
+import { listMigratedDatabases } from './databases.js';
+import { gatherDoPreflightFacts, type DoPreflightDeps } from './do-preflight-facts.js';
 import type { Queryable } from './lag-probe.js';
 
 export interface PreflightDeps {
@@ -35,18 +37,41 @@ export interface PreflightDeps {
   proxy?: { admin: Pick<Router, 'inspect'>; expected: { host: string; port: number; database: string } };
   /** Host name → IPv4 addresses; defaults to DNS. */
   resolve?: (host: string) => Promise<string[]>;
+  /** The public IPv4 addresses DigitalOcean sees the proxy's and the bot's connections come from. */
+  publicAddresses?: { proxy?: string; bot?: string };
+  /** The DigitalOcean-aware checks (src/domain/preflight-digitalocean.ts); absent: not run. */
+  digitalocean?: Pick<DoPreflightDeps, 'sourceIn' | 'targetDatabase' | 'appLogin' | 'appUserName' | 'doIsRemote'> & { now?: () => Date };
 }
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export async function gatherPreflightFacts(deps: PreflightDeps, stage: PreflightStage): Promise<PreflightFacts> {
-  const [source, cluster, firewall, proxy] = await Promise.all([
+  const doCluster = deps.api.getCluster(deps.clusterUuid);
+  doCluster.catch(() => undefined);
+  const resolve = deps.resolve ?? defaultResolve;
+  const [source, cluster, firewall, proxy, digitalocean] = await Promise.all([
     sourceFacts(deps).catch((error: unknown) => ({ error: message(error) })),
-    clusterFacts(deps).catch((error: unknown) => ({ error: message(error) })),
-    firewallFacts(deps).catch((error: unknown) => ({ error: message(error) })),
+    clusterFacts(doCluster).catch((error: unknown) => ({ error: message(error) })),
+    firewallFacts(deps, resolve).catch((error: unknown) => ({ error: message(error) })),
     deps.proxy ? proxyFacts(deps.proxy) : Promise.resolve(undefined),
+    deps.digitalocean
+      ? gatherDoPreflightFacts(
+          {
+            ...deps.digitalocean,
+            stage,
+            source: deps.source,
+            ignoreDbs: deps.ignoreDbs ?? [],
+            api: deps.api,
+            clusterUuid: deps.clusterUuid,
+            sourceHost: deps.sourceHost,
+            resolve,
+            now: deps.digitalocean.now ?? (() => new Date()),
+          },
+          doCluster,
+        )
+      : Promise.resolve(undefined),
   ]);
-  return { stage, source, cluster, firewall, ...(proxy ? { proxy } : {}) };
+  return { stage, source, cluster, firewall, ...(proxy ? { proxy } : {}), ...(digitalocean ? { digitalocean } : {}) };
 }
 
 /** Gathers and evaluates: the list the channel sees. */
@@ -74,9 +99,7 @@ async function sourceFacts(deps: PreflightDeps): Promise<SourceFacts> {
               current_setting('server_version_num')::int AS version_num`)
   ).rows[0];
   if (!settings) throw new Error('the source returned no settings');
-  const databases = (
-    await q.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate')
-  ).rows.filter((r) => !(deps.ignoreDbs ?? []).includes(r.datname));
+  const databases = await listMigratedDatabases(q, deps.ignoreDbs ?? []);
   const role = (await q.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [deps.migrationUser])).rows[0];
   const userSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
   const noIdentity = await q.query<{ name: string }>(
@@ -117,18 +140,20 @@ async function sourceFacts(deps: PreflightDeps): Promise<SourceFacts> {
   };
 }
 
-async function clusterFacts(deps: PreflightDeps): Promise<ClusterFacts> {
-  const cluster = await deps.api.getCluster(deps.clusterUuid);
+async function clusterFacts(doCluster: Promise<DatabaseCluster>): Promise<ClusterFacts> {
+  const cluster = await doCluster;
   const major = Number.parseInt(cluster.version, 10);
   return { status: cluster.status, versionMajor: Number.isNaN(major) ? null : major };
 }
 
-async function firewallFacts(deps: PreflightDeps): Promise<FirewallFacts> {
+async function firewallFacts(deps: PreflightDeps, resolve: (host: string) => Promise<string[]>): Promise<FirewallFacts> {
   const rules = await deps.api.listFirewallRules(deps.clusterUuid);
-  const resolve = deps.resolve ?? defaultResolve;
   const addressesOf = async (host: string) => (isIP(host) ? [host] : await resolve(host).catch(() => []));
   const required: FirewallFacts['required'] = [{ who: 'source', host: deps.sourceHost, addresses: await addressesOf(deps.sourceHost) }];
-  if (deps.proxyHost) required.push({ who: 'proxy', host: deps.proxyHost, addresses: await addressesOf(deps.proxyHost) });
+  const proxyHost = deps.publicAddresses?.proxy ?? deps.proxyHost;
+  if (proxyHost) required.push({ who: 'proxy', host: proxyHost, addresses: await addressesOf(proxyHost) });
+  const bot = deps.publicAddresses?.bot;
+  if (bot) required.push({ who: 'bot', host: bot, addresses: [bot] });
   return { rules: rules.map((r) => ({ type: r.type, value: r.value })), required };
 }
 

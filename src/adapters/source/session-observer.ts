@@ -96,8 +96,9 @@ export function toObservation(sample: LagSample, walPosition: number | null): Ob
         slot: sample.slot,
         slotActive: sample.slotActive,
         walPosition,
+        ...(sample.databases ? { databases: sample.databases } : {}),
       }
-    : { at: sample.at, known: false, reason: sample.reason, walPosition };
+    : { at: sample.at, known: false, reason: sample.reason, walPosition, ...(sample.databases ? { databases: sample.databases } : {}) };
 }
 
 /** pg_current_wal_lsn() as bytes since 0/0, or null when the source cannot be asked. */

@@ -1,6 +1,7 @@
 /**
- * The one way to the source databases for measurements: per profile one small pool, and per
- * (profile, slot) one lag probe whose reading is served again for a short while. The status message,
+ * The one way to the source databases for measurements: per profile and migrated database one small
+ * pool, and per profile one lag probe over every migrated database's slot (the profile's own database's
+ * slot as configured, the others' `auto`) whose reading is served again for a short while. The status message,
  * the report observer and the engine read lag here, so twenty people asking `/migrate status` at once,
  * a lag report and a freeze check cost one query on one pool, and the probe's apply-rate estimate sees
  * every reading.
@@ -10,12 +11,16 @@ import type { LagProbe, LagSample } from '../../domain/ports/replication.js';
 import type { Session } from '../../domain/session.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import { pool, type PostgresTarget } from './connect.js';
+import { listMigratedDatabases } from './databases.js';
+import { EveryDatabaseLagProbe } from './every-database.js';
 import { SlotLagProbe, type Queryable, type SlotReading } from './lag-probe.js';
 
-/** What the registry needs of a profile: where its source is and which slot the migration uses. */
+/** What the registry needs of a profile: where its source is, which slot the migration uses, what DO skips. */
 export interface SourceProfile {
   source: PostgresTarget;
   replication: { slot: string };
+  /** What DigitalOcean skips; without it the registry knows of the profile's own database only. */
+  digitalocean?: { ignoreDbs?: readonly string[] };
 }
 
 /** A pool to a source: queries, a held connection (the fence polls on one), and its end. */
@@ -26,15 +31,16 @@ export interface SourceRegistryOptions {
   /** How long a lag reading is served again instead of asking the source (ms). Default 1000. */
   reuseMs?: number;
   now?: () => Date;
-  /** Opens a profile's pool; default a small pg pool (4 connections). */
-  openPool?: (profile: SourceProfile) => SourcePool;
+  /** Opens a profile's pool to one of its source's databases; default a small pg pool (4 connections). */
+  openPool?: (profile: SourceProfile, database: string) => SourcePool;
 }
 
 export class SourceRegistry {
   readonly #profiles: ReadonlyMap<string, SourceProfile>;
   readonly #reuseMs: number;
   readonly #now: () => Date;
-  readonly #openPool: (profile: SourceProfile) => SourcePool;
+  readonly #openPool: (profile: SourceProfile, database: string) => SourcePool;
+  /** By `profile\u0000database`. */
   readonly #pools = new Map<string, SourcePool>();
   /** By `profile\u0000slot`: bounded by the configuration, so it never needs pruning. */
   readonly #probes = new Map<string, SharedLagProbe>();
@@ -43,27 +49,53 @@ export class SourceRegistry {
     this.#profiles = options.profiles;
     this.#reuseMs = options.reuseMs ?? 1000;
     this.#now = options.now ?? (() => new Date());
-    this.#openPool = options.openPool ?? ((p) => pool(p.source, { max: 4, applicationName: 'pgcutover' }));
+    this.#openPool = options.openPool ?? ((p, database) => pool({ ...p.source, database }, { max: 4, applicationName: 'pgcutover' }));
   }
 
-  /** The profile's pool to its source, opened on first use. */
-  pool(profileName: string): SourcePool {
-    let opened = this.#pools.get(profileName);
+  /** The profile's pool to a database of its source (default: the profile's own), opened on first use. */
+  pool(profileName: string, database?: string): SourcePool {
+    const profile = this.#profile(profileName);
+    const db = database ?? profile.source.database;
+    const key = `${profileName}\u0000${db}`;
+    let opened = this.#pools.get(key);
     if (!opened) {
-      opened = this.#openPool(this.#profile(profileName));
-      this.#pools.set(profileName, opened);
+      opened = this.#openPool(profile, db);
+      this.#pools.set(key, opened);
     }
     return opened;
   }
 
-  /** The lag probe of the profile's migration slot (shared by every caller). */
+  /**
+   * The databases DigitalOcean migrates for the profile (all of the source's but templates and
+   * `ignoreDbs`), the profile's own first, and always listed: without its slot its lag is unknown.
+   */
+  async databases(profileName: string): Promise<string[]> {
+    const profile = this.#profile(profileName);
+    const own = profile.source.database;
+    const ignoreDbs = profile.digitalocean?.ignoreDbs;
+    if (!ignoreDbs) return [own];
+    const all = await listMigratedDatabases(this.pool(profileName), ignoreDbs);
+    return [own, ...all.filter((d) => d !== own)];
+  }
+
+  /** The lag of the profile's migration: every migrated database's slot (shared by every caller). */
   probe(profileName: string): SharedLagProbe {
     const slot = this.#profile(profileName).replication.slot;
     const key = `${profileName}\u0000${slot}`;
     let probe = this.#probes.get(key);
     if (!probe) {
-      const slotProbe = new SlotLagProbe({ source: this.pool(profileName), slot, now: this.#now });
-      probe = new SharedLagProbe(slotProbe, this.#reuseMs, this.#now);
+      const own = this.#profile(profileName).source.database;
+      const slots = new Map<string, SlotLagProbe>();
+      const slotProbe = (database: string) => {
+        let found = slots.get(database);
+        if (!found) {
+          found = new SlotLagProbe({ source: this.pool(profileName, database), slot: database === own ? slot : 'auto', now: this.#now });
+          slots.set(database, found);
+        }
+        return found;
+      };
+      const every = new EveryDatabaseLagProbe({ databases: () => this.databases(profileName), probe: slotProbe, now: this.#now });
+      probe = new SharedLagProbe(every, this.#reuseMs, this.#now);
       this.#probes.set(key, probe);
     }
     return probe;

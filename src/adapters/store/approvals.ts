@@ -4,6 +4,8 @@
  * with a fake clock and never by sleeping.
  */
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { ApprovalBinding } from '../../domain/freeze-prediction.js';
 import type { Gate, GateRequest, GateRequestStatus } from '../../domain/gates.js';
 import type { ApprovalRepository, IdempotencyKeys, NewGateRequest, ReportSchedules } from '../../domain/ports/stores.js';
 import type { ReportSchedule } from '../../domain/report-schedule.js';
@@ -23,9 +25,24 @@ interface GateRequestRow {
   approved_at: Date | string | null;
   approval_expires_at: Date | string | null;
   closed_at: Date | string | null;
+  binding?: unknown;
 }
 
+/** The binding as stored (JSON read back is checked; a row from before it existed has none). */
+const bindingSchema = z.looseObject({
+  planHash: z.string(),
+  lagBytes: z.number().nullable(),
+  sourceLsn: z.string().nullable(),
+  predictedFreezeMs: z.number().nullable(),
+  unknown: z.string().optional(),
+});
+const parseBinding = (value: unknown): ApprovalBinding | null => {
+  const parsed = bindingSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+};
+
 const date = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
+const jsonOrNull = (value: unknown) => (value == null ? null : JSON.stringify(value));
 
 const toRequest = (row: GateRequestRow): GateRequest => ({
   id: row.id,
@@ -39,6 +56,7 @@ const toRequest = (row: GateRequestRow): GateRequest => ({
   approvedAt: date(row.approved_at),
   approvalExpiresAt: date(row.approval_expires_at),
   closedAt: date(row.closed_at),
+  binding: parseBinding(row.binding),
 });
 
 const minutes = (now: Date, n: number) => new Date(now.getTime() + n * 60_000);
@@ -70,9 +88,9 @@ export class ApprovalStore implements ApprovalRepository {
     await this.expireStale(input.sessionId, input.gate, input.now);
     try {
       const { rows } = await this.db.query<GateRequestRow>(
-        `INSERT INTO gate_requests (id, session_id, gate, status, requested_by, requested_at, request_expires_at)
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING *`,
-        [randomUUID(), input.sessionId, input.gate, input.requestedBy, input.now, minutes(input.now, input.expiryMinutes)],
+        `INSERT INTO gate_requests (id, session_id, gate, status, requested_by, requested_at, request_expires_at, binding)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) RETURNING *`,
+        [randomUUID(), input.sessionId, input.gate, input.requestedBy, input.now, minutes(input.now, input.expiryMinutes), jsonOrNull(input.binding)],
       );
       return toRequest(rows[0] as GateRequestRow);
     } catch (error) {
@@ -88,12 +106,13 @@ export class ApprovalStore implements ApprovalRepository {
   /** Approves a pending, unexpired request; fails if someone else approved or closed it first. */
   async approve(
     requestId: string,
-    input: { approvedBy: string; now: Date; expiryMinutes: number },
+    input: { approvedBy: string; now: Date; expiryMinutes: number; binding?: ApprovalBinding | null },
   ): Promise<GateRequest> {
+    // The approval's own binding replaces the request's: it is what the approver saw.
     const { rows } = await this.db.query<GateRequestRow>(
-      `UPDATE gate_requests SET status = 'approved', approved_by = $2, approved_at = $3, approval_expires_at = $4
+      `UPDATE gate_requests SET status = 'approved', approved_by = $2, approved_at = $3, approval_expires_at = $4, binding = coalesce($5, binding)
        WHERE id = $1 AND status = 'pending' AND request_expires_at > $3 RETURNING *`,
-      [requestId, input.approvedBy, input.now, minutes(input.now, input.expiryMinutes)],
+      [requestId, input.approvedBy, input.now, minutes(input.now, input.expiryMinutes), jsonOrNull(input.binding)],
     );
     const row = rows[0];
     if (!row) {

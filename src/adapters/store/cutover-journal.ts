@@ -34,6 +34,7 @@ interface AttemptRow {
   resumed_at: Date | string | null;
   resumed_on: 'source' | 'target' | null;
   writes_held: number | null;
+  predicted_freeze_ms?: number | null;
   approvals: ApprovalsSummary | null;
   freeze_record?: unknown;
   outcome: string | null;
@@ -68,6 +69,7 @@ const toAttempt = (row: AttemptRow): AttemptRecord => ({
   resumedAt: date(row.resumed_at),
   resumedOn: row.resumed_on,
   writesHeld: row.writes_held,
+  predictedFreezeMs: row.predicted_freeze_ms == null ? null : Number(row.predicted_freeze_ms),
   approvals: row.approvals,
   freezeRecord: row.freeze_record ?? null,
   outcome: row.outcome,
@@ -95,6 +97,7 @@ const PATCH_COLUMNS: Record<keyof AttemptPatch, [column: string, json: boolean]>
   resumedAt: ['resumed_at', false],
   resumedOn: ['resumed_on', false],
   writesHeld: ['writes_held', false],
+  predictedFreezeMs: ['predicted_freeze_ms', false],
   approvals: ['approvals', true],
   freezeRecord: ['freeze_record', true],
   outcome: ['outcome', false],

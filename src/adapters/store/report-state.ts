@@ -13,6 +13,10 @@ import type { Database, SqlClient } from './database.js';
 
 export type { StoredSchedule } from '../../reports/ports.js';
 
+const databaseLagSchema = z.union([
+  z.object({ database: z.string(), known: z.literal(true), bytes: z.number(), seconds: z.number().nullable() }),
+  z.object({ database: z.string(), known: z.literal(false), reason: z.string() }),
+]);
 const observationSchema = z.union([
   z.object({
     at: z.coerce.date(),
@@ -22,8 +26,15 @@ const observationSchema = z.union([
     slot: z.string(),
     slotActive: z.boolean(),
     walPosition: z.number().nullable(),
+    databases: z.array(databaseLagSchema).optional(),
   }),
-  z.object({ at: z.coerce.date(), known: z.literal(false), reason: z.string(), walPosition: z.number().nullable() }),
+  z.object({
+    at: z.coerce.date(),
+    known: z.literal(false),
+    reason: z.string(),
+    walPosition: z.number().nullable(),
+    databases: z.array(databaseLagSchema).optional(),
+  }),
 ]);
 const observationsSchema = z.array(observationSchema);
 

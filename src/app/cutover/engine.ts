@@ -7,7 +7,8 @@
  * never twice (a completed repoint is only ever followed by a resume). Any failure after the freeze,
  * and the budget running out before the switch completed, put everything back on the source.
  */
-import { gateSteps, hasSwitched, latestAttempt, planSteps, recoveryDecision, type AttemptKind } from '../../domain/cutover-plan.js';
+import { gateSteps, hasSwitched, latestAttempt, recoveryDecision, type AttemptKind } from '../../domain/cutover-plan.js';
+import type { ApprovalBinding } from '../../domain/freeze-prediction.js';
 import type { Gate, GateRequest } from '../../domain/gates.js';
 import type { Clock } from '../../domain/ports/clock.js';
 import type { PreflightItem, SessionMachines } from '../../domain/ports/machines.js';
@@ -18,6 +19,7 @@ import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { BOT, summaryOf, type FactRecorder } from '../facts.js';
 import type { Actor, PlanStep, SessionOperations, SessionRef } from '../session-operations.js';
+import { bindingOf, planOf } from './binding.js';
 import { Executor, type Window } from './executor.js';
 import { Recovery, type RecoveryOutcome } from './recovery.js';
 import { ReportedErrors, isCode, stepFailed, transitionLatest } from './common.js';
@@ -117,13 +119,21 @@ export class CutoverEngine implements SessionOperations {
   }
 
   async plan(session: Session): Promise<PlanStep[]> {
-    return this.#withMachines(session, async (m) =>
-      planSteps({ ...m.settings, ...(m.routerLabel ? { proxyLabel: m.routerLabel } : {}) }).map((s) => ({ name: s.name, description: s.description })),
-    );
+    return this.#withMachines(session, async (m) => planOf(m).map((s) => ({ name: s.name, description: s.description })));
   }
 
   async preflight(session: Session): Promise<PreflightItem[]> {
     return this.#withMachines(session, (m) => m.preflight());
+  }
+
+  async binding(session: Session): Promise<ApprovalBinding> {
+    return this.#withMachines(session, (m) => bindingOf(m, session.strategy)).catch((error: unknown) => ({
+      planHash: 'unknown',
+      lagBytes: null,
+      sourceLsn: null,
+      predictedFreezeMs: null,
+      unknown: asCodedError(error).message,
+    }));
   }
 
   async lag(sessionId: string): Promise<LagSample> {
@@ -146,6 +156,8 @@ export class CutoverEngine implements SessionOperations {
       const [pre, freeze, ...afterFreeze] = gateSteps(session.strategy, 'freeze');
       try {
         await this.#runner.run(ctx, [pre!]);
+        const predicted = await this.#checkBound(w.machines, session, [gate, await this.#frozen.validSwitchApproval(session.id)]);
+        if (predicted !== null) await journal.update(session.id, attempt, { predictedFreezeMs: predicted });
       } catch (error) {
         await journal.update(session.id, attempt, { outcome: 'refused', endedAt: this.#clock.now() });
         await this.#frozen.closeGate(gate, 'failed');
@@ -341,6 +353,33 @@ export class CutoverEngine implements SessionOperations {
       if (!(await this.#frozen.validSwitchApproval(sessionId)) || this.#clock.now().getTime() > deadline + 5000) throw busy;
       await new Promise<void>((resolve) => this.#clock.setTimer(this.#d.approvalPollMs ?? 200, resolve));
     }
+  }
+
+  /**
+   * Just before freezing: the plan must be the one each approval was given on, and the predicted
+   * freeze must fit in the budget. Resolves to the predicted freeze (ms), null when it cannot be told.
+   */
+  async #checkBound(machines: SessionMachines, session: Session, approvals: (GateRequest | undefined)[]): Promise<number | null> {
+    const now = await bindingOf(machines, session.strategy);
+    for (const approval of approvals) {
+      const given = approval?.binding;
+      if (approval && given && given.planHash !== 'unknown' && given.planHash !== now.planHash) {
+        throw new CodedError(
+          ErrorCode.GateRefused,
+          `The plan changed since <@${approval.approvedBy ?? approval.requestedBy}> approved the ${approval.gate} (the profile or the proxy is not what it was): look at the plan (\`/migrate start ${session.profile} --dry-run\`), then request and approve it again.`,
+          { details: { gate: approval.gate, approvedOn: given.planHash, now: now.planHash } },
+        );
+      }
+    }
+    const budgetMs = machines.settings.freezeBudgetSeconds * 1000;
+    if (now.predictedFreezeMs !== null && now.predictedFreezeMs > budgetMs) {
+      throw new CodedError(
+        ErrorCode.GateRefused,
+        `The predicted freeze is ${Math.round(now.predictedFreezeMs)} ms, more than the budget of ${machines.settings.freezeBudgetSeconds} s (a long write transaction on the source, or a slow replication): nothing was frozen.`,
+        { details: { predictedFreezeMs: now.predictedFreezeMs, budgetMs } },
+      );
+    }
+    return now.predictedFreezeMs;
   }
 
   /** The gate request a click approved (still open), if any. */

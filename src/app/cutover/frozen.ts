@@ -114,7 +114,8 @@ export class FrozenWrites {
       await Promise.all([this.closeGate(gates.freeze, 'failed'), this.closeGate(gates.switch, 'failed')]);
       if (failed !== 'freeze') await this.#d.facts.record(frozen, { type: 'frozen', ...frozenBy, attempt, budgetSeconds });
       await this.undo(w, frozen, {
-        repointToSource: false,
+        // A repoint that was sent may have rewritten the proxy's file even if it failed: put it back.
+        repointToSource: (latest?.status('repoint') ?? 'pending') !== 'pending',
         reason: budget ? this.budgetReason(w, 'before the switch completed') : `${what} failed: ${asCodedError(error).message}`,
         level: budget ? 'warning' : 'error',
       });
@@ -167,6 +168,7 @@ export class FrozenWrites {
       attempt,
       strategy: session.strategy,
       frozenMs: ms,
+      predictedFreezeMs: record?.predictedFreezeMs ?? null,
       aheadOfTime: record?.approvals?.switch?.aheadOfTime === true,
       targetDatabase: parameters?.database ?? (await this.#d.targetDatabase(session).catch(() => 'the target')),
       recovered,

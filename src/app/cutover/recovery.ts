@@ -4,6 +4,7 @@
  * the journal, and the runner runs the attempt's remaining steps from the same plan.
  */
 import {
+  attemptSteps,
   gateSteps,
   latestAttempt,
   recoveryDecision,
@@ -226,7 +227,10 @@ export class Recovery {
     const ctx = this.#context(w, session, attempt);
     const switched = await this.#d.journal.latestCutover(session.id);
     try {
-      await this.#d.runner.run(ctx, remainingSteps(await this.#d.journal.entries(session.id), attempt, 'rollback', session.strategy));
+      const steps = remainingSteps(await this.#d.journal.entries(session.id), attempt, 'rollback', session.strategy);
+      // A whole rollback is one run, like the cutover: nothing stored while writes wait on the target.
+      const whole = steps.length > 1 && steps.length === attemptSteps('rollback', session.strategy).length;
+      await (whole ? this.#d.runner.runThrough(ctx, steps) : this.#d.runner.run(ctx, steps));
     } catch (error) {
       const routing = w.machines.routing;
       if (routing) {

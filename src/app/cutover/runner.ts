@@ -254,7 +254,7 @@ export class StepRunner {
   }
 
   /**
-   * A run through the freeze: `steps` (the freeze first, the resume last) with nothing stored while
+   * A run through a freeze: `steps` (a freeze first, a resume last: a cutover or a rollback) with nothing stored while
    * writes wait, so the store adds no round trip to the freeze. The first step's `started` is stored
    * before it runs (recovery then knows writes may be frozen, and asks the proxy how far the run got:
    * see `recoveryDecision`); every other event lands in one statement after the last step, or, on a
@@ -285,7 +285,8 @@ export class StepRunner {
       }
     };
     await one(ctx, first, true);
-    const run: StepContext = failure ? ctx : { ...ctx, writesHeld: ctx.machines.writesHeld?.().catch(() => null) };
+    const countsHeld = !failure && rest.includes('resume_target');
+    const run: StepContext = countsHeld ? { ...ctx, writesHeld: ctx.machines.writesHeld?.().catch(() => null) } : ctx;
     for (let i = 0; i < rest.length && !failure; ) {
       let end = i + 1;
       if (TOGETHER.has(rest[i]!)) while (end < rest.length && TOGETHER.has(rest[end]!)) end += 1;

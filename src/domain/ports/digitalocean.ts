@@ -49,6 +49,8 @@ export interface DatabaseCluster {
   /** e.g. `online`, `creating`, `migrating`, `resizing`, `forking`. */
   status: string;
   connection: ClusterConnection;
+  /** The VPC the cluster is in, when DO reports one: a private source is reachable only from there. */
+  privateNetworkUuid?: string;
 }
 
 export const FIREWALL_RULE_TYPES = ['ip_addr', 'droplet', 'k8s', 'tag', 'app'] as const;
@@ -59,6 +61,19 @@ export interface FirewallRule {
   value: string;
 }
 
+/** A trusted source the bot adds (always an IPv4 address: DO refuses IPv6 sources). */
+export interface NewFirewallRule {
+  type: 'ip_addr';
+  value: string;
+  description: string;
+}
+
+/** A user DigitalOcean created on the cluster, with its generated password. */
+export interface CreatedUser {
+  name: string;
+  password: Secret;
+}
+
 export interface DigitalOceanApi {
   startOnlineMigration(clusterUuid: string, request: StartMigrationRequest): Promise<OnlineMigration>;
   /** The most recent migration, or `undefined` when the cluster never had one (DO answers 404). */
@@ -66,4 +81,17 @@ export interface DigitalOceanApi {
   stopOnlineMigration(clusterUuid: string, migrationId: string): Promise<void>;
   getCluster(clusterUuid: string): Promise<DatabaseCluster>;
   listFirewallRules(clusterUuid: string): Promise<FirewallRule[]>;
+  /**
+   * Reads the rules, appends those not there yet, and PUTs the whole list (DO's PUT replaces the set):
+   * every existing rule is sent back as read, whatever its type. Resolves to the values it added.
+   */
+  appendFirewallRules(clusterUuid: string, rules: readonly NewFirewallRule[]): Promise<{ added: string[] }>;
+  /** The cluster's CA certificate, PEM. */
+  getCaCertificate(clusterUuid: string): Promise<string>;
+  /** The databases on the cluster (GET …/dbs). */
+  listDatabases(clusterUuid: string): Promise<string[]>;
+  /** Creates a user; fails when DO withholds the password (the token lacks `database:view_credentials`). */
+  createUser(clusterUuid: string, name: string): Promise<CreatedUser>;
+  /** A user with its password, or `undefined` when there is none of that name; fails like createUser without the scope. */
+  getUser(clusterUuid: string, name: string): Promise<CreatedUser | undefined>;
 }

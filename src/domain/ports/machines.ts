@@ -3,6 +3,7 @@
  * DigitalOcean API, the replication (lag, fence, sequences), the write freeze, and, with the proxy
  * strategy, the router with the two endpoints it switches between.
  */
+import type { FreezeInputs } from '../freeze-prediction.js';
 import type { Secret } from '../../secret.js';
 import type { FrozenWhat } from '../attempt.js';
 import type { PlanSettings } from '../cutover-plan.js';
@@ -60,6 +61,8 @@ export interface SessionMachines {
   targetParameters(): Promise<TargetParameters>;
   /** Installs the fence and starts DigitalOcean's online migration; resolves to the migration id. */
   startMigration(): Promise<{ migrationId: string }>;
+  /** The figures the predicted freeze is made of, measured now (never inside a freeze). */
+  freezeInputs?(): Promise<FreezeInputs>;
   /** How many client writes the freeze holds right now (PgBouncer cl_waiting), when known. */
   writesHeld?(): Promise<number | null>;
   close(): Promise<void>;

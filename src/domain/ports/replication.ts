@@ -1,6 +1,14 @@
 /** What the bot knows about replication from the source to the target: lag, and the fence. */
 
-/** A lag measurement. Unknown lag is its own case with a reason: it is never reported or treated as zero. */
+/** One migrated database's lag, when the session covers several: its slot's bytes and seconds, or why unknown. */
+export type DatabaseLag =
+  | { database: string; known: true; bytes: number; seconds: number | null }
+  | { database: string; known: false; reason: string };
+
+/**
+ * A lag measurement. Unknown lag is its own case with a reason: it is never reported or treated as zero.
+ * With several migrated databases: the largest of their lags (unknown when any is), and each in `databases`.
+ */
 export type LagSample =
   | {
       known: true;
@@ -11,8 +19,9 @@ export type LagSample =
       bytes: number;
       /** Time estimate (replay lag or bytes over the recent apply rate); null when it cannot be estimated. */
       seconds: number | null;
+      databases?: DatabaseLag[];
     }
-  | { known: false; at: Date; reason: string };
+  | { known: false; at: Date; reason: string; databases?: DatabaseLag[] };
 
 export interface LagProbe {
   measure(): Promise<LagSample>;
@@ -23,6 +32,8 @@ export interface FenceResult {
   /** The source LSN the fence proved applied on the target. */
   lsn: string;
   elapsedMs: number;
+  /** With several migrated databases: each one's fence (the fields above are the slowest one's). */
+  databases?: (Omit<FenceResult, 'databases'> & { database: string })[];
 }
 
 /**

@@ -5,6 +5,7 @@
 import type { ApprovalsSummary, AttemptPatch, AttemptRecord } from '../attempt.js';
 import type { AttemptKind, CutoverStep, JournalEntry, JournalEvent } from '../cutover-plan.js';
 import type { Gate, GateRequest, GateRequestStatus } from '../gates.js';
+import type { ApprovalBinding } from '../freeze-prediction.js';
 import type { ReportSchedule } from '../report-schedule.js';
 import type { Session, SessionEvent, Strategy } from '../session.js';
 
@@ -53,6 +54,7 @@ export interface NewGateRequest {
   requestedBy: string;
   now: Date;
   expiryMinutes: number;
+  binding?: ApprovalBinding | null;
 }
 
 export interface ApprovalRepository {
@@ -61,7 +63,7 @@ export interface ApprovalRepository {
   /** Records a request; a still-valid open one of the same gate makes this fail with GateRefused. */
   request(input: NewGateRequest): Promise<GateRequest>;
   /** Approves a pending, unexpired request; GateRefused if someone else approved or closed it first. */
-  approve(requestId: string, input: { approvedBy: string; now: Date; expiryMinutes: number }): Promise<GateRequest>;
+  approve(requestId: string, input: { approvedBy: string; now: Date; expiryMinutes: number; binding?: ApprovalBinding | null }): Promise<GateRequest>;
   close(requestId: string, status: Exclude<GateRequestStatus, 'pending' | 'approved'>, now: Date): Promise<GateRequest | undefined>;
   /** A valid (approved, unexpired at `now`) approval of `gate`, if any. */
   validApproval(sessionId: string, gate: Gate, now: Date): Promise<GateRequest | undefined>;

@@ -36,6 +36,8 @@ export interface WriteFreeze {
   resume(): Promise<void>;
   /** Before the freeze: opens and checks what freeze() and resume() need, so nothing is opened inside it. */
   prepare?(): Promise<void>;
+  /** One round trip to the proxy's admin console on the connection the freeze uses (ms), for the predicted freeze. */
+  roundTripMs?(): Promise<number>;
 }
 
 export interface Router {

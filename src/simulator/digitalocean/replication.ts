@@ -108,35 +108,50 @@ export function sourceConninfo(source: PgEndpoint, sslmode: string): string {
   ].join(' ');
 }
 
+/**
+ * The names DigitalOcean's engine gives a migrated database's replication, after aiven-db-migrate
+ * (`pgmigrate.py`): slot `aiven_db_migrate_<db>_slot` and publication `aiven_db_migrate_<db>_pub` on the
+ * source. The subscription on the target is the simulator's own (DO's target side is not visible).
+ */
+export interface ReplicationNames {
+  subscription: string;
+  publication: string;
+  slot: string;
+}
+
+export function replicationNames(database: string): ReplicationNames {
+  const base = `aiven_db_migrate_${database}`;
+  return { subscription: `${base}_sub`, publication: `${base}_pub`, slot: `${base}_slot` };
+}
+
 /** Publication on the source (all tables, as DO migrates the whole database), subscription on the target. */
 export async function createReplication(
   source: PgEndpoint,
   target: PgEndpoint,
-  name: string,
+  names: ReplicationNames,
   sslmode: string,
 ): Promise<void> {
-  const ident = pg.escapeIdentifier(name);
-  await withClient(source, (c) => c.query(`CREATE PUBLICATION ${ident} FOR ALL TABLES`));
+  const pub = pg.escapeIdentifier(names.publication);
+  await withClient(source, (c) => c.query(`CREATE PUBLICATION ${pub} FOR ALL TABLES`));
   try {
     await withClient(target, (c) =>
       c.query(
-        `CREATE SUBSCRIPTION ${ident} CONNECTION ${pg.escapeLiteral(sourceConninfo(source, sslmode))} PUBLICATION ${ident}`,
+        `CREATE SUBSCRIPTION ${pg.escapeIdentifier(names.subscription)} CONNECTION ${pg.escapeLiteral(sourceConninfo(source, sslmode))} PUBLICATION ${pub} WITH (slot_name = ${pg.escapeLiteral(names.slot)})`,
       ),
     );
   } catch (error) {
-    await withClient(source, (c) => c.query(`DROP PUBLICATION IF EXISTS ${ident}`)).catch(() => undefined);
+    await withClient(source, (c) => c.query(`DROP PUBLICATION IF EXISTS ${pub}`)).catch(() => undefined);
     throw new Error(scrub(`creating the subscription failed: ${(error as Error).message}`, [source.password, target.password]));
   }
 }
 
 /** Drops the subscription (which drops its slot on the source) and the publication. Idempotent. */
-export async function dropReplication(source: PgEndpoint, target: PgEndpoint, name: string): Promise<void> {
-  const ident = pg.escapeIdentifier(name);
+export async function dropReplication(source: PgEndpoint, target: PgEndpoint, names: ReplicationNames): Promise<void> {
   await withClient(target, async (c) => {
-    const { rows } = await c.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [name]);
-    if (rows.length > 0) await c.query(`DROP SUBSCRIPTION ${ident}`);
+    const { rows } = await c.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription]);
+    if (rows.length > 0) await c.query(`DROP SUBSCRIPTION ${pg.escapeIdentifier(names.subscription)}`);
   });
-  await withClient(source, (c) => c.query(`DROP PUBLICATION IF EXISTS ${ident}`)).catch(() => undefined);
+  await withClient(source, (c) => c.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(names.publication)}`)).catch(() => undefined);
 }
 
 export type SubscriptionState =

@@ -18,6 +18,7 @@ import type { FirewallRule, OnlineMigrationStatus } from '../../domain/ports/dig
 import { startMigrationBodySchema } from '../../adapters/digitalocean/schemas.js';
 import type { Logger } from '../../log.js';
 import { Secret } from '../../secret.js';
+import { clusterRoute, newRuleUuid, type ClusterState } from './cluster-routes.js';
 import { faultSchema, type Fault, type FaultInput } from './faults.js';
 import { errorIds, readBody, redactBody, safeJson } from './http.js';
 import {
@@ -25,11 +26,15 @@ import {
   createReplication,
   dropReplication,
   ensureDatabase,
+  replicationNames,
   scrub,
   serverVersion,
   subscriptionState,
+  withClient,
   type PgEndpoint,
+  type ReplicationNames,
 } from './replication.js';
+import { listMigratedDatabases } from '../../adapters/source/databases.js';
 
 export type { Fault, FaultInput } from './faults.js';
 
@@ -41,6 +46,10 @@ export interface SimulatedCluster {
   firewallRules?: FirewallRule[];
   /** Cluster status (default `online`). */
   status?: string;
+  /** PEM of the CA that signed the target's server certificate: served by GET …/ca, and the connection then says `ssl: true`. */
+  caPem?: string;
+  /** Reported as `private_network_uuid` (a VPC). */
+  privateNetworkUuid?: string;
 }
 
 export interface DoSimulatorOptions {
@@ -54,6 +63,8 @@ export interface DoSimulatorOptions {
   maxMigrationMs?: number;
   /** The hourly quota reported in `ratelimit-limit`. */
   rateLimit?: number;
+  /** A token without `database:view_credentials`: DO then leaves passwords out of its answers. */
+  credentialsHidden?: boolean;
 }
 
 export interface RecordedRequest {
@@ -70,8 +81,14 @@ export interface RecordedRequest {
 export interface MigrationView {
   id: string;
   status: OnlineMigrationStatus;
-  /** Subscription/publication (and slot) name on the local clusters. */
+  /** The subscription's name on the target. */
   replicationName: string;
+  /** The logical slot on the source, named as DigitalOcean's engine names it (`aiven_db_migrate_<db>_slot`). */
+  slotName: string;
+  /** The publication on the source (`aiven_db_migrate_<db>_pub`). */
+  publicationName: string;
+  /** Every database it replicates (all of the source but templates and `ignore_dbs`). */
+  databases: string[];
   /** Why the migration is in `error` (scrubbed of passwords). */
   error?: string;
 }
@@ -90,14 +107,22 @@ export interface DoSimulator {
 
 type Phase = 'starting' | 'active' | 'failed' | 'canceled' | 'done';
 
+/** One migrated database: its replication from the source's database to the target's of the same name. */
+interface MigratedDatabase {
+  names: ReplicationNames;
+  source: PgEndpoint;
+  target: PgEndpoint;
+}
+
 interface Migration {
   id: string;
   createdAt: string;
-  name: string;
+  /** The replication of the database named in the request (`source.dbname`). */
+  names: ReplicationNames;
   phase: Phase;
   error?: string;
-  source: PgEndpoint;
-  target: PgEndpoint;
+  /** Every database of the source but templates and `ignore_dbs`, as DO migrates them; filled by the setup. */
+  databases: MigratedDatabase[];
   setup: Promise<void>;
   startedAtMs: number;
 }
@@ -113,6 +138,17 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
   let remaining = limit;
 
   const latest = (uuid: string) => migrations.get(uuid)?.at(-1);
+  const states = new Map<SimulatedCluster, ClusterState>();
+  const stateOf = (cluster: SimulatedCluster) => {
+    let state = states.get(cluster);
+    if (!state) {
+      const rules = (cluster.firewallRules ?? []).map((r) => ({ uuid: newRuleUuid(), type: r.type, value: r.value, created_at: '2026-01-01T00:00:00Z' }));
+      state = { connection: cluster.connection, rules, users: new Map(), ...(cluster.caPem ? { caPem: cluster.caPem } : {}) };
+      states.set(cluster, state);
+    }
+    return state;
+  };
+  const hidden = options.credentialsHidden ?? false;
   // DO clusters come with a default database (`defaultdb`): created on first use if missing, so a
   // simulator whose tests only use firewall or fault calls needs no running cluster.
   const prepared = new Map<SimulatedCluster, Promise<void>>();
@@ -126,9 +162,21 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
     return done;
   };
 
+  const dropAll = (m: Migration) => Promise.all(m.databases.map((d) => dropReplication(d.source, d.target, d.names)));
+
+  /** The migration's state is its worst database's: one failing or missing is an error, one copying keeps it running. */
+  const replicationState = async (m: Migration) => {
+    const states = await Promise.all(m.databases.map((d) => subscriptionState(d.target, d.names.subscription)));
+    return (
+      states.find((s) => s.kind === 'missing') ??
+      states.find((s) => s.kind === 'failing') ??
+      states.find((s) => s.kind === 'copying') ?? { kind: 'streaming' as const }
+    );
+  };
+
   const statusOf = async (m: Migration): Promise<OnlineMigrationStatus> => {
     if (m.phase === 'active' && options.maxMigrationMs !== undefined && Date.now() - m.startedAtMs >= options.maxMigrationMs) {
-      await dropReplication(m.source, m.target, m.name).catch(() => undefined);
+      await dropAll(m).catch(() => undefined);
       m.phase = 'done';
     }
     switch (m.phase) {
@@ -141,7 +189,7 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
       case 'done':
         return 'done';
       case 'active': {
-        const state = await subscriptionState(m.target, m.name);
+        const state = await replicationState(m);
         if (state.kind === 'missing') {
           m.error = 'the subscription disappeared from the target';
           return 'error';
@@ -164,26 +212,34 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
       password: new Secret(body.source.password),
       database: body.source.dbname,
     };
-    const target: PgEndpoint = { ...cluster.connection, database: body.source.dbname };
     const sslmode = body.disable_ssl ? 'disable' : 'prefer';
     const migration: Migration = {
       id,
       createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      name: `do_migration_${id.replace(/-/g, '').slice(0, 12)}`,
+      names: replicationNames(body.source.dbname),
       phase: 'starting',
-      source,
-      target,
+      databases: [],
       startedAtMs: Date.now(),
       setup: Promise.resolve(),
     };
     migration.setup = (async () => {
       try {
         await prepare(cluster);
-        await ensureDatabase(cluster.connection, body.source.dbname);
-        await copySchema(source, target, sslmode);
-        await createReplication(source, target, migration.name, sslmode);
+        const names = await withClient(source, (c) => listMigratedDatabases(c, body.ignore_dbs ?? []));
+        migration.databases = names.map((database) => ({
+          names: replicationNames(database),
+          source: { ...source, database },
+          target: { ...cluster.connection, database },
+        }));
+        await Promise.all(
+          migration.databases.map(async (d) => {
+            await ensureDatabase(cluster.connection, d.target.database);
+            await copySchema(d.source, d.target, sslmode);
+            await createReplication(d.source, d.target, d.names, sslmode);
+          }),
+        );
         if (migration.phase === 'starting') migration.phase = 'active';
-        log.info({ cluster: uuid, migration: id }, 'online migration replicating');
+        log.info({ cluster: uuid, migration: id, databases: names }, 'online migration replicating');
       } catch (error) {
         migration.error = scrub((error as Error).message, [source.password, cluster.connection.password]);
         migration.phase = 'failed';
@@ -199,7 +255,7 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
   const stopMigration = async (m: Migration) => {
     await m.setup;
     if (m.phase === 'active' || m.phase === 'starting') {
-      await dropReplication(m.source, m.target, m.name);
+      await dropAll(m);
       m.phase = 'canceled';
     } else if (m.phase === 'failed') {
       m.phase = 'canceled';
@@ -211,8 +267,10 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
   const clusterJson = async (uuid: string, cluster: SimulatedCluster) => {
     const c = cluster.connection;
     const version = await serverVersion(c);
-    const uri = `postgresql://${encodeURIComponent(c.user)}:${encodeURIComponent(c.password.reveal())}@${c.host}:${c.port}/${encodeURIComponent(c.database)}?sslmode=disable`;
-    const connection = { uri, database: c.database, host: c.host, port: c.port, user: c.user, password: c.password.reveal(), ssl: false };
+    const ssl = cluster.caPem !== undefined;
+    const password = hidden ? '' : c.password.reveal();
+    const uri = `postgresql://${encodeURIComponent(c.user)}${hidden ? '' : `:${encodeURIComponent(password)}`}@${c.host}:${c.port}/${encodeURIComponent(c.database)}?sslmode=${ssl ? 'require' : 'disable'}`;
+    const connection = { uri, database: c.database, host: c.host, port: c.port, user: c.user, ...(hidden ? {} : { password }), ssl };
     return {
       database: {
         id: uuid,
@@ -228,8 +286,9 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
         db_names: [c.database],
         connection,
         private_connection: connection,
-        users: [{ name: c.user, role: 'primary', password: c.password.reveal() }],
+        users: [{ name: c.user, role: 'primary', ...(hidden ? {} : { password }) }],
         tags: [],
+        ...(cluster.privateNetworkUuid ? { private_network_uuid: cluster.privateNetworkUuid } : {}),
       },
     };
   };
@@ -315,7 +374,7 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
         : send(200, { id: 42, status: 'paused', database: { name: 7 }, rules: 'none' });
     }
 
-    const match = /^\/v2\/databases\/([^/]+)(\/online-migration(?:\/([^/]+))?|\/firewall)?$/.exec(path);
+    const match = /^\/v2\/databases\/([^/]+)(\/online-migration(?:\/([^/]+))?|\/firewall|\/ca|\/dbs|\/users(?:\/[^/]+)?)?$/.exec(path);
     const uuid = match?.[1];
     const cluster = uuid === undefined ? undefined : options.clusters[uuid];
     if (!match || uuid === undefined || !cluster) return fail(404);
@@ -326,15 +385,10 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
       await prepare(cluster);
       return send(200, await clusterJson(uuid, cluster));
     }
-    if (sub === '/firewall' && method === 'GET') {
-      const rules = (cluster.firewallRules ?? []).map((r, i) => ({
-        uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-        cluster_uuid: uuid,
-        type: r.type,
-        value: r.value,
-        created_at: '2026-01-01T00:00:00Z',
-      }));
-      return send(200, { rules });
+    if (sub !== undefined && !sub.startsWith('/online-migration')) {
+      const reply = await clusterRoute(stateOf(cluster), uuid, method, sub, parsedBody, hidden);
+      if (!reply) return fail(404);
+      return 'error' in reply ? fail(reply.status, reply.error) : send(reply.status, reply.body);
     }
     if (sub === '/online-migration' && method === 'PUT') {
       const parsed = startMigrationBodySchema.safeParse(parsedBody);
@@ -386,13 +440,21 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
       const m = latest(clusterUuid);
       if (!m) return undefined;
       const status = await statusOf(m);
-      return { id: m.id, status, replicationName: m.name, ...(m.error ? { error: m.error } : {}) };
+      return {
+        id: m.id,
+        status,
+        replicationName: m.names.subscription,
+        slotName: m.names.slot,
+        publicationName: m.names.publication,
+        databases: m.databases.map((d) => d.source.database),
+        ...(m.error ? { error: m.error } : {}),
+      };
     },
     async stop() {
       for (const list of migrations.values()) {
         for (const m of list) {
           await m.setup.catch(() => undefined);
-          if (m.phase === 'active') await dropReplication(m.source, m.target, m.name).catch(() => undefined);
+          if (m.phase === 'active') await dropAll(m).catch(() => undefined);
         }
       }
       server.closeAllConnections();

@@ -5,6 +5,7 @@
  * committed with the session's version step, or dropped.
  */
 import { randomUUID } from 'node:crypto';
+import type { ApprovalBinding } from '../../../src/domain/freeze-prediction.js';
 import type { Gate, GateRequest, GateRequestStatus } from '../../../src/domain/gates.js';
 import type { ApprovalRepository, NewGateRequest } from '../../../src/domain/ports/stores.js';
 import { CodedError, ErrorCode } from '../../../src/errors.js';
@@ -96,17 +97,25 @@ export class MemoryApprovals implements ApprovalRepository {
       approvedAt: null,
       approvalExpiresAt: null,
       closedAt: null,
+      binding: input.binding ?? null,
     };
     this.#rows.put(request);
     return clone(request);
   }
 
-  async approve(requestId: string, input: { approvedBy: string; now: Date; expiryMinutes: number }): Promise<GateRequest> {
+  async approve(requestId: string, input: { approvedBy: string; now: Date; expiryMinutes: number; binding?: ApprovalBinding | null }): Promise<GateRequest> {
     const r = this.#rows.get(requestId);
     if (!r || r.status !== 'pending' || !(r.requestExpiresAt > input.now)) {
       throw new CodedError(ErrorCode.GateRefused, 'That request is no longer pending (approved, withdrawn or expired).');
     }
-    const approved: GateRequest = { ...r, status: 'approved', approvedBy: input.approvedBy, approvedAt: new Date(input.now), approvalExpiresAt: minutes(input.now, input.expiryMinutes) };
+    const approved: GateRequest = {
+      ...r,
+      status: 'approved',
+      approvedBy: input.approvedBy,
+      approvedAt: new Date(input.now),
+      approvalExpiresAt: minutes(input.now, input.expiryMinutes),
+      binding: input.binding ?? r.binding ?? null,
+    };
     this.#rows.put(approved);
     return clone(approved);
   }

@@ -12,6 +12,7 @@ import { StartSession } from '../../../src/app/start-session.js';
 import { parseProfiles, type LoadedConfig, type Profile } from '../../../src/config/profiles.js';
 import type { FrozenWhat } from '../../../src/domain/attempt.js';
 import type { CutoverStep, JournalEvent } from '../../../src/domain/cutover-plan.js';
+import type { CutoverFlow } from '../../../src/domain/gates.js';
 import type { CutoverSettings } from '../../../src/domain/ports/machines.js';
 import type { StepEvent } from '../../../src/domain/ports/stores.js';
 import type { Session } from '../../../src/domain/session.js';
@@ -38,7 +39,7 @@ export const U = {
 export const CHANNEL = { orders: 'C0ORDERS', catalog: 'C0CATALOG', solo: 'C0SOLO' } as const;
 export type ProfileName = keyof typeof CHANNEL;
 
-const profilesYaml = (o: { budgetSeconds: number; fenceTimeoutSeconds: number }) => `
+const profilesYaml = (o: ProfileNumbers) => `
 profiles:
   orders:
     channels: [${CHANNEL.orders}]
@@ -52,7 +53,7 @@ profiles:
       database: orders
       databasesFile: /etc/pgbouncer/databases.ini
     freeze: { method: proxy-pause, budgetSeconds: ${o.budgetSeconds} }
-    gates: { operators: [${U.OPS}, S0DBAS], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: true, approvalExpiryMinutes: 15 }
+    gates: { operators: [${U.OPS}, S0DBAS], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: true, flow: ${o.flow}, approvalExpiryMinutes: 15 }
   catalog:
     channels: [${CHANNEL.catalog}]
     strategy: connection-parameters
@@ -61,7 +62,7 @@ profiles:
     replication: { fenceTimeoutSeconds: ${o.fenceTimeoutSeconds} }
     proxy: { kind: none }
     freeze: { method: read-only-roles, appRoles: [catalog_app], budgetSeconds: ${o.budgetSeconds} }
-    gates: { operators: [${U.OPS}, S0DBAS], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: true, approvalExpiryMinutes: 15 }
+    gates: { operators: [${U.OPS}, S0DBAS], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: true, flow: ${o.flow}, approvalExpiryMinutes: 15 }
   solo:
     channels: [${CHANNEL.solo}]
     strategy: proxy
@@ -74,13 +75,19 @@ profiles:
       database: orders
       databasesFile: /etc/pgbouncer/databases.ini
     freeze: { method: proxy-pause, budgetSeconds: ${o.budgetSeconds} }
-    gates: { operators: [${U.OPS}], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: false }
+    gates: { operators: [${U.OPS}], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: false, flow: ${o.flow} }
 `;
 
 /** Parsed once per set of numbers (the parse and validation cost more than a whole in-memory cutover). */
 const parsed = new Map<string, LoadedConfig>();
-function profiles(o: { budgetSeconds: number; fenceTimeoutSeconds: number }): LoadedConfig {
-  const key = `${o.budgetSeconds}/${o.fenceTimeoutSeconds}`;
+interface ProfileNumbers {
+  budgetSeconds: number;
+  fenceTimeoutSeconds: number;
+  flow: CutoverFlow;
+}
+
+function profiles(o: ProfileNumbers): LoadedConfig {
+  const key = `${o.budgetSeconds}/${o.fenceTimeoutSeconds}/${o.flow}`;
   let config = parsed.get(key);
   if (!config) {
     config = parseProfiles(profilesYaml(o), 'memory.yml', { SOURCE_PASSWORD: 'source-password', BOUNCER_PASSWORD: 'bouncer-password' });
@@ -95,6 +102,8 @@ export interface HouseOptions {
   /** How often the holder of a freeze polls for a switch approved elsewhere (fake clock; default 200 ms). */
   approvalPollMs?: number;
   start?: Date;
+  /** The profiles' cutover flow (default step-by-step: a freeze approval freezes at once). */
+  flow?: CutoverFlow;
 }
 
 /** An event as the channel received it, with the replica that recorded it. */
@@ -123,7 +132,7 @@ export class House {
     this.options = options;
     this.clock = new FakeClock(options.start);
     this.store = new MemoryStore(() => this.clock.now());
-    this.config = profiles({ budgetSeconds: options.budgetSeconds ?? 30, fenceTimeoutSeconds: options.fenceTimeoutSeconds ?? 15 });
+    this.config = profiles({ budgetSeconds: options.budgetSeconds ?? 30, fenceTimeoutSeconds: options.fenceTimeoutSeconds ?? 15, flow: options.flow ?? 'step-by-step' });
   }
 
   /** A new bot process on the shared store, machines and clock. */

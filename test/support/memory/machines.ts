@@ -162,6 +162,11 @@ export class MachineWorld {
         }),
       getCluster: (id) => call('get_cluster', (): DatabaseCluster => ({ id, name: 'target', engine: 'pg', version: '16', status: 'online', connection: this.#connection() })),
       listFirewallRules: async () => [],
+      appendFirewallRules: async (_cluster, rules) => ({ added: rules.map((r) => r.value) }),
+      getCaCertificate: async () => '-----BEGIN CERTIFICATE-----\n(fake)\n-----END CERTIFICATE-----\n',
+      listDatabases: async () => [o.settings.targetDatabase],
+      createUser: async (_cluster, name) => ({ name, password: new Secret('fake-app-password') }),
+      getUser: async () => undefined,
     };
     const fence = {
       prove: (timeoutMs: number) =>

@@ -48,6 +48,7 @@ export class MemoryJournal implements JournalRepository {
       resumedAt: null,
       resumedOn: null,
       writesHeld: null,
+      predictedFreezeMs: null,
       approvals: null,
       freezeRecord: null,
       outcome: null,

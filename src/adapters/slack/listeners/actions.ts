@@ -5,6 +5,7 @@
  */
 import type { BlockAction, ButtonAction as SlackButtonAction } from '@slack/bolt';
 import { z } from 'zod';
+import { approvalRuns } from '../../../domain/gates.js';
 import { CodedError, ErrorCode } from '../../../errors.js';
 import { ACTION_PREFIX, buttonValueSchema, MODAL_ACTIONS, parseActionId, switchModal } from '../blocks.js';
 import type { BoltApp, RequestContext } from '../bolt-app.js';
@@ -56,6 +57,7 @@ export function registerActions(app: BoltApp, surface: SlackSurface): void {
             profile: checked.profile,
             session: checked.session,
             request: checked.requests.switch,
+            runs: approvalRuns('switch', checked.profile.gates.flow, checked.session.state, checked.requests, surface.now()),
           }) as never,
         });
         return;

@@ -9,7 +9,7 @@ import { describeState } from '../../../domain/session.js';
 import type { AuditRecord } from '../../../domain/ports/stores.js';
 import { CodedError, ErrorCode } from '../../../errors.js';
 import { describeLag, renderPreflight, slackDate } from '../blocks.js';
-import { dryRunText, errorReply } from '../texts.js';
+import { dryRunText, errorReply, setupDoneText, setupPlanText } from '../texts.js';
 import type { BoltApp, RequestContext } from '../bolt-app.js';
 import { channelIdSchema, firstProblem, teamIdSchema, userIdSchema } from '../slack-ids.js';
 import type { SlackSurface } from '../surface.js';
@@ -184,6 +184,14 @@ async function run(
     case 'report':
       await start.setReport(channelId, userId, cmd.schedule);
       return `:calendar: Reports: ${cmd.schedule.text}.`;
+    case 'setup': {
+      if (!cmd.confirm) {
+        const shown = await deps.setup.show(channelId, userId, cmd.action);
+        return setupPlanText(shown.profileName, shown.plan);
+      }
+      const done = await deps.setup.run(channelId, userId, cmd.action);
+      return setupDoneText(done.profileName, done.outcome);
+    }
     case 'help':
     case 'profiles':
     case 'history':
