@@ -69,9 +69,10 @@ export async function prepareBot(rig: CutoverRig, logger: Logger): Promise<Prepa
     await migrate(db);
     const sessions = new SessionStore(db);
     const approvals = standingSwitchApproval(() => true);
+    const journal = new CutoverJournal(db);
     const engine = new CutoverEngine({
       sessions,
-      journal: new CutoverJournal(db),
+      journal,
       approvals,
       lock: { withTryLock: (key, work) => db.withTryAdvisoryLock(key, work) },
       facts: new FactRecorder(new AuditLog(db), rig.listener, logger),
@@ -96,7 +97,13 @@ export async function prepareBot(rig: CutoverRig, logger: Logger): Promise<Prepa
         const current = await sessions.require(id);
         const after = await engine.freeze({ sessionId: id, expectedVersion: current.version }, actor);
         if (after.state !== 'switched') throw new Error(`the bot ended in state ${after.state}, not switched`);
-        return {};
+        // The run's own timing of each step inside the freeze (journaled after the resume).
+        const attempt = (await journal.latestCutover(id))?.attempt;
+        const laps: Record<string, number> = {};
+        for (const e of await journal.entries(id)) {
+          if (e.attempt === attempt && e.event === 'done' && typeof e.detail?.ms === 'number') laps[e.step] = e.detail.ms;
+        }
+        return laps;
       },
       async close() {
         await engine.close().catch(() => undefined);

@@ -3,7 +3,7 @@
  * wrong), starts the bot, and shuts it down gracefully on SIGTERM or SIGINT.
  */
 import { startBot } from './composition-root.js';
-import { loadEnv, type Env } from './config/env.js';
+import { DEFAULT_CONFIG_PATH, loadEnv, type Env } from './config/env.js';
 import { loadProfiles, type LoadedConfig } from './config/profiles.js';
 import { CodedError, ErrorCode } from './errors.js';
 import { createLogger } from './log.js';
@@ -11,18 +11,28 @@ import { createLogger } from './log.js';
 /** Exit code for configuration errors, so orchestration can tell "fix the config" from a crash. */
 const EXIT_CONFIG = 2;
 
-async function main(): Promise<void> {
-  let env: Env;
-  let config: LoadedConfig;
+/** Runs `read`; a configuration problem is collected into `problems` instead of thrown. */
+function collecting<T>(problems: string[], read: () => T): T | undefined {
   try {
-    env = loadEnv();
-    config = loadProfiles(env.PGCUTOVER_CONFIG);
+    return read();
   } catch (error) {
     if (error instanceof CodedError && error.code === ErrorCode.ConfigInvalid) {
-      process.stderr.write(`pgcutover: ${error.message}\n`);
-      process.exit(EXIT_CONFIG);
+      problems.push(error.message);
+      return undefined;
     }
     throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const problems: string[] = [];
+  const env: Env | undefined = collecting(problems, () => loadEnv());
+  // Read even when the environment is wrong: every problem in one round, not one per attempt.
+  const configPath = env?.PGCUTOVER_CONFIG ?? (process.env.PGCUTOVER_CONFIG || DEFAULT_CONFIG_PATH);
+  const config: LoadedConfig | undefined = collecting(problems, () => loadProfiles(configPath));
+  if (!env || !config) {
+    for (const problem of problems) process.stderr.write(`pgcutover: ${problem}\n`);
+    process.exit(EXIT_CONFIG);
   }
   const log = createLogger(env.LOG_LEVEL);
   let bot: Awaited<ReturnType<typeof startBot>>;

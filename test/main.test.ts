@@ -167,4 +167,14 @@ describe('the bot process', () => {
     expect(await bot.exited).toBe(2);
     expect(bot.output()).toContain('DIGITALOCEAN_TOKEN: is required');
   });
+
+  it('with nothing set, names every missing variable and the missing profiles file at once', async () => {
+    const missing = join(dir, 'missing.yml');
+    const bot = startBotProcess({ PGCUTOVER_CONFIG: missing });
+    expect(await bot.exited).toBe(2);
+    const lines = bot.output().trim().split('\n');
+    expect(lines.filter((line) => / {2}(SLACK_BOT_TOKEN|SLACK_SIGNING_SECRET|DIGITALOCEAN_TOKEN): is required/.test(line))).toHaveLength(3);
+    expect(lines.at(-1)).toBe(`pgcutover: Config file ${missing}: file not found; copy pgcutover.example.yml there and edit it, or set PGCUTOVER_CONFIG to your profiles file`);
+    expect(bot.output()).not.toMatch(/\n\s+at /); // no stack trace
+  });
 });

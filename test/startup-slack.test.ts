@@ -12,6 +12,7 @@ import { loadEnv } from '../src/config/env.js';
 import { parseProfiles } from '../src/config/profiles.js';
 import { createLogger } from '../src/log.js';
 import { startBotProcess, type BotProcess } from './support/bot-process.js';
+import { startFakeSlack } from './support/fake-slack.js';
 import { freePort } from './support/free-port.js';
 
 const profilesYaml = `profiles:
@@ -51,17 +52,22 @@ const baseEnv = () => ({
   PW: 'not-a-real-password',
 });
 
+/** What startBot refuses with, given the environment (an error saying it started, if it did). */
+async function startRefusal(environment: Record<string, string>): Promise<Error> {
+  const env = loadEnv({ ...environment, PORT: '0', LOG_LEVEL: 'silent' });
+  const config = parseProfiles(profilesYaml, 'pgcutover.yml', { PW: 'not-a-real-password' });
+  return startBot(env, config, createLogger('silent'), { reports: false }).then(
+    async (bot) => {
+      await bot.stop();
+      return new Error('the bot started');
+    },
+    (error: unknown) => error as Error,
+  );
+}
+
 describe('Slack unreachable at start-up', () => {
   it('startBot refuses with one line naming Slack, before it listens', async () => {
-    const env = loadEnv({ ...baseEnv(), PORT: '0', LOG_LEVEL: 'silent' });
-    const config = parseProfiles(profilesYaml, 'pgcutover.yml', { PW: 'not-a-real-password' });
-    const outcome = await startBot(env, config, createLogger('silent'), { reports: false }).then(
-      async (bot) => {
-        await bot.stop();
-        return new Error('the bot started without Slack');
-      },
-      (error: unknown) => error as Error,
-    );
+    const outcome = await startRefusal(baseEnv());
     expect(outcome.message).toBe(`cannot reach Slack at ${deadSlack} (fetch failed); check the network and SLACK_API_URL`);
   }, 120_000);
 
@@ -74,5 +80,20 @@ describe('Slack unreachable at start-up', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toBe(`pgcutover: failed to start: cannot reach Slack at ${deadSlack} (fetch failed); check the network and SLACK_API_URL`);
     expect(bot.output()).not.toContain('xoxb-startup-test-token');
+  }, 120_000);
+});
+
+describe('Socket Mode at start-up', () => {
+  it('a refused app-level token is one line naming SLACK_APP_TOKEN, not a warning per retry', async () => {
+    const slack = await startFakeSlack();
+    try {
+      slack.failNext('apps.connections.open', 1, { error: 'invalid_auth' });
+      const { SLACK_SIGNING_SECRET: _unused, ...httpEnv } = baseEnv();
+      const outcome = await startRefusal({ ...httpEnv, SLACK_API_URL: slack.apiUrl, SLACK_APP_TOKEN: 'xapp-refused-token' });
+      expect(outcome.message).toBe('Slack refused the app-level token (invalid_auth); check SLACK_APP_TOKEN (an app-level token with connections:write)');
+      expect(slack.callsTo('apps.connections.open')).toHaveLength(1);
+    } finally {
+      await slack.close();
+    }
   }, 120_000);
 });

@@ -146,6 +146,12 @@ export class ProfileMachines {
         part: new ReplicationFence({ source: sourceOf(database), target: targetOf(database), slot: slotOf(database), logger: log }),
       })),
     );
+    const sequences = everyDatabaseSequences(
+      databases.map((database) => ({
+        database,
+        part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
+      })),
+    );
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
@@ -153,12 +159,7 @@ export class ProfileMachines {
       digitalocean: doApi,
       lag: this.#sources.probe(session.profile),
       fence,
-      sequences: everyDatabaseSequences(
-        databases.map((database) => ({
-          database,
-          part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
-        })),
-      ),
+      sequences,
       freeze,
       frozenWhat: frozenWhatOf(profile, proxy?.kind ?? 'none'),
       ...(routing ? { routing, routerLabel: `${routing.router.kind} database ${frozenWhatOf(profile, routing.router.kind).database ?? ''}`.trim() } : {}),
@@ -219,7 +220,7 @@ export class ProfileMachines {
         log.info({ migrationId: migration.id, status: migration.status }, 'online migration started');
         return { migrationId: migration.id };
       },
-      ...(bouncer ? { writesHeld: async () => (await bouncer.drainState()).clientsWaiting } : {}),
+      ...(bouncer ? { writesHeld: () => bouncer.clientsWaiting() } : {}),
       freezeInputs: () =>
         measureFreezeInputs({
           source,
@@ -229,7 +230,7 @@ export class ProfileMachines {
         }),
       async close() {
         // The fence first: it may hold connections of the pools below.
-        await fence.close().catch(() => undefined);
+        await Promise.all([fence.close(), sequences.close()]).catch(() => undefined);
         await proxy?.close().catch(() => undefined);
         const pools = [...targetPools.values()];
         targetPools.clear();

@@ -26,6 +26,8 @@ function isPostgresUrl(text: string): boolean {
   return url.hostname !== '' || url.searchParams.has('host');
 }
 
+export const DEFAULT_CONFIG_PATH = './pgcutover.yml';
+
 const envSchema = z
   .object({
     SLACK_BOT_TOKEN: secret('xoxb-'),
@@ -39,7 +41,7 @@ const envSchema = z
     DIGITALOCEAN_API_URL: z.url().default('https://api.digitalocean.com'),
     DATABASE_URL: postgresUrl.optional(),
     DATA_DIR: nonEmpty.default('./data'),
-    PGCUTOVER_CONFIG: nonEmpty.default('./pgcutover.yml'),
+    PGCUTOVER_CONFIG: nonEmpty.default(DEFAULT_CONFIG_PATH),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {

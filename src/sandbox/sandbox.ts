@@ -57,15 +57,21 @@ const APP_ROLE = 'pgcutover_sandbox_app';
 const url = (s: Server, database = s.database) =>
   `postgres://${encodeURIComponent(s.user)}:${encodeURIComponent(s.password)}@${s.host}:${s.port}/${encodeURIComponent(database)}?sslmode=${s.sslmode}`;
 
-async function runSql(server: Server, sql: string, database?: string): Promise<void> {
+async function runSql<T extends pg.QueryResultRow = pg.QueryResultRow>(server: Server, sql: string, database?: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url(server, database), connectionTimeoutMillis: 15_000 });
   client.on('error', () => undefined);
   await client.connect();
   try {
-    await client.query(sql);
+    return (await client.query<T>(sql)).rows;
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** Every database of the server but `keep` (DigitalOcean's migration copies all databases but `ignore_dbs`). */
+async function databasesBut(server: Server, keep: string): Promise<string[]> {
+  const rows = await runSql<{ datname: string }>(server, 'SELECT datname FROM pg_database WHERE NOT datistemplate');
+  return rows.map((r) => r.datname).filter((name) => name !== keep);
 }
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
@@ -162,7 +168,8 @@ async function start(options: SandboxOptions, cleanups: Array<() => Promise<unkn
   const yaml = profileYaml({
     source,
     clusterUuid,
-    ignoreDbs: options.rehearsal ? [] : [storeDb],
+    // Only the demo database (or, in a rehearsal, the one in the source URL) is migrated.
+    ignoreDbs: await databasesBut(source, source.database),
     proxy: bouncer ? { port: bouncer.port, user: bouncer.adminUser, databasesFile: bouncer.databasesFile } : { appRole: APP_ROLE },
   });
   writeFileSync(profilePath, yaml, { mode: 0o600 });

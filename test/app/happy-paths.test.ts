@@ -196,3 +196,48 @@ describe('a cutover on in-memory ports', () => {
     expect(rows).toEqual(facts);
   });
 });
+
+describe('approvals bound to the state they were given in', () => {
+  it('each approval records the plan, the lag and the predicted freeze; the summary shows predicted beside actual', async () => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await a.startSession('orders');
+    await a.perform('freeze_request', s.id, U.OPS);
+    await a.perform('switch_request', s.id, U.OPS);
+    await a.perform('freeze_approve', s.id, U.APP);
+    const { freeze } = await house.store.approvals.open(s.id);
+    expect(freeze?.binding).toMatchObject({ planHash: expect.stringMatching(/^[0-9a-f]{16}$/), lagBytes: 4096, sourceLsn: '0/3000060', predictedFreezeMs: expect.any(Number) });
+    await a.perform('switch_approve', s.id, U.BOB);
+    await a.perform('finish', s.id, U.OPS);
+    const finished = house.facts(s.id).find((f) => f.type === 'finished');
+    expect(finished).toMatchObject({ summary: { ran: true, predictedFreezeMs: freeze?.binding?.predictedFreezeMs } });
+  });
+
+  it('the plan changed between the approvals and the run: refused with the reason, nothing frozen', async () => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await a.startSession('orders');
+    await a.perform('freeze_request', s.id, U.OPS);
+    await a.perform('switch_request', s.id, U.OPS);
+    await a.perform('freeze_approve', s.id, U.APP);
+    // The proxy's entry is another one now (the profile was edited and the bot restarted, say).
+    house.world.routerLabel = 'pgbouncer database orders_v2';
+    await expect(a.perform('switch_approve', s.id, U.BOB)).rejects.toMatchObject({ message: expect.stringMatching(/plan changed since <@U0APP> approved the freeze/) });
+    expect(house.world.count('freeze')).toBe(0);
+    expect((await house.session(s.id)).state).toBe('syncing');
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'freeze_refused', reason: expect.stringMatching(/plan changed/) });
+  });
+
+  it('a freeze predicted longer than the budget (a long write transaction on the source) is refused before anything freezes', async () => {
+    const house = new House({ flow: 'approve-first', budgetSeconds: 30 });
+    const a = house.replica('A');
+    const s = await a.startSession('orders');
+    house.world.drainMs = 45_000;
+    await a.perform('freeze_request', s.id, U.OPS);
+    await a.perform('switch_request', s.id, U.OPS);
+    await a.perform('freeze_approve', s.id, U.APP);
+    await expect(a.perform('switch_approve', s.id, U.BOB)).rejects.toMatchObject({ message: expect.stringMatching(/predicted freeze is \d+ ms, more than the budget of 30 s/) });
+    expect(house.world.count('freeze')).toBe(0);
+    expect((await house.session(s.id)).state).toBe('syncing');
+  });
+});

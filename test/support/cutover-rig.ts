@@ -7,6 +7,7 @@
  * the engine records as the thread lines Slack would show (`notes`).
  */
 import pg from 'pg';
+import { measureFreezeInputs } from '../../src/adapters/source/freeze-inputs.js';
 import { sequenceCopier } from '../../src/adapters/source/sequences.js';
 import type { EventListener } from '../../src/app/facts.js';
 import { factLine } from '../../src/adapters/slack/texts.js';
@@ -150,11 +151,15 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         logger,
       });
       const inDatabase = overrides.inDatabaseFreeze === true;
-      const fence = new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger, pollIntervalMs: 5 });
+      // As production builds them (src/adapters/session-machines.ts): the fence's default poll, the
+      // held writes counted on the warm admin connection, the predicted freeze's figures measured.
+      const fence = new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger });
+      const lag = new SlotLagProbe({ source: src, slot: 'auto' });
+      const sequences = sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin });
       return {
         settings: effective,
         digitalocean: doApi,
-        lag: new SlotLagProbe({ source: src, slot: 'auto' }),
+        lag,
         fence,
         ...(inDatabase
           ? {
@@ -174,7 +179,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
           const checks = await proxy.preflight({ ...to, user: source.user, password: new Secret(source.password) });
           return checks.map((c) => ({ check: c.name, status: c.ok ? 'pass' : 'fail', detail: c.detail }));
         },
-        sequences: sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin }),
+        sequences,
         async targetParameters() {
           const cluster = await doApi.getCluster(DO_CLUSTER);
           return { ...cluster.connection, database: 'orders', sslmode: cluster.connection.ssl ? 'require' : 'disable' };
@@ -182,11 +187,10 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         async startMigration() {
           return rig.startMigration();
         },
-        async writesHeld() {
-          return (await proxy.drainState()).clientsWaiting;
-        },
+        writesHeld: () => proxy.clientsWaiting(),
+        freezeInputs: () => measureFreezeInputs({ source: src, target: tgt, lag, proxyRoundTripMs: () => proxy.roundTripMs() }),
         async close() {
-          await fence.close().catch(() => undefined);
+          await Promise.all([fence.close(), sequences.close()]).catch(() => undefined);
           await proxy.close().catch(() => undefined);
           await Promise.all([src.end().catch(() => undefined), tgt.end().catch(() => undefined)]);
         },

@@ -88,8 +88,9 @@ export class PgBouncerEntries implements ProxyAdmin {
     return this.#entries().then((covered) => covered.map(({ name, database }) => ({ name, database })));
   }
 
+  /** Every entry's console, and the one repoint() rewrites the file through: nothing opens inside the freeze. */
   async prepare(): Promise<void> {
-    await settleAll(await this.#entries(), (e) => e.admin.prepare());
+    await Promise.all([settleAll(await this.#entries(), (e) => e.admin.prepare()), this.#primary.prepare()]);
   }
 
   async freeze(): Promise<void> {
@@ -115,7 +116,9 @@ export class PgBouncerEntries implements ProxyAdmin {
   async inspect(): Promise<RouterStatus> {
     const covered = await this.#entries();
     const [primary, ...others] = await settleAll(covered, (e) => e.admin.inspect());
-    if (!primary || others.length === 0) return primary as RouterStatus;
+    // selectEntries always puts the primary first.
+    if (!primary) throw new CodedError(ErrorCode.Internal, 'no PgBouncer entry to inspect');
+    if (others.length === 0) return primary;
     return {
       pointsTo: primary.pointsTo,
       frozen: primary.frozen || others.some((o) => o.frozen),
@@ -145,6 +148,12 @@ export class PgBouncerEntries implements ProxyAdmin {
       clientsActive: states.reduce((n, s) => n + s.clientsActive, 0),
       maxWaitSeconds: Math.max(0, ...states.map((s) => s.maxWaitSeconds)),
     };
+  }
+
+  /** Clients waiting across the covered entries, each on its warm console. */
+  async clientsWaiting(): Promise<number> {
+    const counts = await settleAll(await this.#entries(), (e) => e.admin.clientsWaiting());
+    return counts.reduce((n, c) => n + c, 0);
   }
 
   /** The entries share one console: one round trip on it. */

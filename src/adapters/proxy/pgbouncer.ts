@@ -17,7 +17,7 @@ import pg from 'pg';
 import type { Logger } from '../../log.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Secret } from '../../secret.js';
-import { atomicWrite } from './files.js';
+import { atomicWrite, replaceThenFlush } from './files.js';
 import { checkEndpoint, checkIdent, databaseRow, poolRow, serverRow, showConfig, simple, type DatabaseRow, type PoolRow } from './pgbouncer-console.js';
 import { ConsoleConnections } from './pgbouncer-connections.js';
 import { checkDatabasesFile, readDatabasesFile, renderConnString, replaceDatabaseLine } from './pgbouncer-databases-file.js';
@@ -64,6 +64,8 @@ export class PgBouncerAdmin implements ProxyAdmin {
   readonly #console: ConsoleConnections;
   /** What freeze() and repoint() check before acting, read by prepare(): the entry is pausable, and PgBouncer's config. */
   #checked: { config: Map<string, string> } | undefined;
+  /** The last repoint's flush of the databases file, still running behind the freeze. */
+  #flushing: Promise<void> | undefined;
 
   constructor(options: PgBouncerAdminOptions) {
     this.#db = checkIdent(options.database, 'PgBouncer database name');
@@ -235,9 +237,10 @@ export class PgBouncerAdmin implements ProxyAdmin {
         );
       }
     }
-    const before = await readDatabasesFile(file);
-    const after = [...targets].reduce((text, [name, to]) => replaceDatabaseLine(text, name, to), before);
-    await atomicWrite(file, after);
+    // Inside the freeze: the new file is renamed into place for the RELOAD (PgBouncer reads it at once)
+    // and flushed to disk behind the freeze; close() waits for the flush.
+    const { before, flushed } = replaceThenFlush(file, (text) => [...targets].reduce((t, [name, to]) => replaceDatabaseLine(t, name, to), text));
+    this.#flushing = flushed.catch((err: unknown) => this.#log.error({ err }, 'flushing the databases file to disk failed; it is in place but may not survive a power loss'));
     await this.#reload(admin);
     const rows = await this.#databaseRows(admin);
     const wrong = [...targets].filter(([name, to]) => {
@@ -315,6 +318,11 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   /** Ends every admin connection, the warm ones included; a later call opens new ones. */
+  /** Clients waiting in the database's pools now: one SHOW POOLS on the warm checker (counted while a fence runs). */
+  async clientsWaiting(): Promise<number> {
+    return sum(await this.#pools(await this.#console.warm('checker')), 'cl_waiting');
+  }
+
   /** One SHOW VERSION on the warm checker (opened first if need be; the connect is not counted). */
   async roundTripMs(): Promise<number> {
     const checker = await this.#console.warm('checker');
@@ -324,6 +332,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   async close(): Promise<void> {
+    await this.#flushing;
     this.#checked = undefined;
     await this.#console.close();
   }

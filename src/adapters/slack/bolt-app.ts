@@ -79,28 +79,37 @@ function clientOptions(env: SlackEnv, metrics?: ApiCallMetrics, retryConfig: bol
  * The bot's identity from auth.test, asked before anything starts so that an unreachable Slack or a
  * refused token is one clear start-up error (Bolt's own call at construction rejects unhandled).
  */
-export async function slackIdentity(env: SlackEnv, log: Logger): Promise<{ botId: string; botUserId: string }> {
+export async function slackIdentity(env: SlackEnv & Pick<Env, 'SLACK_APP_TOKEN'>, log: Logger): Promise<{ botId: string; botUserId: string }> {
   // Quiet: its failure becomes the one start-up line, not a warning per attempt before it.
   const client = new WebClient(env.SLACK_BOT_TOKEN.reveal(), { ...clientOptions(env), logger: slackLogger(log, true) });
+  const apiUrl = env.SLACK_API_URL ?? 'https://slack.com/api/';
   let result;
   try {
     result = await client.auth.test();
   } catch (error) {
-    throw new CodedError(ErrorCode.SlackApiFailed, describeSlackFailure(error, env.SLACK_API_URL ?? 'https://slack.com/api/'), { cause: error });
+    throw new CodedError(ErrorCode.SlackApiFailed, describeSlackFailure(error, apiUrl, 'bot token', 'SLACK_BOT_TOKEN'), { cause: error });
   }
   if (!result.bot_id || !result.user_id) {
     throw new CodedError(ErrorCode.SlackApiFailed, 'Slack answered auth.test without a bot id: SLACK_BOT_TOKEN must be a bot token (xoxb-)');
+  }
+  if (env.SLACK_APP_TOKEN) {
+    // Socket Mode's client retries a refused app token forever, one warning per attempt: ask once here.
+    try {
+      await client.apps.connections.open({ token: env.SLACK_APP_TOKEN.reveal() });
+    } catch (error) {
+      throw new CodedError(ErrorCode.SlackApiFailed, describeSlackFailure(error, apiUrl, 'app-level token', 'SLACK_APP_TOKEN (an app-level token with connections:write)'), { cause: error });
+    }
   }
   return { botId: result.bot_id, botUserId: result.user_id };
 }
 
 /** One line saying what failed and what to check; the token never appears, nor credentials in the URL. */
-function describeSlackFailure(error: unknown, apiUrl: string): string {
+function describeSlackFailure(error: unknown, apiUrl: string, token: string, variable: string): string {
   const firstLine = (text: string) => text.split('\n')[0] ?? '';
   const url = new URL(apiUrl);
   url.username = '';
   url.password = '';
-  if (error instanceof bolt.webApi.WebAPIPlatformError) return `Slack refused the bot token (${error.data.error}); check SLACK_BOT_TOKEN`;
+  if (error instanceof bolt.webApi.WebAPIPlatformError) return `Slack refused the ${token} (${error.data.error}); check ${variable}`;
   const detail = error instanceof bolt.webApi.WebAPIRequestError ? error.original.message : error instanceof Error ? error.message : String(error);
   return `cannot reach Slack at ${url.href} (${firstLine(detail)}); check the network and SLACK_API_URL`;
 }
@@ -151,7 +160,8 @@ export function createBoltApp(options: BoltAppOptions): BoltApp {
         logger,
         // In Socket Mode the receiver still serves /healthz and /metrics over HTTP on PORT.
         customRoutes,
-        installerOptions: { port: env.PORT },
+        // SLACK_API_URL applies to Socket Mode's own client too.
+        installerOptions: { port: env.PORT, clientOptions: clientOptions(env) },
       })
     : guardTimestamps(
         new HTTPReceiver({

@@ -115,5 +115,8 @@ export function everyDatabaseSequences(copiers: readonly DatabasePart<SequencePu
         elapsedMs: Math.round(performance.now() - t),
       };
     },
+    async close(): Promise<void> {
+      await settleAll(copiers, (c) => c.part.close());
+    },
   };
 }

@@ -66,7 +66,7 @@ export class ReplicationFence implements Fence {
     this.#o = {
       method: 'auto',
       // Every poll interval can be added to the freeze: poll often (each poll is one indexed lookup).
-      pollIntervalMs: 2,
+      pollIntervalMs: 1,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       now: () => performance.now(),
       ...options,

@@ -11,6 +11,8 @@ import type { SequenceCopier, SequenceCopyResult } from '../../domain/ports/sequ
 import { CodedError, ErrorCode } from '../../errors.js';
 
 type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
+/** A pool the copier may keep one connection of, from pushAhead() to the copy: nothing to open inside the freeze. */
+type Holdable = Queryable & Partial<Pick<pg.Pool, 'connect'>>;
 
 export interface SequenceState {
   schema: string;
@@ -128,6 +130,7 @@ export interface SequencePusher extends SequenceCopier {
   pushAhead(): Promise<SequencePushResult>;
   /** Inside the freeze: SequenceCopyResult plus how many target sequences had to be set (0: no target statement sent). */
   copy(): Promise<SequenceCopyResult & { set: number }>;
+  close(): Promise<void>;
 }
 
 /**
@@ -136,8 +139,26 @@ export interface SequencePusher extends SequenceCopier {
  * source: trusted because nothing but the bot sets sequences on the target before the switch
  * (logical replication never does), and a target that moved on its own only moved forward.
  */
-export function sequenceCopier(options: { source: Queryable; target: Queryable; margin: number }): SequencePusher {
+export function sequenceCopier(options: { source: Holdable; target: Holdable; margin: number }): SequencePusher {
   const known = new Map<string, bigint>();
+  let held: { source: pg.PoolClient; target: pg.PoolClient; broken: boolean } | undefined;
+  // A checked-out client's error event needs a listener (else it crashes the process); a broken one is not reused.
+  const onError = () => {
+    if (held) held.broken = true;
+  };
+  const release = () => {
+    for (const client of held ? [held.source, held.target] : []) {
+      client.off('error', onError);
+      client.release(held?.broken ? true : undefined);
+    }
+    held = undefined;
+  };
+  const keep = async () => {
+    if (held || !options.source.connect || !options.target.connect) return;
+    const [source, target] = await Promise.all([options.source.connect(), options.target.connect()]);
+    for (const client of [source, target]) client.on('error', onError);
+    held = { source, target, broken: false };
+  };
   const keyOf = (s: SequenceState) => JSON.stringify([s.schema, s.name]);
   const remember = (items: readonly Advance[], lastValues: readonly bigint[]) =>
     items.forEach((a, i) => known.set(keyOf(a.seq), lastValues[i] ?? a.value));
@@ -151,26 +172,40 @@ export function sequenceCopier(options: { source: Queryable; target: Queryable; 
       });
       const { lastValues, set } = await advanceSequences(options.target, items);
       remember(items, lastValues);
+      await keep();
       return { sequences: sequences.length, pushed: set, elapsedMs: Math.round(performance.now() - started) };
+    },
+    async close() {
+      release();
     },
     async copy() {
       const started = performance.now();
-      const sequences = await readSequences(options.source);
-      const behind = sequences.filter((seq) => {
-        if (seq.lastValue === null) return false;
-        const last = known.get(keyOf(seq));
-        const source = BigInt(seq.lastValue);
-        return last === undefined || (BigInt(seq.increment) > 0n ? last < source : last > source);
-      });
-      const items = behind.map((seq) => ({ seq, floor: BigInt(seq.lastValue ?? 0), value: targetValue(seq, options.margin).value }));
-      const { lastValues, set } = await advanceSequences(options.target, items);
-      remember(items, lastValues);
-      return {
-        copied: sequences.filter((s) => s.lastValue !== null).length,
-        unused: sequences.filter((s) => s.lastValue === null).length,
-        set,
-        elapsedMs: Math.round(performance.now() - started),
-      };
+      const on = held ?? options;
+      try {
+        return await copyOn(on.source, on.target, started);
+      } finally {
+        release();
+      }
     },
   };
+
+  /** Inside the freeze: one source statement, and a target one only for sequences behind. */
+  async function copyOn(source: Queryable, target: Queryable, started: number) {
+    const sequences = await readSequences(source);
+    const behind = sequences.filter((seq) => {
+      if (seq.lastValue === null) return false;
+      const last = known.get(keyOf(seq));
+      const onSource = BigInt(seq.lastValue);
+      return last === undefined || (BigInt(seq.increment) > 0n ? last < onSource : last > onSource);
+    });
+    const items = behind.map((seq) => ({ seq, floor: BigInt(seq.lastValue ?? 0), value: targetValue(seq, options.margin).value }));
+    const { lastValues, set } = await advanceSequences(target, items);
+    remember(items, lastValues);
+    return {
+      copied: sequences.filter((s) => s.lastValue !== null).length,
+      unused: sequences.filter((s) => s.lastValue === null).length,
+      set,
+      elapsedMs: Math.round(performance.now() - started),
+    };
+  }
 }

@@ -14,4 +14,6 @@ export interface SequenceCopier {
    * inside the freeze has nothing (or one statement) to do.
    */
   pushAhead?(): Promise<unknown>;
+  /** Gives back the connections pushAhead() kept open for the copy, when the copy never ran. */
+  close?(): Promise<void>;
 }

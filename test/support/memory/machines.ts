@@ -98,6 +98,10 @@ export class MachineWorld {
   preflightItems: PreflightItem[] = [{ check: 'wal_level', status: 'pass', detail: 'logical' }];
   /** How long proving the fence takes (fake clock); longer than its timeout: FenceTimeout at the timeout. */
   fenceTakesMs = 0;
+  /** The oldest open write transaction on the source (what a freeze would wait for), ms. */
+  drainMs = 0;
+  /** Where the proxy's entry is named in the plan (a different name is a different plan). */
+  routerLabel = 'pgbouncer database orders';
   /** Machines built and not closed yet. */
   open = 0;
   readonly #failures = new Map<MachineCall, Failure>();
@@ -188,7 +192,16 @@ export class MachineWorld {
       sequences: { copy: () => call('sequences', () => ({ copied: 3, unused: 1, elapsedMs: 4 })) },
       freeze,
       frozenWhat: o.frozenWhat,
-      ...(o.routed ? { routing: { router, source: SOURCE, target: TARGET }, routerLabel: 'pgbouncer database orders' } : {}),
+      ...(o.routed ? { routing: { router, source: SOURCE, target: TARGET }, routerLabel: this.routerLabel } : {}),
+      freezeInputs: async () => ({
+        drainMs: this.drainMs,
+        sourceRttMs: 1,
+        targetRttMs: 1,
+        proxyRttMs: o.routed ? 0.5 : null,
+        applyDelayMs: 200,
+        sequences: 3,
+        sourceLsn: '0/3000060',
+      }),
       preflight: () => call('preflight', () => this.preflightItems.map((i) => ({ ...i }))),
       targetParameters: () =>
         call('target_parameters', (): TargetParameters => {
