@@ -38,6 +38,8 @@ import { EveryDatabaseFence, everyDatabaseSequences } from './source/every-datab
 import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
+import { CatalogSchemaGuard } from './replication/schema-catalog.js';
+import { describeDifference } from '../domain/schema-drift.js';
 import { gatherPreflightFacts, type PreflightDeps } from './source/preflight-gatherer.js';
 import { sequenceCopier } from './source/sequences.js';
 import { SourceRegistry } from './source/source-registry.js';
@@ -187,6 +189,9 @@ export class ProfileMachines {
         items.push(...others.flat());
         if (bouncer) items.push(await entriesCheck(bouncer, databases));
         // PgBouncer's own checks, with a real login to the target through it, before a freeze.
+        // Replication applies rows by column: a schema changed on one side only stops it (or a freeze waits
+        // for a fence that never comes). Checked before every freeze, in every migrated database.
+        if (stage === 'before-freeze') items.push(await schemaCheck(databases, sourceOf, targetOf));
         if (bouncer && routed && stage === 'before-freeze') {
           const checks = await bouncer.preflight(await targetEndpoint());
           items.push(...checks.map((c): PreflightItem => ({ check: `pgbouncer: ${c.name}`, status: c.ok ? 'pass' : 'fail', detail: c.detail })));
@@ -340,3 +345,21 @@ export function frozenWhatOf(profile: Profile, via: string): FrozenWhat {
   }
   return { method, via: 'database', database: profile.source.database, ...(method === 'read-only-roles' ? { roles: [...profile.freeze.appRoles] } : {}) };
 }
+
+/** The schema guard's preflight item: source and target catalogs compared in every migrated database. */
+async function schemaCheck(databases: readonly string[], sourceOf: (db: string) => Queryable, targetOf: (db: string) => Queryable): Promise<PreflightItem> {
+  const drift = await settleAll(databases, async (database) => {
+    const { differences } = await new CatalogSchemaGuard({ source: sourceOf(database), target: targetOf(database) }).compare();
+    return differences.map((d) => (databases.length > 1 ? `${database}: ` : '') + describeDifference(d));
+  });
+  const lines = drift.flat();
+  return lines.length === 0
+    ? { check: 'schema', status: 'pass', detail: 'source and target have the same tables, columns, keys and indexes' }
+    : {
+        check: 'schema',
+        status: 'fail',
+        detail: `source and target differ (${lines.length}): ${lines.slice(0, 5).join('; ')}${lines.length > 5 ? '; …' : ''}`,
+        fix: 'apply the same DDL on the other side (logical replication carries rows, never schema changes), then check again',
+      };
+}
+

@@ -66,3 +66,19 @@ function diffTable(s: CatalogTable, t: CatalogTable): SchemaDifference[] {
   }
   return out;
 }
+
+/** One difference in words, e.g. "public.orders: column note (text) only on the source". */
+export function describeDifference(d: SchemaDifference): string {
+  switch (d.kind) {
+    case 'table-only-on':
+      return `${d.table}: table only on the ${d.side}`;
+    case 'column-only-on':
+      return `${d.table}: column ${d.column} (${d.type}) only on the ${d.side}`;
+    case 'column-type':
+      return `${d.table}: column ${d.column} is ${d.source} on the source, ${d.target} on the target`;
+    case 'column-nullability':
+      return `${d.table}: column ${d.column} is ${d.sourceNotNull ? 'NOT NULL' : 'nullable'} on the source only`;
+    default:
+      return `${d.table}: ${d.kind} ${d.name} ${d.source === null ? 'only on the target' : d.target === null ? 'only on the source' : 'differs'}`;
+  }
+}

@@ -94,13 +94,30 @@ export class PgBouncerEntries implements ProxyAdmin {
   }
 
   async freeze(): Promise<void> {
+    await (await this.freezeThenConfirm()).confirmed;
+  }
+
+  /** Every entry paused at once; `confirmed` once every entry's check is back. */
+  async freezeThenConfirm(): Promise<{ confirmed: Promise<void> }> {
     const covered = await this.#entries();
-    const paused = await Promise.allSettled(covered.map((e) => e.admin.freeze()));
+    // An entry whose PAUSE or check failed resumed itself; the others are resumed here.
+    const resumeOthers = async (outcomes: PromiseSettledResult<unknown>[]) =>
+      void (await Promise.allSettled(covered.filter((_, i) => outcomes[i]?.status === 'fulfilled').map((e) => e.admin.resume())));
+    const paused = await Promise.allSettled(covered.map((e) => e.admin.freezeThenConfirm()));
     const failed = paused.find((p): p is PromiseRejectedResult => p.status === 'rejected');
-    if (!failed) return;
-    // An entry whose PAUSE failed resumed itself; the others are resumed here.
-    await Promise.allSettled(covered.filter((_, i) => paused[i]?.status === 'fulfilled').map((e) => e.admin.resume()));
-    throw failed.reason;
+    if (failed) {
+      await resumeOthers(paused);
+      throw failed.reason;
+    }
+    const confirmed = (async () => {
+      const checks = await Promise.allSettled(paused.map((p) => (p.status === 'fulfilled' ? p.value.confirmed : undefined)));
+      const wrong = checks.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+      if (!wrong) return;
+      await resumeOthers(checks);
+      throw wrong.reason;
+    })();
+    confirmed.catch(() => undefined);
+    return { confirmed };
   }
 
   async resume(): Promise<void> {

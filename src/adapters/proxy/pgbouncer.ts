@@ -137,6 +137,11 @@ export class PgBouncerAdmin implements ProxyAdmin {
    * RESUME from the checker, then destroy the pauser (pgbouncer#715), and throw FreezeFailed.
    */
   async freeze(): Promise<void> {
+    await (await this.freezeThenConfirm()).confirmed;
+  }
+
+  /** freeze(), resolving once PAUSE is answered; the SHOW DATABASES check settles `confirmed`. */
+  async freezeThenConfirm(): Promise<{ confirmed: Promise<void> }> {
     if (!this.#checked) await this.prepare();
     const checker = await this.#console.warm('checker');
     const pauser = await this.#console.warm('pauser');
@@ -152,28 +157,40 @@ export class PgBouncerAdmin implements ProxyAdmin {
         timer = setTimeout(() => resolve({ timedOut: true }), timeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
-    try {
-      if ('timedOut' in outcome) {
-        const row = await this.#databaseRow(checker);
-        const busy = row?.current_connections ?? 0;
-        throw new CodedError(
+    // Give up: RESUME from the checker first, then destroy the pauser (PAUSE/RESUME race,
+    // pgbouncer#715: a PAUSE still waiting when RESUME arrives would otherwise hang forever).
+    const abandon = async (error: unknown): Promise<never> => {
+      await this.#resumeOn(checker).catch((resumeError: unknown) =>
+        this.#log.error({ err: resumeError }, 'freeze abort: RESUME failed; the database may still be paused'),
+      );
+      this.#console.discard('pauser', pauser);
+      this.#log.warn({ err: error }, 'freeze abandoned and resumed');
+      throw error;
+    };
+    if ('timedOut' in outcome) {
+      const row = await this.#databaseRow(checker).catch(() => undefined);
+      const busy = row?.current_connections ?? 0;
+      return abandon(
+        new CodedError(
           ErrorCode.FreezeFailed,
           `PAUSE ${this.#db} did not drain within ${this.#options.pauseTimeoutSeconds} s: ${busy} server connection(s) still busy (a long transaction?). The database was resumed.`,
           { details: { serverConnections: busy } },
-        );
-      }
-      if ('error' in outcome) {
-        throw new CodedError(ErrorCode.FreezeFailed, `PgBouncer refused PAUSE ${this.#db}: ${outcome.error.message}`, {
-          cause: outcome.error,
-        });
-      }
-      if (outcome.tag !== 'PAUSE') {
-        throw new CodedError(
+        ),
+      );
+    }
+    if ('error' in outcome) {
+      return abandon(new CodedError(ErrorCode.FreezeFailed, `PgBouncer refused PAUSE ${this.#db}: ${outcome.error.message}`, { cause: outcome.error }));
+    }
+    if (outcome.tag !== 'PAUSE') {
+      return abandon(
+        new CodedError(
           ErrorCode.FreezeFailed,
           `PgBouncer answered PAUSE with "${outcome.tag}" instead of PAUSE (a WAIT_CLOSE left behind?); the pause was abandoned`,
           { details: { tag: outcome.tag } },
-        );
-      }
+        ),
+      );
+    }
+    const confirmed = (async () => {
       const row = await this.#databaseRow(checker);
       if (!row || row.paused !== 1 || row.current_connections !== 0) {
         throw new CodedError(
@@ -182,17 +199,11 @@ export class PgBouncerAdmin implements ProxyAdmin {
           { details: { paused: row?.paused ?? null, serverConnections: row?.current_connections ?? null } },
         );
       }
-    } catch (error) {
-      // Give up: RESUME from the checker first, then destroy the pauser (PAUSE/RESUME race,
-      // pgbouncer#715: a PAUSE still waiting when RESUME arrives would otherwise hang forever).
-      await this.#resumeOn(checker).catch((resumeError: unknown) =>
-        this.#log.error({ err: resumeError }, 'freeze abort: RESUME failed; the database may still be paused'),
-      );
-      this.#console.discard('pauser', pauser);
-      this.#log.warn({ err: error }, 'freeze abandoned and resumed');
-      throw error;
-    }
-    this.#log.info({ ms: Date.now() - started }, 'freeze: paused and drained');
+      this.#log.info({ ms: Date.now() - started }, 'freeze: paused and drained');
+    })().catch(abandon);
+    // Awaited by the caller; never an unhandled rejection meanwhile.
+    confirmed.catch(() => undefined);
+    return { confirmed };
   }
 
   async resume(): Promise<void> {

@@ -25,6 +25,10 @@ export interface StepContext {
   repointToSource?: boolean;
   /** `resume_target` in a run: the writes held, counted while the fence ran (no round trip before the resume). */
   writesHeld?: Promise<number | null>;
+  /** `freeze` in a run: resolve once the freeze holds, its confirmation settling later (`freezeThenConfirm`). */
+  confirmLater?: boolean;
+  /** In a run: the freeze's own confirmation, still on its way while the fence is proven; awaited before the repoint. */
+  freezeConfirmed?: Promise<void>;
 }
 
 interface StepOutcome {
@@ -34,6 +38,8 @@ interface StepOutcome {
   patch?: AttemptPatch;
   /** `publish_parameters`: what was handed out. */
   parameters?: TargetParameters;
+  /** `freeze` in a run: its confirmation, settling later. */
+  confirmed?: Promise<void>;
 }
 
 type StepWork = (ctx: StepContext, clock: Clock) => Promise<StepOutcome>;
@@ -144,9 +150,11 @@ const STEPS: Record<CutoverStep, StepWork> = {
   async freeze(ctx, clock) {
     // The freeze counts from the moment it is issued: clients wait from then.
     const frozenAt = clock.now();
-    await ctx.machines.freeze.freeze();
+    const freeze = ctx.machines.freeze;
+    // In a run the fence starts as soon as the freeze holds; its confirmation is awaited before the repoint.
+    const confirmed = ctx.confirmLater && freeze.freezeThenConfirm ? (await freeze.freezeThenConfirm()).confirmed : await freeze.freeze();
     const s = ctx.machines.settings;
-    return { patch: { frozenWhat: ctx.machines.frozenWhat, frozenAt, freezeBudgetSeconds: s.freezeBudgetSeconds } };
+    return { patch: { frozenWhat: ctx.machines.frozenWhat, frozenAt, freezeBudgetSeconds: s.freezeBudgetSeconds }, ...(confirmed ? { confirmed } : {}) };
   },
   async fence(ctx) {
     withinBudget(ctx);
@@ -160,6 +168,7 @@ const STEPS: Record<CutoverStep, StepWork> = {
     return { detail: { ...copied }, patch: { sequencesCopied: copied.copied } };
   },
   async repoint(ctx) {
+    await ctx.freezeConfirmed;
     withinBudget(ctx);
     const routing = routingOf(ctx);
     await routing.router.repoint(routing.target);
@@ -268,7 +277,7 @@ export class StepRunner {
     const events: StepEvent[] = [];
     let patch: AttemptPatch = {};
     let failure: { error: unknown } | undefined;
-    const one = async (context: StepContext, step: CutoverStep, startJournaled = false) => {
+    const one = async (context: StepContext, step: CutoverStep, startJournaled = false): Promise<StepOutcome | undefined> => {
       if (!startJournaled) events.push({ step, event: 'started' });
       const started = performance.now();
       try {
@@ -276,16 +285,22 @@ export class StepRunner {
         // How long each step held writes: where a freeze's time went, for the summary and the benchmark.
         events.push({ step, event: 'done', detail: { ...outcome.detail, ms: Math.round((performance.now() - started) * 10) / 10 } });
         patch = { ...patch, ...outcome.patch };
+        return outcome;
       } catch (error) {
         failure ??= { error };
         events.push({ step, event: 'failed', detail: { code: asCodedError(error).code, message: error instanceof Error ? error.message : String(error) } });
         // The freeze may have partly taken effect even though it failed: its start time still counts.
         if (step === 'freeze') patch = { ...patch, frozenAt: this.#clock.now(), frozenWhat: ctx.machines.frozenWhat };
+        return undefined;
       }
     };
-    await one(ctx, first, true);
+    const frozen = await one({ ...ctx, confirmLater: true }, first, true);
     const countsHeld = !failure && rest.includes('resume_target');
-    const run: StepContext = countsHeld ? { ...ctx, writesHeld: ctx.machines.writesHeld?.().catch(() => null) } : ctx;
+    const run: StepContext = {
+      ...ctx,
+      ...(countsHeld ? { writesHeld: ctx.machines.writesHeld?.().catch(() => null) } : {}),
+      ...(frozen?.confirmed ? { freezeConfirmed: frozen.confirmed } : {}),
+    };
     // One after the other: run beside the fence, the sequence copy slowed the fence more than it saved
     // (measured in bench/cutover.bench.ts on two cores); pushed ahead before, it is one cheap statement.
     for (const step of rest) {

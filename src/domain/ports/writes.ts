@@ -36,6 +36,12 @@ export interface WriteFreeze {
   resume(): Promise<void>;
   /** Before the freeze: opens and checks what freeze() and resume() need, so nothing is opened inside it. */
   prepare?(): Promise<void>;
+  /**
+   * freeze() in two parts, for a run: resolves once the freeze holds (PgBouncer answered PAUSE), with
+   * `confirmed` settling when the freeze's own check of it is back; the run proves the fence meanwhile
+   * and waits for the confirmation before it repoints. A failed confirmation has put writes back.
+   */
+  freezeThenConfirm?(): Promise<{ confirmed: Promise<void> }>;
   /** One round trip to the proxy's admin console on the connection the freeze uses (ms), for the predicted freeze. */
   roundTripMs?(): Promise<number>;
 }
