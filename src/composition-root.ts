@@ -13,6 +13,7 @@ import { SlackReportPoster } from './adapters/slack/report-poster.js';
 import { StatusMessages } from './adapters/slack/status-message.js';
 import { ThreadPublisher } from './adapters/slack/thread-publisher.js';
 import { GroupResolver } from './adapters/slack/user-groups.js';
+import { SourceSplitBrainWatches } from './adapters/replication/split-brain-watches.js';
 import { SourceObserver } from './adapters/source/session-observer.js';
 import { SourceRegistry } from './adapters/source/source-registry.js';
 import { ApprovalStore, IdempotencyStore, ReportScheduleStore } from './adapters/store/approvals.js';
@@ -163,10 +164,13 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     lag: deps.operations ? (session) => (operations ? operations.lag(session.id) : refuseLag()) : (session) => sources.lag(session),
   });
   const publisher = new ThreadPublisher({ client: app.client, refreshStatus: (sessionId) => status.refresh(sessionId), log: slackLog });
+  // With the real engine: a switch starts the session's split-brain watch on its source, its end removes it.
+  const watches = engine ? new SourceSplitBrainWatches({ sources, profiles: config.profiles.keys(), sessions: store.sessions, log }) : undefined;
   events.attach({
     published: (event) => {
       metrics.published(event);
       publisher.published(event);
+      watches?.published(event);
     },
   });
   const idempotency = new IdempotencyStore(store.db);
@@ -209,6 +213,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
         refreshStatus: (session, _report, figures) => status.refresh(session.id, figures),
       }),
       housekeeping: new StoreHousekeeping(store.db),
+      ...(watches ? { splitBrain: watches } : {}),
       samples,
       log,
       replicaId: `${hostname()}:${process.pid}`,

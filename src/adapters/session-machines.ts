@@ -39,6 +39,8 @@ import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
 import { CatalogSchemaGuard } from './replication/schema-catalog.js';
+import { SlotSplitBrainWatch } from './replication/split-brain-watch.js';
+import { SnapshotSwitchPointVerifier } from './replication/switch-point-verifier.js';
 import { describeDifference } from '../domain/schema-drift.js';
 import { gatherPreflightFacts, type PreflightDeps } from './source/preflight-gatherer.js';
 import { sequenceCopier } from './source/sequences.js';
@@ -101,7 +103,7 @@ export class ProfileMachines {
     const targetPoolNow = (database: string) => {
       let opened = targetPools.get(database);
       if (!opened) {
-        opened = targetConnection().then((t) => pool(database === own ? t : { ...t, database }, { max: 3, applicationName: 'pgcutover' }));
+        opened = targetConnection().then((t) => pool(database === own ? t : { ...t, database }, { max: 5, applicationName: 'pgcutover' }));
         opened.catch(() => targetPools.delete(database));
         targetPools.set(database, opened);
       }
@@ -154,6 +156,8 @@ export class ProfileMachines {
         part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
       })),
     );
+    // The profile's own database is compared at the switch point (the others are fenced and copied).
+    const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
@@ -162,6 +166,7 @@ export class ProfileMachines {
       lag: this.#sources.probe(session.profile),
       fence,
       sequences,
+      verifier,
       freeze,
       frozenWhat: frozenWhatOf(profile, proxy?.kind ?? 'none'),
       ...(routing ? { routing, routerLabel: `${routing.router.kind} database ${frozenWhatOf(profile, routing.router.kind).database ?? ''}`.trim() } : {}),
@@ -226,6 +231,7 @@ export class ProfileMachines {
         return { migrationId: migration.id };
       },
       ...(bouncer ? { writesHeld: () => bouncer.clientsWaiting() } : {}),
+      splitBrain: new SlotSplitBrainWatch({ source, sessionId: session.id, logger: log }),
       freezeInputs: () =>
         measureFreezeInputs({
           source,
@@ -235,7 +241,7 @@ export class ProfileMachines {
         }),
       async close() {
         // The fence first: it may hold connections of the pools below.
-        await Promise.all([fence.close(), sequences.close()]).catch(() => undefined);
+        await Promise.all([fence.close(), sequences.close(), verifier.close()]).catch(() => undefined);
         await proxy?.close().catch(() => undefined);
         const pools = [...targetPools.values()];
         targetPools.clear();

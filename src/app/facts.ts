@@ -3,7 +3,7 @@
  * that made it happen: one audit row, then one event for the channel, in the order they happened.
  * The Slack adapter turns events into text (src/adapters/slack/texts.ts); nothing here is Slack text.
  */
-import type { ApprovalsSummary, AttemptRecord, LagAtFreeze } from '../domain/attempt.js';
+import type { ApprovalsSummary, AttemptRecord, LagAtFreeze, Verification } from '../domain/attempt.js';
 import type { RecoveryDecision } from '../domain/cutover-plan.js';
 import type { ApprovalRuns, Gate, UserAction } from '../domain/gates.js';
 import type { AuditLog, AuditOutcome } from '../domain/ports/stores.js';
@@ -59,6 +59,8 @@ export type Fact =
   | { type: 'freeze_refused'; actor: string; reason: string }
   | { type: 'frozen'; actor: string; attempt: number; budgetSeconds: number; requestedBy: string; approvedBy: string }
   | { type: 'awaiting_switch'; actor: string; attempt: number; secondsLeft: number }
+  /** Source and target compared as of the switch point, after the resume. */
+  | { type: 'verified'; actor: string; attempt: number; verification: Verification }
   | {
       type: 'switched';
       actor: string;
@@ -135,6 +137,8 @@ export function auditOf(fact: Fact): { action: string; outcome: AuditOutcome; de
       return { action: 'switch', outcome: 'info', details };
     case 'switched':
       return { action: 'switch', outcome: 'succeeded', details };
+    case 'verified':
+      return { action: 'verify', outcome: fact.verification.outcome === 'different' ? 'failed' : 'info', details };
     case 'resumed':
       return { action: 'resume', outcome: 'succeeded', details };
     case 'resume_failed':

@@ -11,7 +11,7 @@ import type { Session } from '../domain/session.js';
 import { CodedError, ErrorCode } from '../errors.js';
 import type { Fact, FactRecorder } from './facts.js';
 import type { Checked, People, SessionRefSeen, StatusBoard } from './people.js';
-import type { SessionOperations } from './session-operations.js';
+import type { FinishOptions, SessionOperations } from './session-operations.js';
 
 export interface SessionActionsDeps {
   people: People;
@@ -38,7 +38,7 @@ export class SessionActions {
    * idempotency key (session, version, action), then acts. `retry`: a Slack retry of a click already
    * handled returns silently. Resolves to the session as it stands afterwards.
    */
-  async perform(action: SessionAction, ref: SessionRefSeen, userId: string, options: { retry?: boolean } = {}): Promise<Session | undefined> {
+  async perform(action: SessionAction, ref: SessionRefSeen, userId: string, options: { retry?: boolean } & FinishOptions = {}): Promise<Session | undefined> {
     const key = `action:${ref.sessionId}:${ref.version}:${action}`;
     if (options.retry && (await this.#d.idempotency.exists(key))) return undefined;
     const checked = await this.#d.people.check(action, ref, userId);
@@ -47,7 +47,7 @@ export class SessionActions {
       throw new CodedError(ErrorCode.SessionConflict, 'That is already being handled (someone clicked it a moment ago); watch the status message.');
     }
     try {
-      return await this.#execute(action, checked, userId);
+      return await this.#execute(action, checked, userId, options);
     } catch (error) {
       // Give the key back when nothing moved, so the same button may be tried again.
       const now = await this.#d.sessions.get(ref.sessionId);
@@ -58,7 +58,7 @@ export class SessionActions {
     }
   }
 
-  async #execute(action: SessionAction, checked: Checked, userId: string): Promise<Session> {
+  async #execute(action: SessionAction, checked: Checked, userId: string, options: FinishOptions): Promise<Session> {
     const { session, profile, requests } = checked;
     const { operations } = this.#d;
     const actor = { userId };
@@ -117,7 +117,7 @@ export class SessionActions {
       case 'rollback':
         return operations.rollback(ref(session), actor);
       case 'finish':
-        return operations.finish(ref(session), actor);
+        return operations.finish(ref(session), actor, { acknowledgeDifferences: options.acknowledgeDifferences === true });
     }
   }
 

@@ -28,6 +28,11 @@ export interface PlanStep {
   description: string;
 }
 
+export interface FinishOptions {
+  /** Finish although the verification at the switch point found differences (the person looked). */
+  acknowledgeDifferences?: boolean;
+}
+
 export interface SessionOperations {
   /** Installs the fence table, starts DigitalOcean's online migration, and moves the session to syncing. */
   startMigration(ref: SessionRef, actor: Actor): Promise<Session>;
@@ -53,7 +58,7 @@ export interface SessionOperations {
   /** After a switch: freeze on the target, repoint to the source, resume. */
   rollback(ref: SessionRef, actor: Actor): Promise<Session>;
   /** Stop DigitalOcean's online migration and end the session with a summary. */
-  finish(ref: SessionRef, actor: Actor): Promise<Session>;
+  finish(ref: SessionRef, actor: Actor, options?: FinishOptions): Promise<Session>;
   /** End the session without switching (resumes writes first if frozen, stops the DO migration). */
   abort(ref: SessionRef, actor: Actor): Promise<Session>;
 }

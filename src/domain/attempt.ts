@@ -3,6 +3,7 @@
  * lag at freeze, the fence, writes held, who requested and approved each gate. Recovery and the
  * summary read it.
  */
+import type { TableDifference } from './switch-point.js';
 import type { AttemptKind } from './cutover-plan.js';
 import type { FenceResult } from './ports/replication.js';
 
@@ -54,6 +55,8 @@ export interface AttemptRecord {
   writesHeld: number | null;
   /** The freeze predicted just before the run (ms), for the summary beside the actual one. */
   predictedFreezeMs: number | null;
+  /** Source and target compared as of the switch point, after the resume. */
+  verification: Verification | null;
   approvals: ApprovalsSummary | null;
   /** The in-database freeze's record (previous settings), persisted before it changed anything; JSON the freeze parses back. */
   freezeRecord: unknown;
@@ -75,12 +78,23 @@ export type AttemptPatch = Partial<
     | 'resumedOn'
     | 'writesHeld'
     | 'predictedFreezeMs'
+    | 'verification'
     | 'approvals'
     | 'freezeRecord'
     | 'outcome'
     | 'endedAt'
   >
 >;
+
+/** Source and target compared as of the switch point: the same, different (tables named), or not run (why). */
+export interface Verification {
+  outcome: 'same' | 'different' | 'not_run';
+  tables: number;
+  differing: TableDifference[];
+  reason?: string;
+  /** Who let Finish go on despite the differences. */
+  acknowledgedBy?: string;
+}
 
 /** How long writes were frozen in an attempt, when both ends are known. */
 export function frozenMs(attempt: Pick<AttemptRecord, 'frozenAt' | 'resumedAt'>): number | null {

@@ -30,7 +30,9 @@ export type Command =
   | { kind: 'report'; schedule: ReportSchedule }
   /** `confirm`: do it (an operator); without: show what it would do. */
   | { kind: 'setup'; action: SetupAction; confirm: boolean }
-  | { kind: Exclude<Verb, 'start' | 'report' | 'setup'> };
+  /** `acknowledgeDifferences`: finish although the switch point's verification found differences. */
+  | { kind: 'finish'; acknowledgeDifferences: boolean }
+  | { kind: Exclude<Verb, 'start' | 'report' | 'setup' | 'finish'> };
 
 export type ParseResult =
   | { ok: true; command: Command }
@@ -47,7 +49,7 @@ export const USAGE: Record<Verb, string> = {
   switch: '/migrate switch',
   resume: '/migrate resume',
   rollback: '/migrate rollback',
-  finish: '/migrate finish',
+  finish: '/migrate finish [--acknowledge-differences]',
   abort: '/migrate abort',
   history: '/migrate history',
   report: '/migrate report <every 5m | cron expression | off>',
@@ -65,7 +67,7 @@ export const DESCRIPTIONS: Record<Verb, string> = {
   switch: 'request the switch to the target (an approver approves, typing the database name)',
   resume: 'resume writes on the source without switching',
   rollback: 'after a switch: go back to the source',
-  finish: 'after a switch: stop the DigitalOcean migration and end the session',
+  finish: 'after a switch: stop the DigitalOcean migration and end the session (`--acknowledge-differences`: although the verification found some)',
   abort: 'end the session without switching',
   history: 'the audit trail of this channel',
   report: 'how often lag reports go to the session thread',
@@ -90,6 +92,13 @@ const startSchema = z.object({
 const setupSchema = z.object({
   args: z.tuple([z.enum(SETUP_ACTIONS, { message: `needs one of: ${SETUP_ACTIONS.join(', ')}` })], { message: `needs one of: ${SETUP_ACTIONS.join(', ')}` }),
   flags: z.array(z.enum(['--confirm'], { message: 'the only option is --confirm' })).max(1, 'gives --confirm more than once'),
+});
+
+const finishSchema = z.object({
+  args: z.array(z.string()).max(0, 'takes no arguments'),
+  flags: z
+    .array(z.enum(['--acknowledge-differences'], { message: 'the only option is --acknowledge-differences' }))
+    .max(1, 'gives --acknowledge-differences more than once'),
 });
 
 const reportSchema = z
@@ -141,6 +150,11 @@ export function parseCommand(text: string): ParseResult {
     const parsed = setupSchema.safeParse({ args: args.map((a) => a.toLowerCase()), flags: flags.map((f) => f.toLowerCase()) });
     if (!parsed.success) return fail(parsed.error);
     return { ok: true, command: { kind: 'setup', action: parsed.data.args[0], confirm: parsed.data.flags.length > 0 } };
+  }
+  if (verb === 'finish') {
+    const parsed = finishSchema.safeParse({ args, flags: flags.map((f) => f.toLowerCase()) });
+    if (!parsed.success) return fail(parsed.error);
+    return { ok: true, command: { kind: 'finish', acknowledgeDifferences: parsed.data.flags.length > 0 } };
   }
   if (verb === 'report') {
     const parsed = reportSchema.safeParse({ args, flags });

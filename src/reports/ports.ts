@@ -5,6 +5,7 @@ import type { LagSample } from '../domain/ports/replication.js';
 import type { DoView, LagReport, Observation, TrendDirection } from '../domain/report.js';
 import type { ReportSchedule } from '../domain/report-schedule.js';
 import type { Session } from '../domain/session.js';
+import type { SplitBrainFinding } from '../domain/split-brain.js';
 import type { SessionRepository } from '../domain/ports/stores.js';
 
 /** The sessions the scheduler reads. */
@@ -99,6 +100,22 @@ export interface ReportPoster {
   alertChannel(session: Session, alert: ChannelAlert): Promise<void>;
   /** Refreshes the live status message with the report's own figures. */
   refreshStatus(session: Session, report: LagReport, figures: StatusFigures): Promise<void>;
+}
+
+/** What one look at a switched session's source found. */
+export type SplitBrainCheck = { watching: true; finding: SplitBrainFinding | null } | { watching: false; reason: string };
+
+/**
+ * The split-brain watch of switched sessions, on their sources (`adapters/replication/split-brain-watches.ts`):
+ * writes committed on the source after the switch, not through replication.
+ */
+export interface SplitBrainWatches {
+  /** Starts the session's watch unless it runs (idempotent), then takes what was written since the last look. */
+  check(session: Session): Promise<SplitBrainCheck>;
+  /** Removes the session's watch (idempotent). */
+  stop(session: Session): Promise<void>;
+  /** Removes the watches of every session no longer switched (ended, rolled back, or ended while the bot was down). */
+  sweep(): Promise<number>;
 }
 
 /** Deletes rows no one reads any more (the store's housekeeping); run by the scheduler now and then. */

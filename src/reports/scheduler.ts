@@ -12,11 +12,15 @@
  * claimed as usual; the unfinished tick itself is taken over by another replica once its lease has run
  * out (at most `maxAttempts` in all) provided no newer tick is due by then. A takeover after a crash
  * between posting and completing posts that report twice: the price of not losing it.
+ *
+ * A switched session gets no lag report (nothing waits for replication any more); its sample ticks run
+ * the split-brain watch instead: writes committed on the old source after the switch raise an alert.
  */
-import { evaluateAlerts } from '../domain/alerts.js';
+import { evaluateAlerts, type AlertNotice } from '../domain/alerts.js';
 import { buildReport, toLagSample, type Observation } from '../domain/report.js';
 import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
 import type { Session, SessionState } from '../domain/session.js';
+import { splitBrainNotice, watchNotRunningNotice } from '../domain/split-brain.js';
 import { asCodedError, CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -30,6 +34,7 @@ import {
   type ReportState,
   type ReportTicks,
   type SessionObserver,
+  type SplitBrainWatches,
   type StoredSchedule,
   type TickClaim,
   type TickRow,
@@ -69,6 +74,11 @@ export interface ReportSchedulerDeps {
   samples?: LagSampleHistory;
   /** Prunes rows of ended sessions and old idempotency keys. */
   housekeeping?: Housekeeping;
+  /**
+   * The split-brain watch: each sample tick of a switched session looks for writes on its source, and
+   * the housekeeping removes the watches of sessions no longer switched. Without it switched sessions are not looked at.
+   */
+  splitBrain?: SplitBrainWatches;
   log: Logger;
   /** Names this replica in claims (host name + pid is a good choice). */
   replicaId: string;
@@ -97,6 +107,8 @@ export class ReportScheduler {
   readonly #pollMs: number;
   readonly #housekeepingEveryMs: number;
   #housekeptAt: number | undefined;
+  /** Switched sessions whose watch could not start and was alerted (by this replica). */
+  readonly #unwatched = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<unknown> | undefined;
 
@@ -157,7 +169,8 @@ export class ReportScheduler {
   /** One pass at `now`: claims what is due and does the work for the claims it won. */
   async tick(now: Date = this.#clock.now()): Promise<TickSummary> {
     const summary: TickSummary = { at: now, sessions: 0, reports: [], samples: [], alerts: [], failures: [] };
-    const sessions = (await this.#deps.sessions.listActive()).filter((s) => REPORTED_STATES.includes(s.state));
+    const watched = (s: Session) => s.state === 'switched' && this.#deps.splitBrain !== undefined;
+    const sessions = (await this.#deps.sessions.listActive()).filter((s) => REPORTED_STATES.includes(s.state) || watched(s));
     const ids = sessions.map((s) => s.id);
     const [schedules, reportTicks, sampleTicks] = await Promise.all([
       this.#deps.state.schedules(ids),
@@ -176,17 +189,30 @@ export class ReportScheduler {
     return summary;
   }
 
-  /** The store's housekeeping, at most every `housekeepingEveryMs`; a failure only waits for the next period. */
+  /**
+   * The store's housekeeping and the sweep of split-brain watches, at most every `housekeepingEveryMs`
+   * (the first pass after a start included); a failure only waits for the next period.
+   */
   async #housekeep(now: Date): Promise<void> {
-    const housekeeping = this.#deps.housekeeping;
-    if (!housekeeping) return;
+    const { housekeeping, splitBrain } = this.#deps;
+    if (!housekeeping && !splitBrain) return;
     if (this.#housekeptAt !== undefined && now.getTime() - this.#housekeptAt < this.#housekeepingEveryMs) return;
     this.#housekeptAt = now.getTime();
-    try {
-      const pruned = await housekeeping.prune(now);
-      this.#log.debug({ pruned }, 'store housekeeping');
-    } catch (error) {
-      this.#log.error({ err: asCodedError(error) }, 'store housekeeping failed');
+    if (housekeeping) {
+      try {
+        const pruned = await housekeeping.prune(now);
+        this.#log.debug({ pruned }, 'store housekeeping');
+      } catch (error) {
+        this.#log.error({ err: asCodedError(error) }, 'store housekeeping failed');
+      }
+    }
+    if (splitBrain) {
+      try {
+        const removed = await splitBrain.sweep();
+        if (removed > 0) this.#log.info({ removed }, 'split-brain watches of sessions no longer switched removed');
+      } catch (error) {
+        this.#log.error({ err: asCodedError(error) }, 'split-brain watch sweep failed');
+      }
     }
   }
 
@@ -205,6 +231,11 @@ export class ReportScheduler {
       return;
     }
     try {
+      if (session.state === 'switched') {
+        const claim = await this.#claimSample(session, now, lastSample);
+        if (claim) await this.#watch(session, profile, claim, summary, log);
+        return;
+      }
       const schedule = own?.schedule ?? this.#profileSchedule(session);
       const reportFrom = latest(session.createdAt, own?.setAt, lastReport?.lastTick);
       const reportDue = schedule ? latestDueTick(schedule, reportFrom, now) : null;
@@ -215,10 +246,7 @@ export class ReportScheduler {
         reportClaim = await this.#deps.ticks.retake(session.id, 'report', this.#deps.replicaId, now, this.#leaseMs, this.#maxAttempts);
         if (reportClaim) log.warn({ tick: reportClaim.tick, attempt: reportClaim.attempts }, 'taking over an unfinished report tick');
       }
-      const sampleDue = latestDueTick(this.#sampleSchedule, latest(session.createdAt, lastSample?.lastTick), now);
-      const sampleClaim = sampleDue
-        ? await this.#deps.ticks.claim(session.id, 'sample', sampleDue, this.#deps.replicaId, now, this.#leaseMs)
-        : undefined;
+      const sampleClaim = await this.#claimSample(session, now, lastSample);
       if (!reportClaim && !sampleClaim) return;
 
       const { observation, doView } = await this.#deps.observer.observe(session, profile);
@@ -265,6 +293,36 @@ export class ReportScheduler {
     }
   }
 
+  /** Claims the newest sample tick due, unless another replica has it. */
+  async #claimSample(session: Session, now: Date, lastSample: TickRow | undefined): Promise<TickClaim | undefined> {
+    const due = latestDueTick(this.#sampleSchedule, latest(session.createdAt, lastSample?.lastTick), now);
+    return due ? this.#deps.ticks.claim(session.id, 'sample', due, this.#deps.replicaId, now, this.#leaseMs) : undefined;
+  }
+
+  /**
+   * A switched session's sample tick: what was written on its source since the last look, alerted (each
+   * finding is new writes, so nothing is reported twice). A session that ended meanwhile (finish,
+   * rollback: writes on the source are no longer foreign) gets no alert, and its watch goes.
+   */
+  async #watch(session: Session, profile: ReportProfile, claim: TickClaim, summary: TickSummary, log: Logger): Promise<void> {
+    const watches = this.#deps.splitBrain!;
+    const result = await watches.check(session);
+    let notice: AlertNotice | undefined;
+    if ((await this.#deps.sessions.require(session.id)).state !== 'switched') {
+      this.#unwatched.delete(session.id);
+      await watches.stop(session);
+    } else if (result.watching) {
+      this.#unwatched.delete(session.id);
+      if (result.finding) notice = splitBrainNotice(result.finding);
+    } else if (!this.#unwatched.has(session.id)) {
+      this.#unwatched.add(session.id);
+      notice = watchNotRunningNotice(result.reason);
+    }
+    if (notice) await this.#notify(session, profile, [notice], summary, log);
+    await this.#deps.ticks.complete(claim, this.#deps.replicaId, this.#clock.now());
+    summary.samples.push(session.id);
+  }
+
   async #alert(
     session: Session,
     profile: ReportProfile,
@@ -276,6 +334,11 @@ export class ReportScheduler {
     const { notices } = await this.#deps.state.updateAlerts(session.id, (previous) =>
       evaluateAlerts(previous, observation, doView, profile.reports.alerts),
     );
+    await this.#notify(session, profile, notices, summary, log);
+  }
+
+  /** Posts notices to the channel; a lost one is logged, never retried (its cause is recorded either way). */
+  async #notify(session: Session, profile: ReportProfile, notices: readonly AlertNotice[], summary: TickSummary, log: Logger): Promise<void> {
     for (const notice of notices) {
       summary.alerts.push({ sessionId: session.id, kind: notice.kind, action: notice.action });
       log.info({ kind: notice.kind, action: notice.action }, 'alert');

@@ -4,9 +4,16 @@ import { closestVerb, editDistance, helpText, isMutating, parseCommand, USAGE, V
 describe('parseCommand', () => {
   it('parses every verb without arguments, and empty text as help', () => {
     expect(parseCommand('')).toEqual({ ok: true, command: { kind: 'help' } });
-    for (const verb of VERBS.filter((v) => v !== 'start' && v !== 'report' && v !== 'setup')) {
+    for (const verb of VERBS.filter((v) => v !== 'start' && v !== 'report' && v !== 'setup' && v !== 'finish')) {
       expect(parseCommand(`  ${verb.toUpperCase()} `)).toEqual({ ok: true, command: { kind: verb } });
     }
+  });
+
+  it('parses finish, with --acknowledge-differences to finish although the verification found differences', () => {
+    expect(parseCommand('finish')).toEqual({ ok: true, command: { kind: 'finish', acknowledgeDifferences: false } });
+    expect(parseCommand('FINISH --Acknowledge-Differences')).toEqual({ ok: true, command: { kind: 'finish', acknowledgeDifferences: true } });
+    expect(parseCommand('finish --force')).toEqual({ ok: false, problem: expect.stringContaining('the only option is --acknowledge-differences'), usage: USAGE.finish });
+    expect(parseCommand('finish now')).toMatchObject({ ok: false, problem: expect.stringContaining('takes no arguments') });
   });
 
   it('parses start with a profile and --dry-run', () => {

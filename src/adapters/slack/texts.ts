@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SetupOutcome } from '../../app/cluster-setup.js';
 import type { CutoverSummary, Fact } from '../../app/facts.js';
+import type { Verification } from '../../domain/attempt.js';
 import { PreflightRefused, type DryRun } from '../../app/start-session.js';
 import { planChanges, type SetupPlan } from '../../domain/cluster-setup.js';
 import { asCodedError, ErrorCode, type CodedError } from '../../errors.js';
@@ -124,6 +125,8 @@ export function factLine(fact: Fact): ThreadLine | null {
       );
     case 'awaiting_switch':
       return line(`:hourglass_flowing_sand: The fence is proven. Approve the switch within ${fact.secondsLeft} s, or writes resume on the source by themselves.`);
+    case 'verified':
+      return line(verificationText(fact.verification), fact.verification.outcome === 'different');
     case 'switched': {
       const recovered = fact.recovered ? ' After a restart I completed the switch that was under way.' : '';
       if (!fact.parameters) {
@@ -193,6 +196,30 @@ function approvalText(fact: Extract<Fact, { type: 'gate_approved' }>): string {
 }
 
 const predicted = (ms: number | null | undefined) => (ms == null ? '' : ` (predicted ${Math.round(ms)} ms)`);
+
+/** Source and target as of the switch point, in words: the same, or each differing table and how. */
+function verificationText(v: Verification): string {
+  if (v.outcome === 'not_run') return `:grey_question: The data was not compared at the switch point: ${v.reason ?? 'unknown reason'}.`;
+  if (v.outcome === 'same') return `:white_check_mark: Verified at the switch point: the ${v.tables} table(s) have the same rows on source and target (counts and checksums as of the freeze).`;
+  const reason = (r: Verification['differing'][number]['reasons'][number]): string => {
+    switch (r.kind) {
+      case 'missing-on-target':
+        return 'missing on the target';
+      case 'missing-on-source':
+        return 'missing on the source';
+      case 'row-count':
+        return `${r.source} rows on the source, ${r.target} on the target`;
+      case 'content':
+        return 'the rows differ';
+      case 'sample':
+        return `the rows from ${r.from} differ`;
+      default:
+        return 'differs';
+    }
+  };
+  const tables = v.differing.map((d) => `\`${d.table}\` (${d.reasons.map(reason).join(', ')})`).join('; ');
+  return `:warning: Verification at the switch point found differences in ${v.differing.length} of ${v.tables} table(s): ${tables}. Finish is refused until someone looks: \`/migrate finish --acknowledge-differences\` finishes anyway, or roll back.`;
+}
 
 /** The end-of-session summary: freeze duration, writes held, lag at freeze, who requested and approved each gate. */
 export function summaryText(s: CutoverSummary): string {

@@ -12,7 +12,8 @@ import {
   type JournalEvent,
 } from '../../domain/cutover-plan.js';
 import { CodedError, ErrorCode } from '../../errors.js';
-import type { ApprovalsSummary, AttemptPatch, AttemptRecord, FrozenWhat, LagAtFreeze } from '../../domain/attempt.js';
+import { z } from 'zod';
+import type { ApprovalsSummary, AttemptPatch, AttemptRecord, FrozenWhat, LagAtFreeze, Verification } from '../../domain/attempt.js';
 import type { JournalRepository, StepEvent } from '../../domain/ports/stores.js';
 import type { Database } from './database.js';
 
@@ -35,6 +36,7 @@ interface AttemptRow {
   resumed_on: 'source' | 'target' | null;
   writes_held: number | null;
   predicted_freeze_ms?: number | null;
+  verification?: unknown;
   approvals: ApprovalsSummary | null;
   freeze_record?: unknown;
   outcome: string | null;
@@ -53,6 +55,20 @@ interface EntryRow {
 
 const date = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
 
+/** JSON read back from the store is checked; a row from before the column existed has none. */
+const verificationSchema = z.looseObject({
+  outcome: z.enum(['same', 'different', 'not_run']),
+  tables: z.number(),
+  differing: z.array(z.looseObject({ table: z.string(), reasons: z.array(z.looseObject({ kind: z.string() })) })),
+  reason: z.string().optional(),
+  acknowledgedBy: z.string().optional(),
+});
+const parseVerification = (value: unknown): Verification | null => {
+  const parsed = verificationSchema.safeParse(value);
+  // The reasons' kinds are checked as strings; their wording tolerates a kind it does not know.
+  return parsed.success ? (parsed.data as Verification) : null;
+};
+
 const toAttempt = (row: AttemptRow): AttemptRecord => ({
   sessionId: row.session_id,
   attempt: row.attempt,
@@ -70,6 +86,7 @@ const toAttempt = (row: AttemptRow): AttemptRecord => ({
   resumedOn: row.resumed_on,
   writesHeld: row.writes_held,
   predictedFreezeMs: row.predicted_freeze_ms == null ? null : Number(row.predicted_freeze_ms),
+  verification: parseVerification(row.verification),
   approvals: row.approvals,
   freezeRecord: row.freeze_record ?? null,
   outcome: row.outcome,
@@ -98,6 +115,7 @@ const PATCH_COLUMNS: Record<keyof AttemptPatch, [column: string, json: boolean]>
   resumedOn: ['resumed_on', false],
   writesHeld: ['writes_held', false],
   predictedFreezeMs: ['predicted_freeze_ms', false],
+  verification: ['verification', true],
   approvals: ['approvals', true],
   freezeRecord: ['freeze_record', true],
   outcome: ['outcome', false],

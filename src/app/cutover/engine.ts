@@ -18,7 +18,7 @@ import { transition as allowedTransition, type Session, type SessionEvent } from
 import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { BOT, summaryOf, type FactRecorder } from '../facts.js';
-import type { Actor, PlanStep, SessionOperations, SessionRef } from '../session-operations.js';
+import type { Actor, FinishOptions, PlanStep, SessionOperations, SessionRef } from '../session-operations.js';
 import { bindingOf, planOf } from './binding.js';
 import { Executor, type Window } from './executor.js';
 import { Recovery, type RecoveryOutcome } from './recovery.js';
@@ -263,9 +263,10 @@ export class CutoverEngine implements SessionOperations {
     });
   }
 
-  async finish(ref: SessionRef, actor: Actor): Promise<Session> {
+  async finish(ref: SessionRef, actor: Actor, options: FinishOptions = {}): Promise<Session> {
     return this.#operation(ref.sessionId, 'finish', actor, async (w) => {
       const session = await this.#checked(ref, 'finish');
+      await this.#checkVerified(session, actor, options);
       const attempt = await this.#begin(w, session, 'finish', actor);
       await this.#runner.run(this.#context(w, session, attempt), ['stop_migration']);
       const updated = await transitionLatest(this.#d.sessions, session.id, 'finish');
@@ -380,6 +381,22 @@ export class CutoverEngine implements SessionOperations {
       );
     }
     return now.predictedFreezeMs;
+  }
+
+  /** Finish only when the switch point's data matched, or someone acknowledged the differences (recorded). */
+  async #checkVerified(session: Session, actor: Actor, options: FinishOptions): Promise<void> {
+    const cutover = await this.#d.journal.latestCutover(session.id);
+    const v = cutover?.verification;
+    if (!cutover || v?.outcome !== 'different' || v.acknowledgedBy) return;
+    const tables = v.differing.map((d) => d.table).join(', ');
+    if (!options.acknowledgeDifferences) {
+      throw new CodedError(
+        ErrorCode.GateRefused,
+        `The verification at the switch point found differences in ${tables}: Finish would stop DigitalOcean's migration on data that does not match. Look at those tables; \`/migrate finish --acknowledge-differences\` finishes anyway.`,
+        { details: { differing: tables } },
+      );
+    }
+    await this.#d.journal.update(session.id, cutover.attempt, { verification: { ...v, acknowledgedBy: actor.userId } });
   }
 
   /** The gate request a click approved (still open), if any. */

@@ -3,7 +3,7 @@
  * back on the source (the undo), and react to the freeze budget running out. Each outcome is recorded
  * once, as a fact.
  */
-import { frozenMs, type GateAttribution } from '../../domain/attempt.js';
+import { frozenMs, type GateAttribution, type Verification } from '../../domain/attempt.js';
 import { attemptSteps, gateSteps, hasSwitched, latestAttempt, recoveryDecision } from '../../domain/cutover-plan.js';
 import type { GateRequest } from '../../domain/gates.js';
 import type { Clock } from '../../domain/ports/clock.js';
@@ -81,6 +81,7 @@ export class FrozenWrites {
     const switched = await transitionLatest(this.#d.sessions, session.id, 'switch');
     await this.closeGate(approval, 'executed');
     await this.recordSwitched(switched, attempt, actor, parameters, false);
+    await this.#verifyAtSwitch(w, switched, attempt);
     return switched;
   }
 
@@ -126,7 +127,28 @@ export class FrozenWrites {
     await Promise.all([this.closeGate(gates.freeze, 'executed'), this.closeGate(gates.switch, 'executed')]);
     await this.#d.facts.record(frozen, { type: 'frozen', ...frozenBy, attempt, budgetSeconds });
     await this.recordSwitched(switched, attempt, gates.switch.approvedBy ?? BOT, undefined, false);
+    await this.#verifyAtSwitch(w, switched, attempt);
     return switched;
+  }
+
+  /**
+   * After the resume: source and target compared as of the snapshots the run exported at the switch
+   * point (the source takes no more application writes, the target's new ones are after the snapshot).
+   * Recorded on the attempt (Finish looks at it) and told to the channel; a failure to compare is told,
+   * never turned into a failed switch.
+   */
+  async #verifyAtSwitch(w: Window, session: Session, attempt: number): Promise<void> {
+    const verifier = w.machines.verifier;
+    if (!verifier) return;
+    let verification: Verification;
+    try {
+      const report = await verifier.verify();
+      verification = { outcome: report.ok ? 'same' : 'different', tables: report.tables, differing: report.differing };
+    } catch (error) {
+      verification = { outcome: 'not_run', tables: 0, differing: [], reason: asCodedError(error).message };
+    }
+    await this.#d.journal.update(session.id, attempt, { verification });
+    await this.#d.facts.record(session, { type: 'verified', actor: BOT, attempt, verification });
   }
 
   /** A switch on its own (a click, the holder's poll, a restart): check the journal proves this freeze's fence, and journal who approved. */

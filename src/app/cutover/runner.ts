@@ -29,6 +29,8 @@ export interface StepContext {
   confirmLater?: boolean;
   /** In a run: the freeze's own confirmation, still on its way while the fence is proven; awaited before the repoint. */
   freezeConfirmed?: Promise<void>;
+  /** In a run: the switch-point snapshots, exported once the fence is proven, beside the steps after it; awaited before the resume. */
+  snapshots?: Promise<unknown>;
 }
 
 interface StepOutcome {
@@ -140,6 +142,7 @@ async function preconditions(ctx: StepContext): Promise<StepOutcome> {
     routing && (routing.router as unknown) !== freeze ? routing.router.prepare?.() : undefined,
     fence.prepare?.(),
     sequences.pushAhead?.(),
+    machines.verifier?.prepare(),
   ]);
   const lagAtFreeze = { known: true, bytes: lag.bytes, seconds: lag.seconds };
   return { detail: lagAtFreeze, patch: { lagAtFreeze } };
@@ -175,6 +178,8 @@ const STEPS: Record<CutoverStep, StepWork> = {
     return {};
   },
   async resume_target(ctx, clock) {
+    // The switch point: source and target are the same until the resume; a failed export skips the verification, not the switch.
+    await (ctx.snapshots ?? ctx.machines.verifier?.exportSnapshots())?.catch(() => undefined);
     const writesHeld = (await (ctx.writesHeld ?? ctx.machines.writesHeld?.())?.catch(() => null)) ?? null;
     await retry(() => ctx.machines.freeze.resume());
     const now = clock.now();
@@ -184,6 +189,8 @@ const STEPS: Record<CutoverStep, StepWork> = {
     return { detail: { migration: await stopMigration(ctx.machines, ctx.session) } };
   },
   async publish_parameters(ctx, clock) {
+    // The switch point of this strategy: nothing writes the target before its parameters are out.
+    await ctx.machines.verifier?.exportSnapshots().catch(() => undefined);
     const parameters = await ctx.machines.targetParameters();
     const { host, port, database, user } = parameters;
     return { detail: { host, port, database, user }, patch: { switchedAt: clock.now(), outcome: 'switched' }, parameters };
@@ -306,6 +313,7 @@ export class StepRunner {
     for (const step of rest) {
       if (failure) break;
       await one(run, step);
+      if (step === 'fence' && !failure && run.machines.verifier) run.snapshots = run.machines.verifier.exportSnapshots().catch(() => undefined);
     }
     if (failure) {
       await this.#journal.recordAll(session.id, attempt, events, patch).catch(() => undefined);

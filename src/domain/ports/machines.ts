@@ -4,12 +4,14 @@
  * strategy, the router with the two endpoints it switches between.
  */
 import type { FreezeInputs } from '../freeze-prediction.js';
+import type { SwitchPointVerifier } from './switch-point.js';
 import type { Secret } from '../../secret.js';
 import type { FrozenWhat } from '../attempt.js';
 import type { PlanSettings } from '../cutover-plan.js';
 import type { DigitalOceanApi } from './digitalocean.js';
 import type { Fence, LagProbe } from './replication.js';
 import type { SequenceCopier } from './sequences.js';
+import type { SplitBrainWatch } from './split-brain.js';
 import type { Endpoint, Router, WriteFreeze } from './writes.js';
 
 /** The profile's numbers the engine works with: the plan's, plus the target cluster. */
@@ -61,9 +63,13 @@ export interface SessionMachines {
   targetParameters(): Promise<TargetParameters>;
   /** Installs the fence and starts DigitalOcean's online migration; resolves to the migration id. */
   startMigration(): Promise<{ migrationId: string }>;
+  /** Captures source and target at the switch point (inside the freeze) and compares them after the resume. */
+  verifier?: SwitchPointVerifier;
   /** The figures the predicted freeze is made of, measured now (never inside a freeze). */
   freezeInputs?(): Promise<FreezeInputs>;
   /** How many client writes the freeze holds right now (PgBouncer cl_waiting), when known. */
   writesHeld?(): Promise<number | null>;
+  /** The split-brain watch on the profile's own source database (started after the switch, stopped when the session ends). */
+  splitBrain?: SplitBrainWatch;
   close(): Promise<void>;
 }

@@ -49,6 +49,7 @@ export class MemoryJournal implements JournalRepository {
       resumedOn: null,
       writesHeld: null,
       predictedFreezeMs: null,
+      verification: null,
       approvals: null,
       freezeRecord: null,
       outcome: null,

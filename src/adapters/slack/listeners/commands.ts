@@ -177,9 +177,11 @@ async function run(
       return ':raising_hand: Switch requested; an approver confirms it on the status message.';
     case 'resume':
     case 'rollback':
-    case 'finish':
     case 'abort':
       await perform(cmd.kind, await current(), userId, { retry });
+      return undefined;
+    case 'finish':
+      await perform('finish', await current(), userId, { retry, acknowledgeDifferences: cmd.acknowledgeDifferences });
       return undefined;
     case 'report':
       await start.setReport(channelId, userId, cmd.schedule);

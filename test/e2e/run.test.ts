@@ -7,7 +7,9 @@
  *   - the fence: the target's apply blocked by a SHARE lock on the fence table (reads still pass);
  *   - the repoint: PgBouncer stopped (SIGSTOP) once paused and the fence released, so RELOAD hangs;
  *   - right after the switch.
- * And the schema guard: a column added on the source while syncing blocks the run before it freezes.
+ * And what guards the data around the run: a row removed on the target behind replication's back is
+ * caught by the verification at the switch point (Finish refused until acknowledged), and a column
+ * added on the source while syncing blocks the run before it freezes (the schema guard).
  * A restarted bot then recovers: writes run again, on the target when the proxy was repointed (the
  * session says switched) or on the source (syncing), and every acknowledged write is where they run.
  */
@@ -42,15 +44,16 @@ const BOB = 'U0BOB';
 
 type CrashPoint = 'drain' | 'fence' | 'repoint' | 'after the switch';
 const CRASH_POINTS: CrashPoint[] = ['drain', 'fence', 'repoint', 'after the switch'];
-const CHANNEL: Record<CrashPoint | 'drift', string> = {
+const CHANNEL: Record<CrashPoint | 'drift' | 'verify', string> = {
   drain: 'C0RUNDRAIN',
   fence: 'C0RUNFENCE',
   repoint: 'C0RUNREPOINT',
   'after the switch': 'C0RUNAFTER',
   drift: 'C0RUNDRIFT',
+  verify: 'C0RUNVERIFY',
 };
 
-describe('the approve-first run on real parts: a SIGKILL at each step, then a restart', () => {
+describe("the approve-first run on real parts: a SIGKILL at each step, the verification at the switch point, the schema guard", () => {
   const { logger } = captureLogger('info');
   let source: Cluster;
   let target: Cluster;
@@ -267,6 +270,48 @@ describe('the approve-first run on real parts: a SIGKILL at each step, then a re
       bots.splice(bots.indexOf(bot), 1);
     }, 300_000);
   }
+
+  it('a row removed on the target behind replication\'s back is caught at the switch point, the table named; Finish is refused until acknowledged', async () => {
+    await freshRig();
+    const channel = CHANNEL.verify;
+    const port = await freePort();
+    const bot = await startBot(port);
+    const slackPeople = people();
+    await slackPeople.command(port, channel, ALICE, 'start orders');
+    const session = await waitState(channel, 'syncing');
+    await source.query("INSERT INTO writes (id, port) SELECT 'verify-' || g, 0 FROM generate_series(1, 100) g", [], 'orders');
+    const count = async (on: Cluster) => (await on.query<{ n: number }>("SELECT count(*)::int AS n FROM writes WHERE id LIKE 'verify-%'", [], 'orders'))[0]?.n;
+    await until('the rows on the target', async () => ((await count(target)) === 100 ? true : undefined));
+    await target.query("DELETE FROM writes WHERE id = 'verify-42'", [], 'orders');
+    for (const [user, action] of [[ALICE, 'freeze_request'], [ALICE, 'switch_request'], [BOB, 'freeze_approve']] as const) {
+      const before = (await sessions.require(session.id)).version;
+      await slackPeople.click(port, channel, user, action);
+      await until(`${action} done`, async () => ((await sessions.require(session.id)).version > before ? true : undefined));
+    }
+    const opened = slack.callsTo('views.open').length;
+    await slackPeople.click(port, channel, BOB, 'switch_approve');
+    await until('the confirmation modal', () => slack.callsTo('views.open').length > opened || undefined);
+    await slackPeople.submitModal(port, BOB, slack.callsTo('views.open').at(-1)!.body.view as Record<string, unknown>, 'orders');
+    await waitState(channel, 'switched');
+    const finding = await until('the verification in the thread', () =>
+      people()
+        .thread(channel)
+        .map((m) => m.text)
+        .find((t) => /Verification at the switch point/.test(t)),
+    );
+    expect(finding).toMatch(/`public\.writes` \(\d+ rows on the source, \d+ on the target\)/);
+
+    // Finish is refused (nothing stopped), then goes through once acknowledged.
+    await slackPeople.command(port, channel, ALICE, 'finish');
+    await until('the refusal', () => people().thread(channel).some((m) => /acknowledge-differences\W{0,2} finishes anyway/.test(m.text)) || undefined);
+    expect((await sessions.require(session.id)).state).toBe('switched');
+    expect((await sim.migration(DO_CLUSTER))?.status).toBe('syncing');
+    await slackPeople.command(port, channel, ALICE, 'finish --acknowledge-differences');
+    await waitState(channel, 'finished');
+    expect((await journal.latestCutover(session.id))?.verification).toMatchObject({ outcome: 'different', acknowledgedBy: ALICE, differing: [{ table: 'public.writes' }] });
+    await bot.stop();
+    bots.splice(bots.indexOf(bot), 1);
+  }, 300_000);
 
   // Last: it leaves a column on the source the other cases' rig does not expect.
   it('a column added on the source while syncing blocks the run: nothing freezes, the thread names the difference', async () => {
