@@ -165,7 +165,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
   });
   const publisher = new ThreadPublisher({ client: app.client, refreshStatus: (sessionId) => status.refresh(sessionId), log: slackLog });
   // With the real engine: a switch starts the session's split-brain watch on its source, its end removes it.
-  const watches = engine ? new SourceSplitBrainWatches({ sources, profiles: config.profiles.keys(), sessions: store.sessions, log }) : undefined;
+  const watches = engine ? new SourceSplitBrainWatches({ sources, profiles: [...config.profiles.keys()], sessions: store.sessions, log }) : undefined;
   events.attach({
     published: (event) => {
       metrics.published(event);

@@ -7,6 +7,7 @@
  * the engine records as the thread lines Slack would show (`notes`).
  */
 import pg from 'pg';
+import { SnapshotSwitchPointVerifier } from '../../src/adapters/replication/switch-point-verifier.js';
 import { measureFreezeInputs } from '../../src/adapters/source/freeze-inputs.js';
 import { sequenceCopier } from '../../src/adapters/source/sequences.js';
 import type { EventListener } from '../../src/app/facts.js';
@@ -139,8 +140,8 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
     async machines(_session, overrides = {}) {
       const effective = { ...settings, ...overrides.settings };
       const to = overrides.target ?? targetEndpoint;
-      const src = new pg.Pool({ connectionString: source.connectionString('orders'), max: 3 });
-      const tgt = new pg.Pool({ connectionString: target.connectionString('orders'), max: 3 });
+      const src = new pg.Pool({ connectionString: source.connectionString('orders'), max: 5 });
+      const tgt = new pg.Pool({ connectionString: target.connectionString('orders'), max: 5 });
       src.on('error', () => undefined);
       tgt.on('error', () => undefined);
       const proxy = new PgBouncerAdmin({
@@ -156,6 +157,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
       const fence = new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger });
       const lag = new SlotLagProbe({ source: src, slot: 'auto' });
       const sequences = sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin });
+      const verifier = new SnapshotSwitchPointVerifier({ source: src, target: tgt, logger });
       return {
         settings: effective,
         digitalocean: doApi,
@@ -180,6 +182,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
           return checks.map((c) => ({ check: c.name, status: c.ok ? 'pass' : 'fail', detail: c.detail }));
         },
         sequences,
+        verifier,
         async targetParameters() {
           const cluster = await doApi.getCluster(DO_CLUSTER);
           return { ...cluster.connection, database: 'orders', sslmode: cluster.connection.ssl ? 'require' : 'disable' };
@@ -190,7 +193,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         writesHeld: () => proxy.clientsWaiting(),
         freezeInputs: () => measureFreezeInputs({ source: src, target: tgt, lag, proxyRoundTripMs: () => proxy.roundTripMs() }),
         async close() {
-          await Promise.all([fence.close(), sequences.close()]).catch(() => undefined);
+          await Promise.all([fence.close(), sequences.close(), verifier.close()]).catch(() => undefined);
           await proxy.close().catch(() => undefined);
           await Promise.all([src.end().catch(() => undefined), tgt.end().catch(() => undefined)]);
         },

@@ -19,7 +19,7 @@ import { SlotSplitBrainWatch, WATCH_PREFIX } from './split-brain-watch.js';
 export interface SourceSplitBrainWatchesOptions {
   sources: Pick<SourceRegistry, 'pool'>;
   /** The configured profiles' names: their sources are swept. */
-  profiles: Iterable<string>;
+  profiles: readonly string[];
   sessions: Pick<SessionRepository, 'listActive'>;
   log: Logger;
 }
@@ -45,7 +45,7 @@ export class SourceSplitBrainWatches implements SplitBrainWatches, EventListener
 
   async sweep(): Promise<number> {
     const found = await Promise.all(
-      [...this.#o.profiles].map(async (profile) => {
+      this.#o.profiles.map(async (profile) => {
         const pool = this.#o.sources.pool(profile);
         const slots = await slotsByPrefix(pool, WATCH_PREFIX).catch((err: unknown) => {
           this.#log.warn({ err, profile }, 'could not list the split-brain watches on the source');
