@@ -99,6 +99,37 @@ describe("the approve-first run on real parts: a SIGKILL at each step, the verif
     }
   };
 
+  /**
+   * Approve-first, as people click (one at a time, each waiting for the session to move): Alice
+   * requests the freeze and the switch, Bob approves the freeze. Nothing freezes yet.
+   */
+  const requestBothAndApproveFreeze = async (port: number, channel: string, sessionId: string) => {
+    for (const [user, action] of [[ALICE, 'freeze_request'], [ALICE, 'switch_request'], [BOB, 'freeze_approve']] as const) {
+      const before = (await sessions.require(sessionId)).version;
+      await people().click(port, channel, user, action);
+      await until(`${action} done`, async () => ((await sessions.require(sessionId)).version > before ? true : undefined));
+    }
+  };
+  /**
+   * Bob approves the switch in the typed-name modal: the approval completing the pair starts the run.
+   * Resolves once the modal is open, with the submission (its answer may come only after the run).
+   */
+  const approveSwitch = async (port: number, channel: string): Promise<{ submitted: Promise<unknown> }> => {
+    const opened = slack.callsTo('views.open').length;
+    await people().click(port, channel, BOB, 'switch_approve');
+    await until('the confirmation modal', () => slack.callsTo('views.open').length > opened || undefined);
+    return { submitted: people().submitModal(port, BOB, slack.callsTo('views.open').at(-1)!.body.view as Record<string, unknown>, 'orders') };
+  };
+
+  /** A fresh rig, a bot, and `/migrate start orders` in `channel`: the session syncing. */
+  const syncingSession = async (channel: string) => {
+    await freshRig();
+    const port = await freePort();
+    const bot = await startBot(port);
+    await people().command(port, channel, ALICE, 'start orders');
+    return { port, bot, session: await waitState(channel, 'syncing') };
+  };
+
   /** A fresh migration: an empty target database and a PgBouncer pointing at the source. */
   const freshRig = async () => {
     await target.query('DROP DATABASE IF EXISTS orders WITH (FORCE)');
@@ -196,36 +227,20 @@ describe("the approve-first run on real parts: a SIGKILL at each step, the verif
 
   for (const point of CRASH_POINTS) {
     it(`killed ${point === 'after the switch' ? point : `in the ${point}`}: the restarted bot ends with writes running and nothing lost`, async () => {
-      await freshRig();
       const channel = CHANNEL[point];
-      const port = await freePort();
-      let bot = await startBot(port);
-      const slackPeople = people();
-      await slackPeople.command(port, channel, ALICE, 'start orders');
-      let session = await waitState(channel, 'syncing');
+      const started = await syncingSession(channel);
+      const port = started.port;
+      let { bot, session } = started;
       let writer: Writer | undefined = startWriter(bouncer.connectionString('orders'), { prefix: `run-${point.replace(/ /g, '-')}`, workers: 4, maxDurationMs: 180_000 });
       cleanups.push(async () => writer?.stop());
       await until('writes flowing', () => (writer!.acked.length > 50 ? true : undefined));
 
-      // Both gates before anything freezes: Alice requests both, Bob approves the freeze, then the switch.
-      // One click at a time, as people click: each waits for the session to move.
-      const clickAndWait = async (user: string, action: string) => {
-        const before = (await sessions.require(session.id)).version;
-        await slackPeople.click(port, channel, user, action);
-        await until(`${action} done`, async () => ((await sessions.require(session.id)).version > before ? true : undefined));
-      };
-      await clickAndWait(ALICE, 'freeze_request');
-      await clickAndWait(ALICE, 'switch_request');
-      await clickAndWait(BOB, 'freeze_approve');
+      await requestBothAndApproveFreeze(port, channel, session.id);
       expect((await sessions.require(session.id)).state).toBe('syncing');
       expect((await bouncerRow())?.paused).toBe(0);
       const hold = point === 'after the switch' ? undefined : await holdAt(point, session.id);
-      const opened = slack.callsTo('views.open').length;
-      await slackPeople.click(port, channel, BOB, 'switch_approve');
-      await until('the confirmation modal', () => slack.callsTo('views.open').length > opened || undefined);
-      const view = slack.callsTo('views.open').at(-1)!.body.view as Record<string, unknown>;
-      // The submission returns once the bot acknowledged it; the run goes on in the bot.
-      void slackPeople.submitModal(port, BOB, view, 'orders').catch(() => undefined);
+      // The bot dies while the run is held: the submission may never be answered.
+      void (await approveSwitch(port, channel)).submitted.catch(() => undefined);
       if (hold) await hold.kill();
       else await waitState(channel, 'switched');
       bot.child.kill('SIGKILL');
@@ -272,26 +287,14 @@ describe("the approve-first run on real parts: a SIGKILL at each step, the verif
   }
 
   it('a row removed on the target behind replication\'s back is caught at the switch point, the table named; Finish is refused until acknowledged', async () => {
-    await freshRig();
     const channel = CHANNEL.verify;
-    const port = await freePort();
-    const bot = await startBot(port);
-    const slackPeople = people();
-    await slackPeople.command(port, channel, ALICE, 'start orders');
-    const session = await waitState(channel, 'syncing');
+    const { port, bot, session } = await syncingSession(channel);
     await source.query("INSERT INTO writes (id, port) SELECT 'verify-' || g, 0 FROM generate_series(1, 100) g", [], 'orders');
     const count = async (on: Cluster) => (await on.query<{ n: number }>("SELECT count(*)::int AS n FROM writes WHERE id LIKE 'verify-%'", [], 'orders'))[0]?.n;
     await until('the rows on the target', async () => ((await count(target)) === 100 ? true : undefined));
     await target.query("DELETE FROM writes WHERE id = 'verify-42'", [], 'orders');
-    for (const [user, action] of [[ALICE, 'freeze_request'], [ALICE, 'switch_request'], [BOB, 'freeze_approve']] as const) {
-      const before = (await sessions.require(session.id)).version;
-      await slackPeople.click(port, channel, user, action);
-      await until(`${action} done`, async () => ((await sessions.require(session.id)).version > before ? true : undefined));
-    }
-    const opened = slack.callsTo('views.open').length;
-    await slackPeople.click(port, channel, BOB, 'switch_approve');
-    await until('the confirmation modal', () => slack.callsTo('views.open').length > opened || undefined);
-    await slackPeople.submitModal(port, BOB, slack.callsTo('views.open').at(-1)!.body.view as Record<string, unknown>, 'orders');
+    await requestBothAndApproveFreeze(port, channel, session.id);
+    await (await approveSwitch(port, channel)).submitted;
     await waitState(channel, 'switched');
     const finding = await until('the verification in the thread', () =>
       people()
@@ -302,11 +305,11 @@ describe("the approve-first run on real parts: a SIGKILL at each step, the verif
     expect(finding).toMatch(/`public\.writes` \(\d+ rows on the source, \d+ on the target\)/);
 
     // Finish is refused (nothing stopped), then goes through once acknowledged.
-    await slackPeople.command(port, channel, ALICE, 'finish');
+    await people().command(port, channel, ALICE, 'finish');
     await until('the refusal', () => people().thread(channel).some((m) => /acknowledge-differences\W{0,2} finishes anyway/.test(m.text)) || undefined);
     expect((await sessions.require(session.id)).state).toBe('switched');
     expect((await sim.migration(DO_CLUSTER))?.status).toBe('syncing');
-    await slackPeople.command(port, channel, ALICE, 'finish --acknowledge-differences');
+    await people().command(port, channel, ALICE, 'finish --acknowledge-differences');
     await waitState(channel, 'finished');
     expect((await journal.latestCutover(session.id))?.verification).toMatchObject({ outcome: 'different', acknowledgedBy: ALICE, differing: [{ table: 'public.writes' }] });
     await bot.stop();
@@ -315,23 +318,11 @@ describe("the approve-first run on real parts: a SIGKILL at each step, the verif
 
   // Last: it leaves a column on the source the other cases' rig does not expect.
   it('a column added on the source while syncing blocks the run: nothing freezes, the thread names the difference', async () => {
-    await freshRig();
     const channel = CHANNEL.drift;
-    const port = await freePort();
-    const bot = await startBot(port);
-    const slackPeople = people();
-    await slackPeople.command(port, channel, ALICE, 'start orders');
-    const session = await waitState(channel, 'syncing');
+    const { port, bot, session } = await syncingSession(channel);
     await source.query('ALTER TABLE writes ADD COLUMN note text', [], 'orders');
-    for (const [user, action] of [[ALICE, 'freeze_request'], [ALICE, 'switch_request'], [BOB, 'freeze_approve']] as const) {
-      const before = (await sessions.require(session.id)).version;
-      await slackPeople.click(port, channel, user, action);
-      await until(`${action} done`, async () => ((await sessions.require(session.id)).version > before ? true : undefined));
-    }
-    const opened = slack.callsTo('views.open').length;
-    await slackPeople.click(port, channel, BOB, 'switch_approve');
-    await until('the confirmation modal', () => slack.callsTo('views.open').length > opened || undefined);
-    await slackPeople.submitModal(port, BOB, slack.callsTo('views.open').at(-1)!.body.view as Record<string, unknown>, 'orders');
+    await requestBothAndApproveFreeze(port, channel, session.id);
+    await (await approveSwitch(port, channel)).submitted;
     const refusal = await until('the refusal in the thread', () =>
       people()
         .thread(channel)
@@ -341,7 +332,7 @@ describe("the approve-first run on real parts: a SIGKILL at each step, the verif
     expect(refusal).toMatch(/schema .*public\.writes: column note \(text\) only on the source/);
     expect((await sessions.require(session.id)).state).toBe('syncing');
     expect(readFileSync(bouncer.logFile, 'utf8')).not.toMatch(/PAUSE/i);
-    await slackPeople.command(port, channel, ALICE, 'abort');
+    await people().command(port, channel, ALICE, 'abort');
     await waitState(channel, 'aborted');
     await bot.stop();
     bots.splice(bots.indexOf(bot), 1);
