@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceSplitBrainWatches } from '../../src/adapters/replication/split-brain-watches.js';
 import { WATCH_PREFIX } from '../../src/adapters/replication/split-brain-watch.js';
+import { SlotLagProbe } from '../../src/adapters/source/lag-probe.js';
 import { SourceRegistry, type SourceProfile } from '../../src/adapters/source/source-registry.js';
 import { openEmbedded, type Database } from '../../src/adapters/store/database.js';
 import { migrate } from '../../src/adapters/store/migrate.js';
@@ -100,6 +101,9 @@ describe('the split-brain watch on the report ticks of a switched session (real 
     expect((await step(0)).samples).toEqual([session.id]);
     expect(await watchSlots()).toHaveLength(1);
     expect(alerts()).toEqual([]);
+    // The watch's slot is never taken for the migration's (`auto`): it is active whenever the watch reads it.
+    const probe = new SlotLagProbe({ source: sources.pool('orders'), slot: 'auto' });
+    expect(await probe.measure()).toMatchObject({ known: false, reason: expect.stringMatching(/^no logical replication slot on the source database/) });
 
     const client = rogue();
     await client.connect();

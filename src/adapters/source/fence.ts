@@ -61,6 +61,8 @@ export class ReplicationFence implements Fence {
   readonly #log: Logger;
   #method: 'marker' | 'slot-lsn' | undefined;
   #held: { source: Held; target: Held | undefined } | undefined;
+  /** The held target connection LISTENs for the marker's arrival (a trigger on the target notifies). */
+  #listening = false;
 
   constructor(options: FenceOptions) {
     this.#o = {
@@ -99,6 +101,7 @@ export class ReplicationFence implements Fence {
     const held = this.#held;
     try {
       this.#method ??= await this.#choose(held.source.client, held.target?.client ?? this.#o.target);
+      if (this.#method === 'marker' && held.target && !this.#listening) this.#listening = await this.#listen(held.target.client);
       return { held, method: this.#method };
     } catch (error) {
       for (const h of [held.source, held.target]) if (h) h.failed = true;
@@ -107,10 +110,33 @@ export class ReplicationFence implements Fence {
     }
   }
 
+  /**
+   * Makes the target tell the held connection when a marker arrives, instead of being asked every
+   * millisecond: an ALWAYS trigger (it fires in the apply worker) notifies the marker's token, and the
+   * connection LISTENs. Polling stays, less often, as the safety net; without the rights to create the
+   * trigger the fence polls as before.
+   */
+  async #listen(target: pg.PoolClient): Promise<boolean> {
+    try {
+      await target.query(`CREATE OR REPLACE FUNCTION public.${FENCE_TABLE}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN PERFORM pg_notify('${FENCE_TABLE}', NEW.token::text); RETURN NEW; END $$;
+        CREATE OR REPLACE TRIGGER ${FENCE_TABLE}_notify AFTER INSERT ON public.${FENCE_TABLE} FOR EACH ROW EXECUTE FUNCTION public.${FENCE_TABLE}_notify();
+        ALTER TABLE public.${FENCE_TABLE} ENABLE ALWAYS TRIGGER ${FENCE_TABLE}_notify;
+        LISTEN ${FENCE_TABLE}`);
+      return true;
+    } catch (err) {
+      this.#log.warn({ err }, 'the fence cannot be notified on the target; it polls');
+      return false;
+    }
+  }
+
   /** Gives the held connections back to their pools (prove() does it too when it ends). */
   close(): Promise<void> {
     const held = this.#held;
     this.#held = undefined;
+    // A pooled connection goes back without the LISTEN (UNLISTEN is queued before any later query).
+    if (this.#listening && held?.target) void held.target.client.query(`UNLISTEN ${FENCE_TABLE}`).catch(() => undefined);
+    this.#listening = false;
     for (const h of [held?.source, held?.target]) {
       if (!h) continue;
       h.client.off('error', h.onError);
@@ -148,10 +174,19 @@ export class ReplicationFence implements Fence {
     let done: () => Promise<boolean>;
     if (method === 'marker') {
       const token = randomUUID();
+      // Listened for before the marker is written, so its notification cannot be missed.
+      const notified = this.#listening && held.target ? notification(held.target.client, token) : undefined;
       lsn = await this.#writeMarker(source, token);
       // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
       const poll = `SELECT 1 FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
-      done = async () => (await target.query(poll)).rows.length > 0;
+      done = async () => notified?.arrived() === true || (await target.query(poll)).rows.length > 0;
+      if (notified) {
+        try {
+          return await this.#wait(done, method, lsn, started, deadline, timeoutMs, notified);
+        } finally {
+          notified.stop();
+        }
+      }
     } else {
       const slot = await resolveSlot(source, this.#o.slot);
       if (!slot.ok) throw new CodedError(ErrorCode.LagUnknown, `Cannot prove replication by slot position: ${slot.reason}.`);
@@ -166,6 +201,19 @@ export class ReplicationFence implements Fence {
         return confirmed != null && lsnToBigInt(confirmed) >= wanted;
       };
     }
+    return this.#wait(done, method, lsn, started, deadline, timeoutMs);
+  }
+
+  /** Asks `done` until it says yes: woken by the marker's notification when listening, else every poll interval. */
+  async #wait(
+    done: () => Promise<boolean>,
+    method: 'marker' | 'slot-lsn',
+    lsn: string,
+    started: number,
+    deadline: number,
+    timeoutMs: number,
+    notified?: Notified,
+  ): Promise<FenceResult> {
     for (;;) {
       if (await done()) {
         const result: FenceResult = { method, lsn, elapsedMs: Math.round(this.#o.now() - started) };
@@ -180,7 +228,7 @@ export class ReplicationFence implements Fence {
           { details: { method, lsn, timeoutMs } },
         );
       }
-      await this.#o.sleep(this.#o.pollIntervalMs);
+      await (notified ? Promise.race([notified.wake, this.#o.sleep(SAFETY_POLL_MS)]) : this.#o.sleep(this.#o.pollIntervalMs));
     }
   }
 
@@ -226,6 +274,30 @@ export class ReplicationFence implements Fence {
     const { rows } = await source.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
     return rows[0]?.lsn ?? '0/0';
   }
+}
+
+/** While listening, the target is still asked this often, in case a notification is lost (ms). */
+const SAFETY_POLL_MS = 25;
+
+interface Notified {
+  arrived(): boolean;
+  /** Resolves when the marker's notification arrives. */
+  wake: Promise<void>;
+  stop(): void;
+}
+
+/** Watches `client` for the notification of `token`'s marker arriving on the target. */
+function notification(client: pg.PoolClient, token: string): Notified {
+  let arrived = false;
+  let resolve!: () => void;
+  const wake = new Promise<void>((r) => (resolve = r));
+  const on = (message: pg.Notification) => {
+    if (message.channel !== FENCE_TABLE || message.payload !== token) return;
+    arrived = true;
+    resolve();
+  };
+  client.on('notification', on);
+  return { arrived: () => arrived, wake, stop: () => client.off('notification', on) };
 }
 
 /** Checks a connection out of `pool`, noting a failure (an error event on a checked-out client would otherwise be unhandled). */

@@ -35,6 +35,8 @@ const SLOTS_SQL = `
     FROM pg_replication_slots s
     LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
    WHERE s.slot_type = 'logical' AND s.database = current_database()
+     -- The bot's own (the split-brain watch's, active while it reads) are never the migration's.
+     AND NOT starts_with(s.slot_name, 'pgcutover_')
    ORDER BY s.slot_name`;
 
 /** One look at the source: the slot's lag, and the source's WAL position (bytes since 0/0) when the query ran. */
