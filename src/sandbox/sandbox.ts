@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { WATCH_PREFIX } from '../adapters/replication/split-brain-watch.js';
 import { pino } from 'pino';
 import { startBot } from '../composition-root.js';
 import { loadEnv } from '../config/env.js';
@@ -187,6 +188,11 @@ async function start(options: SandboxOptions, cleanups: Array<() => Promise<unkn
     }),
     parseProfiles(yaml, profilePath, secrets),
     log,
+  );
+  // Runs after the bot stopped: the session stays open when the sandbox stops, so the split-brain
+  // watch's slot (dropped when a session ends) would retain WAL on the source for ever.
+  cleanups.push(() =>
+    runSql(source, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE '${WATCH_PREFIX}%' AND NOT active`),
   );
   cleanups.push(() => bot.stop());
 

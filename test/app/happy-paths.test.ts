@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { attemptSteps } from '../../src/domain/cutover-plan.js';
-import { CHANNEL, House, U } from '../support/memory/house.js';
+import { CHANNEL, House, U, type HouseOptions } from '../support/memory/house.js';
 import { TARGET_PASSWORD } from '../support/memory/machines.js';
 
 describe('a cutover on in-memory ports', () => {
@@ -198,13 +198,20 @@ describe('a cutover on in-memory ports', () => {
 });
 
 describe('approvals bound to the state they were given in', () => {
-  it('each approval records the plan, the lag and the predicted freeze; the summary shows predicted beside actual', async () => {
-    const house = new House({ flow: 'approve-first' });
+  /** Approve-first up to the last approval: OPS requests the freeze and the switch, APP approves the freeze. */
+  const freezeApproved = async (options: HouseOptions = {}, before?: (house: House) => void) => {
+    const house = new House({ flow: 'approve-first', ...options });
     const a = house.replica('A');
     const s = await a.startSession('orders');
+    before?.(house);
     await a.perform('freeze_request', s.id, U.OPS);
     await a.perform('switch_request', s.id, U.OPS);
     await a.perform('freeze_approve', s.id, U.APP);
+    return { house, a, s };
+  };
+
+  it('each approval records the plan, the lag and the predicted freeze; the summary shows predicted beside actual', async () => {
+    const { house, a, s } = await freezeApproved();
     const { freeze } = await house.store.approvals.open(s.id);
     expect(freeze?.binding).toMatchObject({ planHash: expect.stringMatching(/^[0-9a-f]{16}$/), lagBytes: 4096, sourceLsn: '0/3000060', predictedFreezeMs: expect.any(Number) });
     await a.perform('switch_approve', s.id, U.BOB);
@@ -214,12 +221,7 @@ describe('approvals bound to the state they were given in', () => {
   });
 
   it('the plan changed between the approvals and the run: refused with the reason, nothing frozen', async () => {
-    const house = new House({ flow: 'approve-first' });
-    const a = house.replica('A');
-    const s = await a.startSession('orders');
-    await a.perform('freeze_request', s.id, U.OPS);
-    await a.perform('switch_request', s.id, U.OPS);
-    await a.perform('freeze_approve', s.id, U.APP);
+    const { house, a, s } = await freezeApproved();
     // The proxy's entry is another one now (the profile was edited and the bot restarted, say).
     house.world.routerLabel = 'pgbouncer database orders_v2';
     await expect(a.perform('switch_approve', s.id, U.BOB)).rejects.toMatchObject({ message: expect.stringMatching(/plan changed since <@U0APP> approved the freeze/) });
@@ -229,13 +231,9 @@ describe('approvals bound to the state they were given in', () => {
   });
 
   it('a freeze predicted longer than the budget (a long write transaction on the source) is refused before anything freezes', async () => {
-    const house = new House({ flow: 'approve-first', budgetSeconds: 30 });
-    const a = house.replica('A');
-    const s = await a.startSession('orders');
-    house.world.drainMs = 45_000;
-    await a.perform('freeze_request', s.id, U.OPS);
-    await a.perform('switch_request', s.id, U.OPS);
-    await a.perform('freeze_approve', s.id, U.APP);
+    const { house, a, s } = await freezeApproved({ budgetSeconds: 30 }, (h) => {
+      h.world.drainMs = 45_000;
+    });
     await expect(a.perform('switch_approve', s.id, U.BOB)).rejects.toMatchObject({ message: expect.stringMatching(/predicted freeze is \d+ ms, more than the budget of 30 s/) });
     expect(house.world.count('freeze')).toBe(0);
     expect((await house.session(s.id)).state).toBe('syncing');

@@ -29,6 +29,7 @@ import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
 import { startBotProcess, type BotProcess } from '../support/bot-process.js';
 import { captureLogger } from '../support/capture-log.js';
+import { BOT_SECRETS, botEnv, slackPeople, SOURCE_PASSWORD_VAR } from '../support/e2e-bot.js';
 import { DO_TOKEN, RIG_SCHEMA } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';
 import { startFakeSlack, type FakeMessage, type FakeSlack } from '../support/fake-slack.js';
@@ -41,13 +42,10 @@ import {
   type Trail,
 } from '../support/facts-trail.js';
 import { freePort } from '../support/free-port.js';
-import { RIG_PASSWORD, startCluster, type Cluster } from '../support/pg-cluster.js';
-import { PGBOUNCER_ADMIN_PASSWORD, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
+import { startCluster, type Cluster } from '../support/pg-cluster.js';
+import { startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { until } from '../support/wait.js';
-import { SlackPeople } from '../support/slack-people.js';
 
-const SIGNING_SECRET = 'facts-signing-secret-0123456789';
-const SLACK_TOKEN = 'xoxb-facts-bot-token-0123456789';
 /** Operators request and finish; approvers approve. Two of each, so each gate can have its own pair. */
 const UOPS = 'UOPS';
 const UOPS2 = 'UOPS2';
@@ -86,7 +84,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
   const writers = new Set<Writer>();
 
   // ── Slack, as people use it ──────────────────────────────────────────────────────────────────
-  const people = () => new SlackPeople({ slack, secret: SIGNING_SECRET, latest: async (channel) => (await sessions.listForChannel(channel, 1))[0] });
+  const people = () => slackPeople(slack, sessions);
   const command = (c: Case, user: string, text: string) => people().command(port, c.channel, user, text);
   const thread = (c: Case): FakeMessage[] => people().thread(c.channel);
   const click = (c: Case, user: string, action: string) => people().click(port, c.channel, user, action);
@@ -177,7 +175,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
     description: ${c.profile} behind its own PgBouncer
     channels: [${c.channel}]
     strategy: proxy
-    source: { host: 127.0.0.1, port: ${source.port}, database: ${c.profile}, user: ${source.user}, password: "\${ORDERS_SOURCE_PASSWORD}", sslmode: disable }
+    source: { host: 127.0.0.1, port: ${source.port}, database: ${c.profile}, user: ${source.user}, password: "\${${SOURCE_PASSWORD_VAR}}", sslmode: disable }
     digitalocean:
       clusterUuid: ${c.cluster}
       database: ${c.profile}
@@ -237,20 +235,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       storePool = new pg.Pool({ connectionString: target.connectionString('store'), max: 3 });
       storePool.on('error', () => undefined);
       port = await freePort();
-      bot = startBotProcess({
-        SLACK_BOT_TOKEN: SLACK_TOKEN,
-        SLACK_SIGNING_SECRET: SIGNING_SECRET,
-        SLACK_API_URL: slack.apiUrl,
-        PORT: String(port),
-        DIGITALOCEAN_TOKEN: DO_TOKEN,
-        DIGITALOCEAN_API_URL: sim.url,
-        DATABASE_URL: target.connectionString('store'),
-        DATA_DIR: join(dir, 'data'),
-        PGCUTOVER_CONFIG: join(dir, 'pgcutover.yml'),
-        ORDERS_SOURCE_PASSWORD: source.password,
-        PGBOUNCER_ADMIN_PASSWORD,
-        LOG_LEVEL: 'info',
-      });
+      bot = startBotProcess(botEnv({ slack, doApiUrl: sim.url, storeUrl: target.connectionString('store'), dir, sourcePassword: source.password }, port));
       await bot.waitForHealth(port);
       await Promise.all(ALL.map((c) => command(c, UOPS, `start ${c.profile}`)));
       for (const [c, session] of await Promise.all(ALL.map(async (c) => [c, await waitState(c, 'syncing')] as const))) started.set(c, session);
@@ -276,7 +261,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
   afterAll(async () => {
     const output = bot?.output() ?? '';
     await cleanUp();
-    for (const secret of [SLACK_TOKEN, SIGNING_SECRET, DO_TOKEN, RIG_PASSWORD, PGBOUNCER_ADMIN_PASSWORD]) {
+    for (const secret of BOT_SECRETS) {
       if (output.includes(secret)) throw new Error('a secret appeared in the bot output');
     }
   }, 60_000);
@@ -312,6 +297,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       'switch_request:requested',
       'switch_approve:approved',
       'switch:succeeded',
+      'verify:info',
       'finish:succeeded',
     ]);
     const dump = `\n${describeTrail(t)}`;
@@ -381,6 +367,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       'freeze_approve:approved',
       'freeze:succeeded',
       'switch:succeeded',
+      'verify:info',
       'finish:succeeded',
     ]);
     const row = (key: string) => t.rows.find((r) => `${r.action}:${r.outcome}` === key)!;
@@ -472,6 +459,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       'switch_request:requested',
       'switch_approve:approved',
       'switch:succeeded',
+      'verify:info',
       'rollback:succeeded',
     ]);
     const rolledBack = t.lines.filter((l) => /Rolled back/.test(l.text));

@@ -52,6 +52,8 @@ const LINE_PATTERNS: Array<{ pattern: RegExp; key: string | ((m: RegExpExecArray
   { pattern: /^:ice_cube: Writes are frozen \(budget/, key: 'freeze:succeeded' },
   { pattern: /^:hourglass_flowing_sand: The fence is proven\./, key: 'switch:info' },
   { pattern: /^:twisted_rightwards_arrows: Switched:/, key: 'switch:succeeded' },
+  { pattern: /^:white_check_mark: Verified at the switch point:|^:grey_question: The data was not compared at the switch point/, key: 'verify:info' },
+  { pattern: /^:warning: Verification at the switch point found differences/, key: 'verify:failed' },
   { pattern: /I could NOT resume writes on the source/, key: 'resume:failed' },
   { pattern: /[Rr]esumed writes on the source; nothing was switched|Writes resumed on the source; nothing was switched/, key: 'resume:succeeded' },
   { pattern: re(`^:leftwards_arrow_with_hook: Rolled back by ${MENTION}`), key: 'rollback:succeeded', actor: true },

@@ -32,8 +32,19 @@ export async function installFence(source: Queryable): Promise<void> {
       token       uuid NOT NULL UNIQUE,
       written_at  timestamptz NOT NULL DEFAULT now()
     );
-    COMMENT ON TABLE public.${FENCE_TABLE} IS 'pgcutover: marker rows proving replication reached the target; safe to drop after the cutover'`);
+    COMMENT ON TABLE public.${FENCE_TABLE} IS 'pgcutover: marker rows proving replication reached the target; safe to drop after the cutover';
+    ${NOTIFY_TRIGGER}`);
 }
+
+/**
+ * The marker's arrival, told to a listening connection: an ALWAYS trigger fires in the apply worker too.
+ * Installed with the table, so DigitalOcean's schema copy brings it to the target (and a target
+ * without it gets it before the freeze, when the rights allow).
+ */
+const NOTIFY_TRIGGER = `CREATE OR REPLACE FUNCTION public.${FENCE_TABLE}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_notify('${FENCE_TABLE}', NEW.token::text); RETURN NEW; END $$;
+    CREATE OR REPLACE TRIGGER ${FENCE_TABLE}_notify AFTER INSERT ON public.${FENCE_TABLE} FOR EACH ROW EXECUTE FUNCTION public.${FENCE_TABLE}_notify();
+    ALTER TABLE public.${FENCE_TABLE} ENABLE ALWAYS TRIGGER ${FENCE_TABLE}_notify;`;
 
 export interface FenceOptions {
   source: Queryable & Pick<pg.Pool, 'connect'>;
@@ -112,17 +123,19 @@ export class ReplicationFence implements Fence {
 
   /**
    * Makes the target tell the held connection when a marker arrives, instead of being asked every
-   * millisecond: an ALWAYS trigger (it fires in the apply worker) notifies the marker's token, and the
-   * connection LISTENs. Polling stays, less often, as the safety net; without the rights to create the
+   * millisecond: the fence table's ALWAYS trigger notifies the marker's token, and the connection
+   * LISTENs. A target without the trigger (a fence installed by an older version) gets it here, never
+   * waiting long for the table's lock. Polling stays, less often, as the safety net; without the
    * trigger the fence polls as before.
    */
   async #listen(target: pg.PoolClient): Promise<boolean> {
     try {
-      await target.query(`CREATE OR REPLACE FUNCTION public.${FENCE_TABLE}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-          BEGIN PERFORM pg_notify('${FENCE_TABLE}', NEW.token::text); RETURN NEW; END $$;
-        CREATE OR REPLACE TRIGGER ${FENCE_TABLE}_notify AFTER INSERT ON public.${FENCE_TABLE} FOR EACH ROW EXECUTE FUNCTION public.${FENCE_TABLE}_notify();
-        ALTER TABLE public.${FENCE_TABLE} ENABLE ALWAYS TRIGGER ${FENCE_TABLE}_notify;
-        LISTEN ${FENCE_TABLE}`);
+      const { rows } = await target.query<{ enabled: string }>(`SELECT tgenabled AS enabled FROM pg_trigger WHERE tgname = '${FENCE_TABLE}_notify'`);
+      if (rows[0]?.enabled !== 'A') await target.query(`BEGIN; SET LOCAL lock_timeout = '1s'; ${NOTIFY_TRIGGER} COMMIT;`).catch(async (error: unknown) => {
+        await target.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      });
+      await target.query(`LISTEN ${FENCE_TABLE}`);
       return true;
     } catch (err) {
       this.#log.warn({ err }, 'the fence cannot be notified on the target; it polls');
