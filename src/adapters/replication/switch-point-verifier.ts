@@ -59,7 +59,7 @@ export class SnapshotSwitchPointVerifier implements SwitchPointVerifier {
   }
 
   async prepare(): Promise<void> {
-    await Promise.all((['source', 'target'] as const).map(async (side) => (this.#held[side] ??= await this.#pools[side].connect())));
+    await Promise.all((['source', 'target'] as const).map(async (side) => (this.#held[side] ??= await checkOut(this.#pools[side]))));
   }
 
   async exportSnapshots(): Promise<SwitchPointSnapshots> {
@@ -84,7 +84,7 @@ export class SnapshotSwitchPointVerifier implements SwitchPointVerifier {
     let failed = false;
     try {
       for (const side of ['source', 'target'] as const) {
-        const reader = await this.#pools[side].connect();
+        const reader = await checkOut(this.#pools[side]);
         readers[side] = reader;
         await reader.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '${snapshots[side]}'; ${PINNED_OUTPUT}`);
       }
@@ -102,6 +102,7 @@ export class SnapshotSwitchPointVerifier implements SwitchPointVerifier {
       await Promise.all(
         Object.values(readers).map(async (reader) => {
           const ended = await reader.query('ROLLBACK').then(() => true, () => false);
+          reader.off('error', ignore);
           reader.release(failed || !ended ? true : undefined);
         }),
       );
@@ -111,6 +112,7 @@ export class SnapshotSwitchPointVerifier implements SwitchPointVerifier {
   async close(destroy = false): Promise<void> {
     const held = Object.values(this.#held);
     this.#held = {};
+    for (const client of held) client.off('error', ignore);
     await Promise.all(
       held.map(async (client) => {
         const ended = destroy ? false : await client.query('ROLLBACK').then(() => true, () => false);
@@ -207,4 +209,12 @@ async function measure(
     samples.push({ from, rows: Number(range.rows[0]?.n ?? 0), checksum: range.rows[0]?.sum ?? '' });
   }
   return { ...base, rows: rows ?? (await count(db, shape.table)), samples };
+}
+
+/** A checked-out client's error event needs a listener, or a connection lost meanwhile crashes the process. */
+const ignore = () => undefined;
+async function checkOut(pool: Pool): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  client.on('error', ignore);
+  return client;
 }
