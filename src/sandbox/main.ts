@@ -74,6 +74,7 @@ async function main(): Promise<void> {
       `  Writes:   ${sandbox.via === 'pgbouncer' ? 'through PgBouncer' : 'directly to the source (PgBouncer is not installed)'}`,
       `  Profile:  ${sandbox.profilePath}`,
       `  Bot log:  ${sandbox.logPath}`,
+      ...(sandbox.bouncerLogPath ? [`  PgBouncer log:  ${sandbox.bouncerLogPath}`] : []),
       '',
       'Open the console and type /migrate start demo. Ctrl-C stops and removes everything.',
       '',

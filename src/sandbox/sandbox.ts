@@ -47,6 +47,8 @@ export interface Sandbox {
   /** The generated profiles file (in the temp dir, removed by stop()). */
   profilePath: string;
   logPath: string;
+  /** PgBouncer's log, when the sandbox runs one. */
+  bouncerLogPath?: string;
   source: Server;
   target: Server;
   via: 'pgbouncer' | 'direct';
@@ -238,5 +240,5 @@ async function start(options: SandboxOptions, cleanups: Array<() => Promise<unkn
   });
   cleanups.push(() => consoleServer.close());
 
-  return { consoleUrl: consoleServer.url, profilePath, logPath, source, target, via: bouncer ? 'pgbouncer' : 'direct', stop };
+  return { consoleUrl: consoleServer.url, profilePath, logPath, ...(bouncer ? { bouncerLogPath: bouncer.logFile } : {}), source, target, via: bouncer ? 'pgbouncer' : 'direct', stop };
 }

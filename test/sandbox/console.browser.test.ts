@@ -5,7 +5,7 @@
  * (SIGINT) removes everything. A screenshot of the console is kept in test-artifacts/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -87,7 +87,17 @@ describe('npm run sandbox: the console in a browser', () => {
     }
   }, 180_000);
 
-  it('runs /migrate start demo, a switch requested by Alice and approved by Bob with the typed name, without a failed write', async () => {
+  /** The sandbox's logs, kept in the artifacts while its directory still exists: what a failed run in CI leaves to read. */
+  const keepLogs = () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    for (const [label, file] of [['Bot log', 'sandbox-bot.log'], ['PgBouncer log', 'sandbox-pgbouncer.log']] as const) {
+      const from = printed(label);
+      if (from && existsSync(from)) copyFileSync(from, join(ARTIFACTS, file));
+    }
+  };
+
+  it('runs /migrate start demo, a switch requested by Alice and approved by Bob with the typed name, without a failed write', async ({ onTestFailed }) => {
+    onTestFailed(keepLogs);
     const p = page!;
     await p.goto(`${consoleUrl}#as=U0ALICE`);
     await p.locator('#message-box').fill('/migrate start demo');
