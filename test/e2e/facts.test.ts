@@ -102,7 +102,14 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
     if (response.status !== 200) throw new Error(`modal submission: HTTP ${response.status} ${response.text}`);
     if (response.text && response.text.includes('errors')) throw new Error(`the modal refused the submission: ${response.text}`);
   };
-  const waitState = (c: Case, state: Session['state'], timeoutMs = 30_000) => people().waitState(c.channel, state, timeoutMs);
+  /** On a timeout the bot's warnings and errors say what happened (the five cases share one bot). */
+  const botTrouble = () =>
+    (bot?.output() ?? '')
+      .split('\n')
+      .filter((line) => /"level":(40|50|60)/.test(line))
+      .slice(-25)
+      .join('\n');
+  const waitState = (c: Case, state: Session['state'], timeoutMs = 60_000) => people().waitState(c.channel, state, timeoutMs, botTrouble);
   const waitAudit = (c: Case, session: Session, key: string) =>
     until(`audit row ${key} in ${c.channel}`, async () => (await auditRows(storePool, session.id)).some((r) => `${r.action}:${r.outcome}` === key), 30_000, async () =>
       describeTrail(trailOf(await auditRows(storePool, session.id), thread(c))),
