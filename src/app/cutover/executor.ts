@@ -68,8 +68,11 @@ export class Executor {
         });
       }
       w = await pending;
-      // A window that closed while we waited for it no longer holds the lock: open a fresh one.
       if (!w.closed) break;
+      // A closing window: once it has let its lock go, open a fresh one (before, this replica's own
+      // lock would refuse it as "another replica").
+      await w.released;
+      if (this.#windows.get(sessionId) === pending) this.#windows.delete(sessionId);
     }
     return this.#enqueue(w, () => work(w));
   }
@@ -215,10 +218,12 @@ export class Executor {
   async #close(w: OpenWindow): Promise<void> {
     if (w.closed) return;
     w.closed = true;
-    if (this.#windows.has(w.sessionId)) this.#windows.delete(w.sessionId);
     this.release(w);
     w.release();
     await w.released;
+    // Forgotten only now: a caller that found it closing waited for the lock to be free.
+    const listed = this.#windows.get(w.sessionId);
+    if (listed && (await listed.catch(() => undefined)) === w) this.#windows.delete(w.sessionId);
     await w.machines.close().catch((err: unknown) => this.#d.log.warn({ err, session: w.sessionId }, 'closing the machines failed'));
   }
 }
