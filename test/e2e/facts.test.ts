@@ -116,6 +116,23 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
     );
 
   // ── The gates, as the README describes them ──────────────────────────────────────────────────
+
+  /**
+   * Under writes: gate 1 (UOPS requests the freeze, UAPP approves it), the fence proven while the bot
+   * waits for gate 2, then gate 2 while frozen (`requester` requests the switch, `approver` approves it
+   * in the modal), until writes reach the target. Resolves to the writer, still writing.
+   */
+  async function switchedWhileFrozen(c: Case, session: Session, requester: string, approver: string) {
+    const writer = writerFor(c);
+    await until('writes acknowledged through PgBouncer', () => writer.acked.length > 200);
+    await freeze(c);
+    await waitAudit(c, session, 'switch:info');
+    await click(c, requester, 'switch_request');
+    await approveSwitch(c, approver);
+    await waitState(c, 'switched');
+    await until('writes acknowledged by the target', () => writer.acked.some((a) => a.port === target.port));
+    return writer;
+  }
   /**
    * Every case's session is started (UOPS: `/migrate start <profile>`, the first two facts of each
    * case) in beforeAll, before any case writes: creating a logical slot on the source waits for the
@@ -276,18 +293,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
   it('a cutover by the two gates, the switch approved while frozen, then Finish: one row and one line per fact, in order; the summary names who requested and approved each gate', async ({ expect }) => {
     const c = CASES.cutover;
     const session = sessionOf(c);
-    const writer = writerFor(c);
-    await until('writes acknowledged through PgBouncer', () => writer.acked.length > 200);
-
-    // Gate 1: UOPS requests the freeze, UAPP approves it.
-    await freeze(c);
-    // The fence is proven and the bot waits for gate 2.
-    await waitAudit(c, session, 'switch:info');
-    // Gate 2, while frozen: UOPS2 requests the switch, UAPP2 approves it in the modal.
-    await click(c, UOPS2, 'switch_request');
-    await approveSwitch(c, UAPP2);
-    await waitState(c, 'switched');
-    await until('writes acknowledged by the target', () => writer.acked.some((a) => a.port === target.port));
+    const writer = await switchedWhileFrozen(c, session, UOPS2, UAPP2);
     const load = await stopWriter(writer);
 
     await click(c, UOPS, 'finish');
@@ -441,14 +447,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
   it('a rollback after a switch leaves one rollback row and one "Rolled back" line', async ({ expect }) => {
     const c = CASES.rollback;
     const session = sessionOf(c);
-    const writer = writerFor(c);
-    await until('writes acknowledged through PgBouncer', () => writer.acked.length > 200);
-    await freeze(c);
-    await waitAudit(c, session, 'switch:info');
-    await click(c, UOPS, 'switch_request');
-    await approveSwitch(c, UAPP);
-    await waitState(c, 'switched');
-    await until('writes acknowledged by the target', () => writer.acked.some((a) => a.port === target.port));
+    const writer = await switchedWhileFrozen(c, session, UOPS, UAPP);
     await click(c, UOPS2, 'rollback');
     await waitState(c, 'rolled_back');
     const rolledBackAt = Date.now();

@@ -89,3 +89,59 @@ export function checkEndpoint(to: Endpoint): void {
     throw new CodedError(ErrorCode.ProxyAdminFailed, 'Invalid target database name');
   }
 }
+
+/** Where a pause stands, from SHOW DATABASES / POOLS / SERVERS on one admin connection. */
+export interface DrainState {
+  paused: boolean;
+  /** Server connections of the database still open (PAUSE answers once this is 0). */
+  serverConnections: number;
+  clientsWaiting: number;
+  clientsActive: number;
+  maxWaitSeconds: number;
+}
+
+/** Every entry's SHOW DATABASES row by name; an odd row of `own` is an error, another entry's is skipped. */
+export async function databaseRows(admin: pg.Client, own: string, timeoutMs: number): Promise<Map<string, DatabaseRow>> {
+  const result = await simple(admin, 'SHOW DATABASES', timeoutMs);
+  const rows = new Map<string, DatabaseRow>();
+  for (const raw of result.rows) {
+    const parsed = databaseRow.safeParse(raw);
+    if (parsed.success) rows.set(parsed.data.name, parsed.data);
+    // Another entry's odd row is not ours to judge; our own must make sense.
+    else if ((raw as { name?: unknown }).name === own) {
+      throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW DATABASES row: ${parsed.error.message}`);
+    }
+  }
+  return rows;
+}
+
+/** The SHOW POOLS rows of `database`. */
+export async function pools(admin: pg.Client, database: string, timeoutMs: number): Promise<PoolRow[]> {
+  const result = await simple(admin, 'SHOW POOLS', timeoutMs);
+  return result.rows
+    .filter((r) => (r as { database?: unknown }).database === database)
+    .map((r) => {
+      const parsed = poolRow.safeParse(r);
+      if (!parsed.success) throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW POOLS row: ${parsed.error.message}`);
+      return parsed.data;
+    });
+}
+
+export const sum = (rows: PoolRow[], key: 'cl_active' | 'cl_waiting') => rows.reduce((n, p) => n + p[key], 0);
+
+/** The pause of `database` as the console shows it; undefined when PgBouncer has no such entry. */
+export async function drainState(admin: pg.Client, database: string, timeoutMs: number): Promise<DrainState | undefined> {
+  const row = (await databaseRows(admin, database, timeoutMs)).get(database);
+  if (!row) return undefined;
+  const poolRows = await pools(admin, database, timeoutMs);
+  const servers = (await simple(admin, 'SHOW SERVERS', timeoutMs)).rows.map((r) => serverRow.parse(r)).filter((r) => r.database === database);
+  const inPools = poolRows.reduce((n, p) => n + p.sv_active + p.sv_idle + p.sv_used + p.sv_tested + p.sv_login, 0);
+  return {
+    paused: row.paused === 1,
+    serverConnections: Math.max(inPools, servers.length),
+    clientsWaiting: sum(poolRows, 'cl_waiting'),
+    clientsActive: sum(poolRows, 'cl_active'),
+    maxWaitSeconds: Math.max(0, ...poolRows.map((p) => p.maxwait)),
+  };
+}
+

@@ -18,7 +18,8 @@ import type { Logger } from '../../log.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Secret } from '../../secret.js';
 import { atomicWrite, replaceThenFlush } from './files.js';
-import { checkEndpoint, checkIdent, databaseRow, poolRow, serverRow, showConfig, simple, type DatabaseRow, type PoolRow } from './pgbouncer-console.js';
+import { checkEndpoint, checkIdent, databaseRows, drainState, pools, showConfig, simple, sum, type DatabaseRow, type DrainState } from './pgbouncer-console.js';
+export type { DrainState } from './pgbouncer-console.js';
 import { ConsoleConnections } from './pgbouncer-connections.js';
 import { checkDatabasesFile, readDatabasesFile, renderConnString, replaceDatabaseLine } from './pgbouncer-databases-file.js';
 import type { Endpoint } from '../../domain/ports/writes.js';
@@ -41,15 +42,6 @@ export interface PreflightCheck {
   name: string;
   ok: boolean;
   detail: string;
-}
-
-/** Where a pause stands, from SHOW DATABASES / POOLS / SERVERS on one admin connection. */
-export interface DrainState {
-  paused: boolean;
-  serverConnections: number;
-  clientsWaiting: number;
-  clientsActive: number;
-  maxWaitSeconds: number;
 }
 
 export class PgBouncerAdmin implements ProxyAdmin {
@@ -83,7 +75,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
   async inspect(): Promise<ProxyStatus> {
     return this.#console.withFresh(async (admin) => {
       const row = await this.#databaseRow(admin);
-      const pools = await this.#pools(admin);
+      const poolRows = await pools(admin, this.#db, this.#queryTimeout);
       const config = await showConfig(admin, this.#queryTimeout);
       const version = await simple(admin, 'SHOW VERSION', this.#queryTimeout)
         .then((r) => String(Object.values(r.rows[0] ?? {})[0] ?? 'pgbouncer'))
@@ -92,8 +84,8 @@ export class PgBouncerAdmin implements ProxyAdmin {
         return { pointsTo: null, frozen: false, healthy: false, detail: `${version}: no database "${this.#db}"` };
       }
       const mode = row.pool_mode ?? config.get('pool_mode') ?? 'unknown';
-      const active = sum(pools, 'cl_active');
-      const waiting = sum(pools, 'cl_waiting');
+      const active = sum(poolRows, 'cl_active');
+      const waiting = sum(poolRows, 'cl_waiting');
       return {
         pointsTo: { host: row.host ?? 'unix socket', port: row.port, database: row.database },
         frozen: row.paused === 1,
@@ -331,7 +323,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
   /** Ends every admin connection, the warm ones included; a later call opens new ones. */
   /** Clients waiting in the database's pools now: one SHOW POOLS on the warm checker (counted while a fence runs). */
   async clientsWaiting(): Promise<number> {
-    return sum(await this.#pools(await this.#console.warm('checker')), 'cl_waiting');
+    return sum(await pools(await this.#console.warm('checker'), this.#db, this.#queryTimeout), 'cl_waiting');
   }
 
   /** One SHOW VERSION on the warm checker (opened first if need be; the connect is not counted). */
@@ -410,56 +402,20 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   async #drainState(admin: pg.Client): Promise<DrainState> {
-    const row = await this.#databaseRow(admin);
-    if (!row) throw this.#noDatabase();
-    const pools = await this.#pools(admin);
-    const servers = (await simple(admin, 'SHOW SERVERS', this.#queryTimeout)).rows
-      .map((r) => serverRow.parse(r))
-      .filter((r) => r.database === this.#db);
-    const inPools = pools.reduce((n, p) => n + p.sv_active + p.sv_idle + p.sv_used + p.sv_tested + p.sv_login, 0);
-    return {
-      paused: row.paused === 1,
-      serverConnections: Math.max(inPools, servers.length),
-      clientsWaiting: sum(pools, 'cl_waiting'),
-      clientsActive: sum(pools, 'cl_active'),
-      maxWaitSeconds: Math.max(0, ...pools.map((p) => p.maxwait)),
-    };
+    const state = await drainState(admin, this.#db, this.#queryTimeout);
+    if (!state) throw this.#noDatabase();
+    return state;
   }
 
   async #databaseRow(admin: pg.Client): Promise<DatabaseRow | undefined> {
     return (await this.#databaseRows(admin)).get(this.#db);
   }
 
-  async #databaseRows(admin: pg.Client): Promise<Map<string, DatabaseRow>> {
-    const result = await simple(admin, 'SHOW DATABASES', this.#queryTimeout);
-    const rows = new Map<string, DatabaseRow>();
-    for (const raw of result.rows) {
-      const parsed = databaseRow.safeParse(raw);
-      if (parsed.success) rows.set(parsed.data.name, parsed.data);
-      // Another entry's odd row is not ours to judge; our own must make sense.
-      else if ((raw as { name?: unknown }).name === this.#db) {
-        throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW DATABASES row: ${parsed.error.message}`);
-      }
-    }
-    return rows;
-  }
-
-  async #pools(admin: pg.Client): Promise<PoolRow[]> {
-    const result = await simple(admin, 'SHOW POOLS', this.#queryTimeout);
-    return result.rows
-      .filter((r) => (r as { database?: unknown }).database === this.#db)
-      .map((r) => {
-        const parsed = poolRow.safeParse(r);
-        if (!parsed.success) {
-          throw new CodedError(ErrorCode.ProxyAdminFailed, `Unexpected SHOW POOLS row: ${parsed.error.message}`);
-        }
-        return parsed.data;
-      });
+  #databaseRows(admin: pg.Client): Promise<Map<string, DatabaseRow>> {
+    return databaseRows(admin, this.#db, this.#queryTimeout);
   }
 
   #noDatabase(): CodedError {
     return new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer has no database "${this.#db}" (SHOW DATABASES)`);
   }
 }
-
-const sum = (pools: PoolRow[], key: 'cl_active' | 'cl_waiting') => pools.reduce((n, p) => n + p[key], 0);

@@ -154,19 +154,22 @@ export class CutoverEngine implements SessionOperations {
       w.attempt = attempt;
       const ctx = this.#context(w, session, attempt);
       const [pre, freeze, ...afterFreeze] = gateSteps(session.strategy, 'freeze');
+      // A switch approved ahead of time is read before writes stop: bound to this run, checked with the freeze's.
+      const ahead = await this.#frozen.validSwitchApproval(session.id);
+      let predicted: number | null;
       try {
         await this.#runner.run(ctx, [pre!]);
-        const predicted = await this.#checkBound(w.machines, session, [gate, await this.#frozen.validSwitchApproval(session.id)]);
-        if (predicted !== null) await journal.update(session.id, attempt, { predictedFreezeMs: predicted });
+        predicted = await this.#checkBound(w.machines, session, [gate, ahead]);
       } catch (error) {
         await journal.update(session.id, attempt, { outcome: 'refused', endedAt: this.#clock.now() });
         await this.#frozen.closeGate(gate, 'failed');
         await this.#d.facts.record(session, { type: 'freeze_refused', actor: actor.userId, reason: asCodedError(error).message });
         throw this.#reported.mark(error);
       }
-      // A switch approved ahead of time is read (and journaled) before writes stop: bound to this run.
-      const ahead = await this.#frozen.validSwitchApproval(session.id);
-      if (ahead) await journal.update(session.id, attempt, { approvals: { freeze: freezeBy, switch: { ...attribution(ahead, actor), aheadOfTime: true } } });
+      await journal.update(session.id, attempt, {
+        ...(predicted !== null ? { predictedFreezeMs: predicted } : {}),
+        ...(ahead ? { approvals: { freeze: freezeBy, switch: { ...attribution(ahead, actor), aheadOfTime: true } } } : {}),
+      });
       const frozenBy = { actor: actor.userId, requestedBy: freezeBy.requestedBy ?? actor.userId, approvedBy: freezeBy.approvedBy ?? actor.userId };
       // Both gates passed before anything froze: one run, nothing slow while writes wait.
       if (ahead && session.strategy === 'proxy') return this.#frozen.runThrough(w, session, attempt, { ...(gate ? { freeze: gate } : {}), switch: ahead }, frozenBy);

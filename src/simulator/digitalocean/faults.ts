@@ -30,3 +30,58 @@ export const faultSchema = z.discriminatedUnion('kind', [
 
 export type FaultInput = z.input<typeof faultSchema>;
 export type Fault = z.output<typeof faultSchema>;
+
+/** The faults waiting for requests: each applies to the next `times` requests it matches. */
+export class FaultQueue {
+  readonly #faults: Fault[] = [];
+
+  inject(input: unknown): void {
+    this.#faults.push(faultSchema.parse(input));
+  }
+
+  clear(): void {
+    this.#faults.length = 0;
+  }
+
+  /** The first fault matching the request, counted down (and dropped when used up). */
+  take(method: string, path: string): Fault | undefined {
+    const index = this.#faults.findIndex(
+      (f) => (f.method === undefined || f.method === method) && (f.pathIncludes === undefined || path.includes(f.pathIncludes)),
+    );
+    if (index < 0) return undefined;
+    const fault = this.#faults[index] as Fault;
+    fault.times -= 1;
+    if (fault.times <= 0) this.#faults.splice(index, 1);
+    return fault;
+  }
+}
+
+/** What DigitalOcean would answer for a fault that replaces the answer (`slow` only delays it). */
+export interface FaultAnswer {
+  status: number;
+  payload?: unknown;
+  headers?: Record<string, string>;
+  rawText?: string;
+}
+
+export function faultAnswer(fault: Fault, requestId: string): FaultAnswer | undefined {
+  switch (fault.kind) {
+    case 'rate-limit': {
+      const headers: Record<string, string> = {
+        'ratelimit-remaining': '0',
+        'ratelimit-reset': String(Math.ceil(Date.now() / 1000 + fault.resetInSeconds)),
+      };
+      if (fault.retryAfterSeconds !== undefined) headers['retry-after'] = String(fault.retryAfterSeconds);
+      return { status: 429, payload: { id: 'too_many_requests', message: 'API rate limit exceeded.', request_id: requestId }, headers };
+    }
+    case 'server-error':
+      return { status: fault.status, payload: { id: 'server_error', message: 'Unexpected server-side error', request_id: requestId } };
+    case 'malformed':
+      return fault.shape === 'truncated'
+        ? { status: 200, rawText: '{"id":"77b28fc8-19ff-11eb-8c9c-c68e24557488","status":' }
+        : { status: 200, payload: { id: 42, status: 'paused', database: { name: 7 }, rules: 'none' } };
+    default:
+      return undefined;
+  }
+}
+

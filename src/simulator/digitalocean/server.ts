@@ -19,7 +19,7 @@ import { startMigrationBodySchema } from '../../adapters/digitalocean/schemas.js
 import type { Logger } from '../../log.js';
 import { Secret } from '../../secret.js';
 import { clusterRoute, newRuleUuid, type ClusterState } from './cluster-routes.js';
-import { faultSchema, type Fault, type FaultInput } from './faults.js';
+import { faultAnswer, FaultQueue, faultSchema, type FaultInput } from './faults.js';
 import { errorIds, readBody, redactBody, safeJson } from './http.js';
 import {
   copySchema,
@@ -131,7 +131,7 @@ const CONTROL_PREFIX = '/_simulator';
 
 export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoSimulator> {
   const log = options.logger.child({ name: 'do-simulator' });
-  const faults: Fault[] = [];
+  const faults = new FaultQueue();
   const requests: RecordedRequest[] = [];
   const migrations = new Map<string, Migration[]>();
   const limit = options.rateLimit ?? 5000;
@@ -293,17 +293,6 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
     };
   };
 
-  const takeFault = (method: string, path: string): Fault | undefined => {
-    const index = faults.findIndex(
-      (f) => (f.method === undefined || f.method === method) && (f.pathIncludes === undefined || path.includes(f.pathIncludes)),
-    );
-    if (index < 0) return undefined;
-    const fault = faults[index] as Fault;
-    fault.times -= 1;
-    if (fault.times <= 0) faults.splice(index, 1);
-    return fault;
-  };
-
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -341,11 +330,11 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
       if (path === `${CONTROL_PREFIX}/faults` && method === 'POST') {
         const parsed = faultSchema.safeParse(safeJson(raw));
         if (!parsed.success) return fail(400, `invalid fault: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
-        faults.push(parsed.data);
+        faults.inject(parsed.data);
         return send(204);
       }
       if (path === `${CONTROL_PREFIX}/faults` && method === 'DELETE') {
-        faults.length = 0;
+        faults.clear();
         return send(204);
       }
       return fail(404);
@@ -354,25 +343,11 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
     const parsedBody = raw === '' ? undefined : safeJson(raw);
     recordedBody = redactBody(parsedBody);
 
-    const fault = takeFault(method, path);
+    const fault = faults.take(method, path);
     if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delayMs));
-    if (fault?.kind === 'rate-limit') {
-      const headers: Record<string, string> = {
-        'ratelimit-remaining': '0',
-        'ratelimit-reset': String(Math.ceil(Date.now() / 1000 + fault.resetInSeconds)),
-      };
-      if (fault.retryAfterSeconds !== undefined) headers['retry-after'] = String(fault.retryAfterSeconds);
-      return send(429, { id: 'too_many_requests', message: 'API rate limit exceeded.', request_id: requestId }, headers);
-    }
-    if (fault?.kind === 'server-error') {
-      return send(fault.status, { id: 'server_error', message: 'Unexpected server-side error', request_id: requestId });
-    }
     if (fault?.kind === 'error') return fail(fault.status);
-    if (fault?.kind === 'malformed') {
-      return fault.shape === 'truncated'
-        ? send(200, undefined, {}, '{"id":"77b28fc8-19ff-11eb-8c9c-c68e24557488","status":')
-        : send(200, { id: 42, status: 'paused', database: { name: 7 }, rules: 'none' });
-    }
+    const answer = fault && faultAnswer(fault, requestId);
+    if (answer) return send(answer.status, answer.payload, answer.headers, answer.rawText);
 
     const match = /^\/v2\/databases\/([^/]+)(\/online-migration(?:\/([^/]+))?|\/firewall|\/ca|\/dbs|\/users(?:\/[^/]+)?)?$/.exec(path);
     const uuid = match?.[1];
@@ -433,8 +408,8 @@ export async function startDoSimulator(options: DoSimulatorOptions): Promise<DoS
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    injectFault: (fault) => void faults.push(faultSchema.parse(fault)),
-    clearFaults: () => void (faults.length = 0),
+    injectFault: (fault) => faults.inject(fault),
+    clearFaults: () => faults.clear(),
     requests,
     async migration(clusterUuid) {
       const m = latest(clusterUuid);
