@@ -15,7 +15,7 @@ import { DATABASE, startBidirectionalPair, type BidirectionalPair } from '../tes
 
 const logger = createLogger('silent');
 let pair: BidirectionalPair;
-const timings: Record<string, number[]> = { 'fence alone': [], 'fence + reverse slot + snapshots': [] };
+const timings: Record<string, number[]> = { 'fence alone': [], 'fence + reverse switch point + snapshots': [] };
 let iteration = 0;
 
 beforeAll(async () => {
@@ -48,7 +48,7 @@ describe('in-freeze cost of reverse replication and the switch-point snapshots',
   );
 
   bench(
-    'fence, then reverse slot and snapshots at once',
+    'fence, then reverse switch point and snapshots at once',
     async () => {
       iteration += 1;
       const t = pair.target;
@@ -67,7 +67,7 @@ describe('in-freeze cost of reverse replication and the switch-point snapshots',
         const started = performance.now();
         await f.prove(30_000);
         await Promise.all([reverse.establish(), verifier.exportSnapshots()]);
-        timings['fence + reverse slot + snapshots']?.push(performance.now() - started);
+        timings['fence + reverse switch point + snapshots']?.push(performance.now() - started);
       } finally {
         await verifier.close();
         await reverse.drop();

@@ -87,7 +87,7 @@ describe('reverse replication from the switch point (real clusters)', () => {
       expect(published.rows.map((r) => r.t)).toEqual(['public.big', 'public.items', 'public.pgcutover_fence']);
       await Promise.all([fence.prepare(), verifier.prepare()]);
 
-      // Inside the freeze (no client writes): fence, sequences, then the reverse slot and the snapshots.
+      // Inside the freeze (no client writes): fence, sequences, then the switch point and the snapshots.
       const proved = await fence.prove(30_000);
       await forwardSequences.copy();
       const t0 = performance.now();
@@ -97,9 +97,13 @@ describe('reverse replication from the switch point (real clusters)', () => {
         `in-freeze cost: establish ${anchor.elapsedMs} ms, snapshot export ${snapshots.elapsedMs} ms, both at once ${inFreezeMs.toFixed(1)} ms (fence ${proved.elapsedMs} ms)`,
       );
       expect(anchor.slot).toMatch(/^pgcutover_rev_/);
+      // Forward rows applied after the slot was made but before the switch point never come back.
+      await sourcePool.query("INSERT INTO items (note, amount) VALUES ('late forward row', 0)");
+      await until('the late row on the target', async () => Number((await targetPool.query("SELECT count(*) AS n FROM items WHERE note = 'late forward row'")).rows[0].n) === 1, 30_000);
+      const point = await reverse.establish();
 
       // After the resume: DO's migration stopped, the source subscribed, the applications write on the target.
-      await expect(reverse.attach()).rejects.toThrow(/forward replication still runs on the target \(subscription do_forward\)/);
+      await expect(reverse.attach(point.lsn)).rejects.toThrow(/forward replication still runs on the target \(subscription do_forward\)/);
       await pair.stopForward();
       await targetPool.query("INSERT INTO items (note, amount) SELECT 'after ' || g, g FROM generate_series(1, 100) g");
       await targetPool.query("UPDATE items SET note = 'changed on the target' WHERE id = 1");
@@ -107,11 +111,11 @@ describe('reverse replication from the switch point (real clusters)', () => {
       const beforeAttach = await reverse.status();
       expect(beforeAttach.slot).toBe(true);
       expect(beforeAttach.retainedWalBytes).toBeGreaterThan(0);
-      await reverse.attach();
-      await reverse.attach(); // idempotent
+      await reverse.attach(point.lsn);
+      await reverse.attach(point.lsn); // idempotent
       expect((await watch.start()).ok).toBe(true);
 
-      await until('the target writes on the source', async () => Number((await sourcePool.query('SELECT count(*) AS n FROM items')).rows[0].n) === 149, 60_000);
+      await until('the target writes on the source', async () => Number((await sourcePool.query('SELECT count(*) AS n FROM items')).rows[0].n) === 150, 60_000);
       const status = await reverse.status();
       console.info(`reverse slot after catch-up: retained ${status.retainedWalBytes} bytes, lag ${status.lagBytes} bytes`);
       // Rows the reverse subscription applied are not a split brain.

@@ -1,19 +1,19 @@
 /**
  * Reverse replication, target -> source, starting exactly at the switch point.
  *
- * Where the stream starts. A logical slot's stream begins at its consistent point, the target's WAL
- * position when the slot is created. Before the fence the target still applies source writes (DO's
- * subscription); a slot created then would publish those applied rows back, and the source would
- * apply them a second time (duplicate keys, a stuck apply worker). After the resume the applications
- * write on the target; a slot created then would miss the first writes. So the slot is created inside
- * the freeze, after the fence proved source == target and before the repoint/resume:
- * pg_create_logical_replication_slot() on a connection held since prepare(), one round trip (it only
- * waits for target transactions that hold an xid; the frozen target has none but DO's apply worker,
- * whose transactions are short). Measured on the test rig: a few ms (see the test's log).
- * The publication is created in prepare(), before the freeze: a publication alone retains nothing,
- * and it must exist before the slot's start for pgoutput to read it. The subscription on the source is
- * created later, by attach(), on that slot (create_slot = false, copy_data = false): the slot keeps
- * every target write from the switch point until the source consumes it.
+ * Where the stream starts. A subscription on an existing logical slot streams the transactions that
+ * commit after the slot's confirmed position. Before the fence the target still applies source writes
+ * (DO's subscription); streamed back, the source would apply them a second time (duplicate keys, a
+ * stuck apply worker). After the resume the applications write on the target, and none of that may
+ * be missed. So the slot is created in prepare(), before the freeze (creating it waits for running
+ * transactions and builds a snapshot: tens of ms that never belong inside a freeze), and the switch
+ * point is only *read* inside the freeze: establish() takes the target's WAL insert position once the
+ * fence proved source == target and before the repoint/resume (one round trip on a held connection,
+ * beside the other steps). The insert position, not the write position: DO's apply worker commits
+ * asynchronously, so its last commit may be inserted but not yet written. attach(), after the resume,
+ * advances the slot to that position (the forward rows before it are skipped, every application
+ * write after it is kept) and subscribes the source on the slot (create_slot = false, copy_data = false).
+ * The publication is created in prepare() too: it must exist before the switch point for pgoutput to read it.
  *
  * Loops (PostgreSQL 15 has no `origin = none`). A publication publishes every change, also changes
  * applied by a subscription. With DO's forward stream still running, a row written on the target and
@@ -151,6 +151,7 @@ export class PgReverseReplication implements ReverseReplication {
     // A slot left by an earlier attempt starts before this switch point: never reused.
     await this.#dropSlot();
     await this.#createPublication(publication, t.tables);
+    await this.#o.target.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.#name]);
     this.#held ??= await this.#o.target.connect();
     return { ok: true, reasons: [], publication };
   }
@@ -161,19 +162,19 @@ export class PgReverseReplication implements ReverseReplication {
     this.#held = undefined;
     let failed = false;
     try {
-      const { rows } = await client.query<{ lsn: string }>("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", [this.#name]);
+      const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
       const anchor = { slot: this.#name, lsn: rows[0]?.lsn ?? '0/0', elapsedMs: Math.round(performance.now() - started) };
-      this.#log.info(anchor, 'reverse slot created at the switch point');
+      this.#log.info(anchor, 'switch point taken for the reverse stream');
       return anchor;
     } catch (cause) {
       failed = true;
-      throw new CodedError(ErrorCode.CutoverStepFailed, `Could not create the reverse replication slot on the target: ${(cause as Error).message}`, { cause });
+      throw new CodedError(ErrorCode.CutoverStepFailed, `Could not read the target's switch point for reverse replication: ${(cause as Error).message}`, { cause });
     } finally {
       client.release(failed ? true : undefined);
     }
   }
 
-  async attach(): Promise<void> {
+  async attach(from: string): Promise<void> {
     const { rows } = await this.#o.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [this.#name]);
     if (rows.length > 0) return;
     // The forward stream is DO's subscription on the target: while it runs, the source's rows would loop back.
@@ -187,6 +188,12 @@ export class PgReverseReplication implements ReverseReplication {
         { details: { forward: forward.rows.length } },
       );
     }
+    // Forward rows applied before the switch point are skipped (a slot is never moved back).
+    const slot = await this.#o.target.query<{ behind: boolean }>('SELECT confirmed_flush_lsn < $2::pg_lsn AS behind FROM pg_replication_slots WHERE slot_name = $1', [this.#name, from]);
+    if (!slot.rows[0]) {
+      throw new CodedError(ErrorCode.CutoverStepFailed, `The reverse replication slot ${this.#name} is gone from the target: the target's writes since the switch cannot be carried back.`);
+    }
+    if (slot.rows[0].behind) await this.#o.target.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [this.#name, from]);
     const ident = pg.escapeIdentifier(this.#name);
     const literal = pg.escapeLiteral(conninfo(this.#o.targetConnection, 'pgcutover-reverse'));
     try {

@@ -2,9 +2,9 @@
  * Reverse replication: from the switch point on, every write the applications make on the target flows
  * back to the source, so a rollback loses nothing. When each call happens relative to the cutover:
  *
- *   before the freeze   prepare()    checks both sides, creates the target's publication, holds a target connection
- *   inside the freeze   establish()  after the fence, before repoint/resume: the reverse slot on the target (one round trip)
- *   after the resume    attach()     once the forward stream is stopped: the subscription on the source
+ *   before the freeze   prepare()    checks both sides, creates the target's publication and slot, holds a target connection
+ *   inside the freeze   establish()  after the fence, before repoint/resume: reads the switch point on the target (one round trip)
+ *   after the resume    attach(lsn)  once the forward stream is stopped: the slot moved to the switch point, the subscription on the source
  *   any time after      status()     the reverse slot's retained WAL and whether the source applies
  *   rollback            rollback.fence / rollback.sequences, inside a freeze of the target
  *   finish, window end, drop()      removes slot, subscription and publication on both sides; idempotent,
@@ -49,20 +49,20 @@ export interface ReverseDropResult {
 export interface ReverseReplication {
   /**
    * Before the freeze: checks that the target can publish and keep a slot and that the source can
-   * subscribe, creates the publication on the target (a publication alone retains nothing) and holds
-   * the connection establish() uses. Never throws for a missing right: it reports it.
+   * subscribe, creates the publication and the slot on the target (a slot left by an earlier attempt is
+   * replaced) and holds the connection establish() uses. Never throws for a missing right: it reports it.
    */
   prepare(): Promise<ReverseCapability>;
   /**
    * Inside the freeze, after the fence proved source == target and before the first application write
-   * can reach the target: creates the target's logical slot, whose consistent point is the switch point.
+   * can reach the target: the target's WAL position there, the switch point the reverse stream starts at.
    */
   establish(): Promise<ReverseAnchor>;
   /**
-   * After the resume, once the forward stream (DigitalOcean's migration) is stopped: creates the
-   * source's subscription on the existing slot (no copy, no new slot). Idempotent.
+   * After the resume, once the forward stream (DigitalOcean's migration) is stopped: moves the slot to
+   * `from` (the anchor's LSN) and creates the source's subscription on it (no copy, no new slot). Idempotent.
    */
-  attach(): Promise<void>;
+  attach(from: string): Promise<void>;
   status(): Promise<ReverseStatus>;
   /** Rollback, with writes frozen on the target: proof in the reverse direction, then target sequences onto the source. */
   readonly rollback: { fence: Fence; sequences: SequenceCopier };
