@@ -73,9 +73,12 @@ export type Fact =
       recovered: boolean;
       parameters?: HandedOutParameters;
     }
+  /** After the switch: whether the target's writes flow back to the source (a rollback that loses nothing). */
+  | { type: 'replicated_back'; actor: string; attempt: number; outcome: 'on' | 'off' | 'failed'; reason?: string }
   | { type: 'resumed'; actor: string; reason: string; problems: string[]; level: 'info' | 'warning' | 'error' }
   | { type: 'resume_failed'; actor: string; reason: string; problems: string[] }
-  | { type: 'rolled_back'; actor: string; strategy: Strategy; switchedAt: Date | null }
+  /** `carriedBack`: the reverse fence proved every target write on the source before writes went back. */
+  | { type: 'rolled_back'; actor: string; strategy: Strategy; switchedAt: Date | null; carriedBack?: boolean }
   | { type: 'finished'; actor: string; summary: CutoverSummary }
   /** `noMigrationId`: the session never recorded a DigitalOcean migration, so none was stopped. */
   | { type: 'aborted'; actor: string; noMigrationId?: true }
@@ -139,6 +142,8 @@ export function auditOf(fact: Fact): { action: string; outcome: AuditOutcome; de
       return { action: 'switch', outcome: 'succeeded', details };
     case 'verified':
       return { action: 'verify', outcome: fact.verification.outcome === 'different' ? 'failed' : 'info', details };
+    case 'replicated_back':
+      return { action: 'replicate_back', outcome: fact.outcome === 'on' ? 'succeeded' : fact.outcome === 'failed' ? 'failed' : 'info', details };
     case 'resumed':
       return { action: 'resume', outcome: 'succeeded', details };
     case 'resume_failed':

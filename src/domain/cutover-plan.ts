@@ -18,10 +18,13 @@ export const CUTOVER_STEPS = [
   'sequences',
   'repoint',
   'resume_target',
+  'replicate_back',
   'stop_migration',
   'publish_parameters',
   'unfreeze_source',
   'rollback_freeze_target',
+  'rollback_fence',
+  'rollback_sequences',
   'rollback_repoint',
   'rollback_resume_source',
 ] as const;
@@ -72,11 +75,11 @@ export function attemptSteps(kind: AttemptKind, strategy: Strategy): readonly Cu
   switch (kind) {
     case 'cutover':
       return strategy === 'proxy'
-        ? ['preconditions', 'freeze', 'fence', 'sequences', 'repoint', 'resume_target']
+        ? ['preconditions', 'freeze', 'fence', 'sequences', 'repoint', 'resume_target', 'replicate_back']
         : ['preconditions', 'freeze', 'fence', 'sequences', 'stop_migration', 'publish_parameters'];
     case 'rollback':
       return strategy === 'proxy'
-        ? ['rollback_freeze_target', 'rollback_repoint', 'rollback_resume_source']
+        ? ['rollback_freeze_target', 'rollback_fence', 'rollback_sequences', 'rollback_repoint', 'rollback_resume_source', 'stop_migration']
         : ['rollback_resume_source'];
     case 'finish':
       return ['stop_migration'];
@@ -93,6 +96,28 @@ const FREEZE_GATE_STEPS: readonly CutoverStep[] = ['preconditions', 'freeze', 'f
 /** The cutover steps one gate runs, in order. */
 export function gateSteps(strategy: Strategy, gate: 'freeze' | 'switch'): CutoverStep[] {
   return attemptSteps('cutover', strategy).filter((step) => FREEZE_GATE_STEPS.includes(step) === (gate === 'freeze'));
+}
+
+/** The steps that put writes back where they flow (after a freeze): a run goes through to one of them. */
+const RESUMING_STEPS: ReadonlySet<CutoverStep> = new Set<CutoverStep>(['resume_target', 'rollback_resume_source', 'unfreeze_source']);
+
+/**
+ * `steps` (some of an attempt's, in order) split at the attempt's resume: what runs while writes wait
+ * (through the resume) and what runs after it, with writes flowing again (a failure there never puts
+ * writes back). An attempt without a resume (connection parameters) runs all of it as before.
+ */
+export function splitAtResume(kind: AttemptKind, strategy: Strategy, steps: readonly CutoverStep[]): { frozen: CutoverStep[]; after: CutoverStep[] } {
+  const plan = attemptSteps(kind, strategy);
+  const at = plan.findIndex((step) => RESUMING_STEPS.has(step));
+  const isAfter = (step: CutoverStep) => at >= 0 && plan.indexOf(step) > at;
+  return { frozen: steps.filter((step) => !isAfter(step)), after: steps.filter(isAfter) };
+}
+
+/** Where the reverse stream starts (the target's LSN at the switch point), as the attempt's resume journaled it. */
+export function reverseSwitchPoint(journal: readonly JournalEntry[], attempt: number): string | undefined {
+  const entry = journal.find((e) => e.attempt === attempt && e.step === 'resume_target' && e.event === 'done');
+  const lsn = entry?.detail?.reverseFrom;
+  return typeof lsn === 'string' ? lsn : undefined;
 }
 
 /** The steps of `attempt` not journaled done yet, in order: what recovery completes. */
@@ -162,10 +187,17 @@ export function planSteps(settings: PlanSettings): PlannedStep[] {
         description: 'lift the freeze; the waiting clients continue on the target',
       },
       {
+        step: 'replicate_back',
+        gate: 'switch',
+        name: 'Replicate back',
+        description:
+          "when the target can publish: stop DigitalOcean's online migration and subscribe the source to the target from the switch point, so a rollback loses no write made on the target",
+      },
+      {
         step: 'stop_migration',
         gate: 'finish',
         name: 'Finish',
-        description: "stop DigitalOcean's online migration and close the session with a summary",
+        description: "stop DigitalOcean's online migration, remove the reverse replication, and close the session with a summary",
       },
     ];
   }
@@ -270,6 +302,10 @@ export function recoveryDecision(journal: readonly JournalEntry[], proxy?: Obser
       if (status('unfreeze_source') === 'done') {
         return { action: 'none', settle: 'syncing', reason: 'writes were already resumed on the source' };
       }
+      // Replicating back runs after the resume; one that failed is told and never retried by recovery.
+      if (status('resume_target') === 'done' && (status('replicate_back') === 'pending' || status('replicate_back') === 'started')) {
+        return { action: 'complete-switch', attempt, settle: 'switched', reason: 'writes go to the target; replicating back to the source did not complete' };
+      }
       if (status('resume_target') === 'done' || status('publish_parameters') === 'done') {
         return { action: 'none', settle: 'switched', reason: 'the switch completed' };
       }
@@ -315,8 +351,13 @@ export function recoveryDecision(journal: readonly JournalEntry[], proxy?: Obser
       return { action: 'none', settle: 'unchanged', reason: 'the cutover stopped before the freeze' };
     }
     case 'rollback': {
-      if (status('rollback_resume_source') === 'done') {
+      // A rollback through the proxy (it froze the target) then stops the replication both ways, writes already on the source.
+      const stopsAfter = touched(status('rollback_freeze_target'));
+      if (status('rollback_resume_source') === 'done' && (!stopsAfter || (status('stop_migration') !== 'pending' && status('stop_migration') !== 'started'))) {
         return { action: 'none', settle: 'rolled_back', reason: 'the rollback completed' };
+      }
+      if (status('rollback_resume_source') === 'done') {
+        return { action: 'complete-rollback', attempt, settle: 'rolled_back', reason: 'writes went back to the source; stopping the replication did not complete' };
       }
       if (status('rollback_freeze_target') === 'undone') {
         return { action: 'none', settle: 'unchanged', reason: 'the rollback was put back; writes go to the target' };

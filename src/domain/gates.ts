@@ -261,7 +261,7 @@ export function decide(input: DecisionInput): Decision {
         () =>
           inState(
             state,
-            ['created', 'syncing', 'frozen'],
+            ['created', 'syncing', 'frozen', 'rolled_back'],
             state === 'switched' ? 'traffic already goes to the target: roll back or finish instead' : 'the session has ended',
           ),
       );
@@ -329,6 +329,8 @@ export function availableActions(
       return [...switchButtons(true), 'resume', 'abort'];
     case 'switched':
       return ['finish', 'rollback'];
+    case 'rolled_back':
+      return ['abort'];
     default:
       return [];
   }

@@ -5,7 +5,9 @@
  *   created ──migration_started──▶ syncing ──freeze──▶ frozen ──switch──▶ switched ──finish──▶ finished
  *                                     ▲                  │                    │
  *                                     └──────resume──────┘                    └──rollback──▶ rolled_back
- *   abort: created | syncing | frozen ──▶ aborted        fail: any active state ──▶ failed
+ *   abort: created | syncing | frozen | rolled_back ──▶ aborted        fail: any active state ──▶ failed
+ *
+ * A rolled-back session stays open: its replication is stopped both ways, and a person ends it (abort).
  */
 import { assertNever } from '../errors.js';
 
@@ -22,7 +24,7 @@ export const SESSION_STATES = [
 export type SessionState = (typeof SESSION_STATES)[number];
 
 /** States in which a session still owns its channel (one per channel, enforced by the store). */
-export const ACTIVE_STATES = ['created', 'syncing', 'frozen', 'switched'] as const satisfies readonly SessionState[];
+export const ACTIVE_STATES = ['created', 'syncing', 'frozen', 'switched', 'rolled_back'] as const satisfies readonly SessionState[];
 export type ActiveState = (typeof ACTIVE_STATES)[number];
 
 export const SESSION_EVENTS = [

@@ -29,11 +29,14 @@ function callOf(step: CutoverStep, house: House): MachineCall {
     sequences: 'sequences',
     repoint: 'repoint:target',
     resume_target: 'resume',
+    replicate_back: 'reverse_attach',
     // A migration already stopped (connection parameters) is only looked at.
     stop_migration: house.world.migration?.status === 'syncing' ? 'stop_migration' : 'get_migration',
     publish_parameters: 'target_parameters',
     unfreeze_source: 'resume',
     rollback_freeze_target: 'freeze',
+    rollback_fence: 'reverse_fence',
+    rollback_sequences: 'reverse_sequences',
     rollback_repoint: 'repoint:source',
     rollback_resume_source: 'resume',
   };
@@ -158,18 +161,22 @@ describe('a crash at every step of a cutover, then recovery', () => {
               expect(house.world.frozen).toBe(false);
             } else if (switchProven) {
               expect(session.state).toBe('switched');
-              expect(house.world.migration?.status).toBe(strategy === 'proxy' ? 'syncing' : 'canceled');
+              // With the proxy, replicating back stops the migration and subscribes the source from the switch point.
+              expect(house.world.migration?.status).toBe('canceled');
               if (strategy === 'proxy') {
-                expect(house.world).toMatchObject({ frozen: false, pointsTo: 'target' });
+                expect(house.world).toMatchObject({ frozen: false, pointsTo: 'target', reverse: { slot: true, attachedFrom: '0/4000000' } });
                 expect(house.world.count('repoint:target')).toBe(1);
                 expect(house.world.count('repoint:source')).toBe(0);
+                expect(count(types, 'replicated_back')).toBeLessThanOrEqual(1);
               } else {
                 // The hand-out leaves the source frozen: the applications move by themselves.
                 expect(house.world.frozen).toBe(true);
                 expect(house.world.count('resume')).toBe(0);
               }
               expect(count(types, 'switched')).toBe(1);
-              expect(house.facts(s.id).find((f) => f.type === 'switched')).toMatchObject({ actor: 'bot', recovered: true });
+              // Replicating back runs after the switch was recorded: a crash there leaves the switch as it was told.
+              const told = step === 'replicate_back' ? { recovered: false } : { actor: 'bot', recovered: true };
+              expect(house.facts(s.id).find((f) => f.type === 'switched')).toMatchObject(told);
               const attempt = await house.store.journal.latestCutover(s.id);
               expect(attempt?.switchedAt).not.toBeNull();
             } else {
@@ -214,7 +221,15 @@ describe('a crash at every step of a rollback, a finish and an abort, then recov
           const types = house.factTypes(s.id);
           expect(count(types, 'rolled_back')).toBe(1);
           expect(count(types, 'switched')).toBe(1);
-          expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'rolled_back', actor: 'bot' });
+          // Stopping the replication comes after writes are back on the source, when the rollback was already told.
+          const told = step === 'stop_migration' ? { type: 'rolled_back', actor: U.OPS } : { type: 'rolled_back', actor: 'bot' };
+          expect(house.facts(s.id).find((f) => f.type === 'rolled_back')).toMatchObject(told);
+          if (strategy === 'proxy') {
+            // Every target write proven on the source before writes went back; then nothing replicates either way.
+            expect(house.facts(s.id).find((f) => f.type === 'rolled_back')).toMatchObject({ carriedBack: true });
+            expect(house.world.reverse.slot).toBe(false);
+            expect(house.world.migration?.status).toBe('canceled');
+          }
           await settled(house, b, s.id);
         });
       }

@@ -29,11 +29,15 @@ describe('a cutover on in-memory ports', () => {
     const switched = await a.perform(`${second}_approve`, s.id, approver[second]);
     expect(switched?.state).toBe('switched');
     expect(house.world).toMatchObject({ frozen: false, pointsTo: 'target' });
-    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'resume']);
+    // After the resume, replicating back stops DigitalOcean's migration and subscribes the source from the switch point.
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'resume', 'stop_migration']);
+    expect(house.world.reverseEffects()).toEqual(['reverse_prepare', 'reverse_attach']);
+    expect(house.world.reverse).toEqual({ slot: true, attachedFrom: '0/4000000' });
     // Nobody was asked anything while writes waited: the channel hears the freeze and the switch afterwards.
-    expect(house.factTypes(s.id).slice(-3)).toEqual(['gate_approved', 'frozen', 'switched']);
-    expect(house.facts(s.id).at(-3)).toMatchObject({ gate: second, runs: second === 'switch' ? 'cutover' : 'now' });
-    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'switched', actor: U.BOB, aheadOfTime: true });
+    expect(house.factTypes(s.id).slice(-4)).toEqual(['gate_approved', 'frozen', 'switched', 'replicated_back']);
+    expect(house.facts(s.id).at(-4)).toMatchObject({ gate: second, runs: second === 'switch' ? 'cutover' : 'now' });
+    expect(house.facts(s.id).at(-2)).toMatchObject({ type: 'switched', actor: U.BOB, aheadOfTime: true });
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'replicated_back', outcome: 'on' });
     const journal = await house.store.journal.entries(s.id);
     expect(journal.filter((e) => e.event === 'done').map((e) => e.step)).toEqual(expect.arrayContaining([...attemptSteps('cutover', 'proxy')]));
     expect(await house.store.approvals.open(s.id)).toEqual({});
@@ -75,8 +79,11 @@ describe('a cutover on in-memory ports', () => {
     expect(finished?.state).toBe('finished');
     expect(house.world.migration?.status).toBe('canceled');
 
-    // The machines, in the plan's order: freeze → fence → sequences → repoint → resume; then finish.
+    // The machines, in the plan's order: freeze → fence → sequences → repoint → resume → replicate back (the
+    // migration stopped); finish removes the reverse replication (the migration is already stopped).
     expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'resume', 'stop_migration']);
+    expect(house.world.reverseEffects()).toEqual(['reverse_prepare', 'reverse_attach', 'reverse_drop']);
+    expect(house.world.reverse.slot).toBe(false);
     const journal = await house.store.journal.entries(started.id);
     expect(journal.filter((e) => e.kind === 'cutover' && e.event === 'done').map((e) => e.step)).toEqual([...attemptSteps('cutover', 'proxy')]);
 
@@ -90,6 +97,7 @@ describe('a cutover on in-memory ports', () => {
       'gate_requested',
       'gate_approved',
       'switched',
+      'replicated_back',
       'finished',
     ]);
     const facts = house.facts(started.id);
@@ -160,12 +168,19 @@ describe('a cutover on in-memory ports', () => {
     const before = house.world.effects().length;
     expect((await a.perform('rollback', s.id, U.OPS))?.state).toBe('rolled_back');
     expect(house.world.effects().slice(before)).toEqual(profile === 'orders' ? ['freeze', 'repoint:source', 'resume'] : ['resume']);
+    if (profile === 'orders') {
+      // The reverse fence and the sequences back before the repoint; the replication removed after the resume.
+      expect(house.world.reverseEffects().slice(-3)).toEqual(['reverse_fence', 'reverse_sequences', 'reverse_drop']);
+      expect(house.world.calls.indexOf('reverse_sequences')).toBeLessThan(house.world.calls.lastIndexOf('repoint:source'));
+    }
     expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
     const journal = await house.store.journal.entries(s.id);
     const strategy = profile === 'orders' ? 'proxy' : 'connection-parameters';
     expect(journal.filter((e) => e.kind === 'rollback' && e.event === 'done').map((e) => e.step)).toEqual([...attemptSteps('rollback', strategy)]);
-    expect(house.factTypes(s.id).slice(-2)).toEqual(['switched', 'rolled_back']);
-    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'rolled_back', actor: U.OPS, strategy, switchedAt: expect.any(Date) });
+    expect(house.factTypes(s.id).slice(-1)).toEqual(['rolled_back']);
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'rolled_back', actor: U.OPS, strategy, switchedAt: expect.any(Date), carriedBack: profile === 'orders' });
+    // The session stays open after a rollback; ending it is an abort.
+    expect((await a.perform('abort', s.id, U.OPS))?.state).toBe('aborted');
     const { rows, facts } = await house.auditMatchesFacts(s.id);
     expect(rows).toEqual(facts);
   });

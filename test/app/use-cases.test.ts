@@ -144,6 +144,7 @@ describe('StartSession', () => {
       'Copy sequences',
       'Repoint the proxy',
       'Resume writes on the target',
+      'Replicate back',
       'Finish',
     ]);
     expect(dry.plan[0]?.description).toContain('pgbouncer database orders');
@@ -151,7 +152,7 @@ describe('StartSession', () => {
     expect(await house.store.sessions.listForChannel(CHANNEL.orders)).toEqual([]);
     expect(house.world.effects()).toEqual([]);
     expect(house.world.open).toBe(0);
-    expect(house.store.audit.all()).toMatchObject([{ sessionId: null, action: 'dry_run', outcome: 'succeeded', details: { profile: 'orders', failedChecks: 0, steps: 7 } }]);
+    expect(house.store.audit.all()).toMatchObject([{ sessionId: null, action: 'dry_run', outcome: 'succeeded', details: { profile: 'orders', failedChecks: 0, steps: 8 } }]);
     expect(house.events).toEqual([]);
   });
 

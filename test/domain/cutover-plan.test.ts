@@ -49,9 +49,10 @@ describe('the plan', () => {
       'sequences',
       'repoint',
       'resume_target',
+      'replicate_back',
       'stop_migration',
     ]);
-    expect(plan.map((s) => s.gate)).toEqual(['freeze', 'freeze', 'freeze', 'freeze', 'switch', 'switch', 'finish']);
+    expect(plan.map((s) => s.gate)).toEqual(['freeze', 'freeze', 'freeze', 'freeze', 'switch', 'switch', 'switch', 'finish']);
     expect(plan[0]?.description).toContain('16 MiB');
     expect(plan[0]?.description).toContain('pgbouncer database orders');
     expect(plan[1]?.description).toContain('30 s');
@@ -133,9 +134,9 @@ describe('recoveryDecision', () => {
       }
     });
 
-    it('completes the switch (resume on the target) once the repoint is done, and settles after the resume', () => {
+    it('completes the switch (resume on the target, then replicating back) once the repoint is done, and settles after replicating back', () => {
       const afterRepoint = decisions.slice(run.findIndex((e) => e.step === 'repoint' && e.event === 'done'));
-      expect(afterRepoint.map((d) => d.decision.action)).toEqual(['complete-switch', 'complete-switch', 'none']);
+      expect(afterRepoint.map((d) => d.decision.action)).toEqual(['complete-switch', 'complete-switch', 'complete-switch', 'complete-switch', 'none']);
       expect(afterRepoint.at(-1)?.decision.settle).toBe('switched');
     });
 

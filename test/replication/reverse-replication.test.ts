@@ -94,13 +94,14 @@ describe('reverse replication from the switch point (real clusters)', () => {
       const [anchor, snapshots] = await Promise.all([reverse.establish(), verifier.exportSnapshots()]);
       const inFreezeMs = performance.now() - t0;
       console.info(
-        `in-freeze cost: establish ${anchor.elapsedMs} ms, snapshot export ${snapshots.elapsedMs} ms, both at once ${inFreezeMs.toFixed(1)} ms (fence ${proved.elapsedMs} ms)`,
+        `in-freeze cost: establish ${anchor?.elapsedMs} ms, snapshot export ${snapshots.elapsedMs} ms, both at once ${inFreezeMs.toFixed(1)} ms (fence ${proved.elapsedMs} ms)`,
       );
-      expect(anchor.slot).toMatch(/^pgcutover_rev_/);
+      expect(anchor?.slot).toMatch(/^pgcutover_rev_/);
       // Forward rows applied after the slot was made but before the switch point never come back.
       await sourcePool.query("INSERT INTO items (note, amount) VALUES ('late forward row', 0)");
       await until('the late row on the target', async () => Number((await targetPool.query("SELECT count(*) AS n FROM items WHERE note = 'late forward row'")).rows[0].n) === 1, 30_000);
       const point = await reverse.establish();
+      if (!point) throw new Error('prepare() made no reverse slot');
 
       // After the resume: DO's migration stopped, the source subscribed, the applications write on the target.
       await expect(reverse.attach(point.lsn)).rejects.toThrow(/forward replication still runs on the target \(subscription do_forward\)/);

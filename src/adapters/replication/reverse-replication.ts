@@ -156,14 +156,19 @@ export class PgReverseReplication implements ReverseReplication {
     return { ok: true, reasons: [], publication };
   }
 
-  async establish(): Promise<ReverseAnchor> {
+  async establish(): Promise<ReverseAnchor | null> {
     const started = performance.now();
     const client = this.#held ?? (await this.#o.target.connect());
     this.#held = undefined;
     let failed = false;
     try {
-      const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
-      const anchor = { slot: this.#name, lsn: rows[0]?.lsn ?? '0/0', elapsedMs: Math.round(performance.now() - started) };
+      const { rows } = await client.query<{ lsn: string; slot: boolean }>(
+        'SELECT pg_current_wal_insert_lsn()::text AS lsn, EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1) AS slot',
+        [this.#name],
+      );
+      const row = rows[0];
+      if (!row?.slot) return null;
+      const anchor = { slot: this.#name, lsn: row.lsn, elapsedMs: Math.round(performance.now() - started) };
       this.#log.info(anchor, 'switch point taken for the reverse stream');
       return anchor;
     } catch (cause) {

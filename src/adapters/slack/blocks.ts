@@ -99,7 +99,7 @@ const BUTTONS: Record<ButtonAction, { text: string; style?: 'primary' | 'danger'
     style: 'danger',
     confirm: {
       title: 'Roll back to the source?',
-      text: 'Freezes writes on the target, points traffic back to the source and resumes writes there. Writes made on the target since the switch are NOT copied back: they stay on the target only.',
+      text: 'Freezes writes on the target, proves that every write made on the target since the switch is on the source, moves the source\'s sequences past the target\'s, points traffic back to the source and resumes writes there. Only when the thread says "Not replicating back": writes made on the target since the switch stay on the target only.',
       confirm: 'Roll back',
     },
   },

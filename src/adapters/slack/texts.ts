@@ -142,6 +142,14 @@ export function factLine(fact: Fact): ThreadLine | null {
         fact.recovered,
       );
     }
+    case 'replicated_back':
+      if (fact.outcome === 'on') {
+        return line(':repeat: Replicating back: every write made on the target from the switch point on is carried to the source, and the DigitalOcean migration is stopped. A rollback now loses nothing.');
+      }
+      return line(
+        `:warning: ${fact.outcome === 'failed' ? 'Replicating back failed' : 'Not replicating back'}: ${fact.reason ?? 'unknown reason'}. A rollback would leave the writes made on the target since the switch on the target only.`,
+        true,
+      );
     case 'resumed': {
       const problems = fact.problems.length ? ` Problems: ${fact.problems.join('; ')}.` : '';
       if (fact.actor !== 'bot' && fact.level === 'info') return line(`:arrow_forward: ${who} resumed writes on the source; nothing was switched.${problems}`);
@@ -152,6 +160,9 @@ export function factLine(fact: Fact): ThreadLine | null {
     case 'rolled_back': {
       const since = fact.switchedAt ? ` (switched at ${slackDate(fact.switchedAt)})` : '';
       const moved = fact.strategy === 'proxy' ? 'writes go to the source again' : 'writes are allowed on the source again; point your applications back to it';
+      if (fact.carriedBack) {
+        return line(`:leftwards_arrow_with_hook: Rolled back by ${who}: ${moved}. Every write made on the target since the switch${since} was on the source before writes went back (reverse fence proven), and the source's sequences are past every id the target handed out. Replication is stopped both ways; *End session* closes it.`, true);
+      }
       return line(`:leftwards_arrow_with_hook: Rolled back by ${who}: ${moved}. Writes made on the target since the switch${since} are NOT on the source.`, true);
     }
     case 'finished':

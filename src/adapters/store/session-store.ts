@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ApprovalRepository, NewSession, SessionPatch, SessionRepository } from '../../domain/ports/stores.js';
-import { transition, type Session, type SessionEvent, type SessionState, type Strategy } from '../../domain/session.js';
+import { ACTIVE_STATES, transition, type Session, type SessionEvent, type SessionState, type Strategy } from '../../domain/session.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import { ApprovalStore } from './approvals.js';
 import type { Database, SqlClient } from './database.js';
@@ -78,15 +78,16 @@ export class SessionStore implements SessionRepository {
 
   async activeInChannel(channelId: string): Promise<Session | undefined> {
     const { rows } = await this.db.query<SessionRow>(
-      `SELECT * FROM sessions WHERE channel_id = $1 AND state IN ('created', 'syncing', 'frozen', 'switched')`,
-      [channelId],
+      'SELECT * FROM sessions WHERE channel_id = $1 AND state = ANY($2::text[])',
+      [channelId, [...ACTIVE_STATES]],
     );
     return rows[0] ? toSession(rows[0]) : undefined;
   }
 
   async listActive(): Promise<Session[]> {
     const { rows } = await this.db.query<SessionRow>(
-      `SELECT * FROM sessions WHERE state IN ('created', 'syncing', 'frozen', 'switched') ORDER BY created_at`,
+      'SELECT * FROM sessions WHERE state = ANY($1::text[]) ORDER BY created_at',
+      [[...ACTIVE_STATES]],
     );
     return rows.map(toSession);
   }

@@ -4,7 +4,7 @@
  * once, as a fact.
  */
 import { frozenMs, type GateAttribution, type Verification } from '../../domain/attempt.js';
-import { attemptSteps, gateSteps, hasSwitched, latestAttempt, recoveryDecision } from '../../domain/cutover-plan.js';
+import { attemptSteps, gateSteps, hasSwitched, latestAttempt, recoveryDecision, reverseSwitchPoint, splitAtResume, type CutoverStep } from '../../domain/cutover-plan.js';
 import type { GateRequest } from '../../domain/gates.js';
 import type { Clock } from '../../domain/ports/clock.js';
 import type { SessionMachines } from '../../domain/ports/machines.js';
@@ -62,7 +62,7 @@ export class FrozenWrites {
       await this.undo(w, session, { repointToSource: false, reason: this.budgetReason(w, 'before the switch'), level: 'warning' });
       throw this.#d.reported.mark(budgetExceeded(w.machines.settings.freezeBudgetSeconds));
     }
-    const steps = gateSteps(session.strategy, 'switch');
+    const { frozen: steps, after } = splitAtResume('cutover', session.strategy, gateSteps(session.strategy, 'switch'));
     let parameters;
     try {
       parameters = (await this.#d.runner.run({ session, attempt, machines: w.machines, remainingMs: () => this.#d.executor.remaining(w) }, steps)).parameters;
@@ -82,6 +82,7 @@ export class FrozenWrites {
     await this.closeGate(approval, 'executed');
     await this.recordSwitched(switched, attempt, actor, parameters, false);
     await this.#verifyAtSwitch(w, switched, attempt);
+    await this.afterResume(w, switched, attempt, after);
     return switched;
   }
 
@@ -96,12 +97,14 @@ export class FrozenWrites {
     const budgetSeconds = machines.settings.freezeBudgetSeconds;
     let frozen = session;
     const ctx = { session, attempt, machines, remainingMs: () => this.#d.executor.remaining(w) };
+    const { frozen: steps, after } = splitAtResume('cutover', 'proxy', attemptSteps('cutover', 'proxy').filter((step) => step !== 'preconditions'));
+    let reverseFrom: string | undefined;
     try {
-      await this.#d.runner.runThrough(ctx, attemptSteps('cutover', 'proxy').filter((step) => step !== 'preconditions'), async () => {
+      ({ reverseFrom } = await this.#d.runner.runThrough(ctx, steps, async () => {
         // Journaled first, then the state: a session never shows frozen without a freeze in its journal.
         frozen = await this.#d.sessions.transition(session.id, session.version, 'freeze').catch(() => transitionLatest(this.#d.sessions, session.id, 'freeze'));
         this.#d.executor.hold(w, this.#d.clock.now(), budgetSeconds, () => this.budgetExpired(w));
-      });
+      }));
     } catch (error) {
       if (asCodedError(error).details?.switched === true) {
         this.#d.executor.release(w);
@@ -128,7 +131,36 @@ export class FrozenWrites {
     await this.#d.facts.record(frozen, { type: 'frozen', ...frozenBy, attempt, budgetSeconds });
     await this.recordSwitched(switched, attempt, gates.switch.approvedBy ?? BOT, undefined, false);
     await this.#verifyAtSwitch(w, switched, attempt);
+    await this.afterResume(w, switched, attempt, after, reverseFrom);
     return switched;
+  }
+
+  /**
+   * The cutover's steps after the resume (replicating back), with writes flowing on the target: a
+   * failure is told, never undoes the switch. `reverseFrom` is the switch point the resume journaled
+   * (read back from the journal when not given).
+   */
+  async afterResume(w: Window, session: Session, attempt: number, steps: readonly CutoverStep[], reverseFrom?: string): Promise<void> {
+    if (steps.length === 0) return;
+    const from = reverseFrom ?? reverseSwitchPoint(await this.#d.journal.entries(session.id), attempt);
+    const ctx = { session, attempt, machines: w.machines, remainingMs: () => Number.POSITIVE_INFINITY, ...(from ? { reverseFrom: from } : {}) };
+    try {
+      await this.#d.runner.run(ctx, steps);
+    } catch (error) {
+      this.#d.log.error({ err: error, session: session.id }, 'replicating back failed');
+      await this.#d.facts.record(session, { type: 'replicated_back', actor: BOT, attempt, outcome: 'failed', reason: asCodedError(error).message });
+      return;
+    }
+    const entries = (await this.#d.journal.entries(session.id)).filter((e) => e.attempt === attempt && e.event === 'done');
+    const back = entries.find((e) => e.step === 'replicate_back')?.detail;
+    if (back?.replicateBack === 'on') {
+      await this.#d.facts.record(session, { type: 'replicated_back', actor: BOT, attempt, outcome: 'on' });
+      return;
+    }
+    // Why not: what the preconditions found on the target, else no switch point was read at the resume.
+    const reasons = entries.find((e) => e.step === 'preconditions')?.detail?.reasons;
+    const reason = Array.isArray(reasons) && reasons.length > 0 ? reasons.join('; ') : 'the switch point for it was not taken at the resume';
+    await this.#d.facts.record(session, { type: 'replicated_back', actor: BOT, attempt, outcome: 'off', reason });
   }
 
   /**

@@ -9,6 +9,8 @@ import {
   latestAttempt,
   recoveryDecision,
   remainingSteps,
+  splitAtResume,
+  type CutoverStep,
   type RecoveryDecision,
   type JournalEntry,
   type SettledState,
@@ -57,6 +59,8 @@ export interface RecoveryDeps {
   log: Logger;
   undo(w: Window, session: Session, options: { repointToSource: boolean; reason: string; level: 'warning'; actor?: Actor }): Promise<Session>;
   recordSwitch(session: Session, attempt: number, actor: string, parameters: TargetParameters | undefined): Promise<void>;
+  /** The cutover's steps after the resume (replicating back): told, never undoing the switch. */
+  afterResume(w: Window, session: Session, attempt: number, steps: readonly CutoverStep[]): Promise<void>;
   finishFact(session: Session, actor: string): Promise<void>;
   /** Marks an error whose fact is recorded, so the caller records no second one. */
   mark<E>(error: E): E;
@@ -222,14 +226,18 @@ export class Recovery {
     this.#watchdog = undefined;
   }
 
-  /** Freeze the target, repoint to the source, resume there (or lift the source freeze); put back on failure. */
+  /**
+   * Freeze the target, prove the reverse fence, copy the sequences back, repoint to the source, resume
+   * there (or lift the source freeze); put back on a failure before the resume. Then, with writes on
+   * the source, stop the replication both ways (a failure there is told; ending the session retries it).
+   */
   async rollback(w: Window, session: Session, attempt: number, actor: string): Promise<Session> {
     const ctx = this.#context(w, session, attempt);
     const switched = await this.#d.journal.latestCutover(session.id);
+    const { frozen: steps, after } = splitAtResume('rollback', session.strategy, remainingSteps(await this.#d.journal.entries(session.id), attempt, 'rollback', session.strategy));
     try {
-      const steps = remainingSteps(await this.#d.journal.entries(session.id), attempt, 'rollback', session.strategy);
       // A whole rollback is one run, like the cutover: nothing stored while writes wait on the target.
-      const whole = steps.length > 1 && steps.length === attemptSteps('rollback', session.strategy).length;
+      const whole = steps.length > 1 && steps[0] === attemptSteps('rollback', session.strategy)[0];
       await (whole ? this.#d.runner.runThrough(ctx, steps) : this.#d.runner.run(ctx, steps));
     } catch (error) {
       const routing = w.machines.routing;
@@ -245,8 +253,17 @@ export class Recovery {
       await this.#d.facts.record(session, { type: 'failed', actor, action: 'rollback', message: asCodedError(error).message, code: asCodedError(error).code });
       throw this.#d.mark(new CodedError(ErrorCode.CutoverStepFailed, `The rollback failed and was put back: ${asCodedError(error).message}`, { cause: error }));
     }
+    const already = session.state === 'rolled_back';
     const updated = await this.#settle(session, 'rolled_back');
-    await this.#d.facts.record(updated, { type: 'rolled_back', actor, strategy: session.strategy, switchedAt: switched?.switchedAt ?? null });
+    if (!already) {
+      const fence = (await this.#d.journal.entries(session.id)).find((e) => e.attempt === attempt && e.step === 'rollback_fence' && e.event === 'done');
+      const carriedBack = fence !== undefined && fence.detail?.replicateBack !== 'off';
+      await this.#d.facts.record(updated, { type: 'rolled_back', actor, strategy: session.strategy, switchedAt: switched?.switchedAt ?? null, carriedBack });
+    }
+    await this.#d.runner.run(ctx, after).catch(async (error: unknown) => {
+      this.#d.log.error({ err: error, session: session.id }, 'stopping the replication after the rollback failed');
+      await this.#d.facts.record(updated, { type: 'failed', actor, action: 'stopping the replication after the rollback', message: `${asCodedError(error).message}; End session tries again`, code: asCodedError(error).code });
+    });
     return updated;
   }
 
@@ -281,13 +298,20 @@ export class Recovery {
       case 'complete-switch': {
         // Seen, not journaled (a run journals after its resume): recorded, so the repoint is not sent twice.
         if (decision.repointSeen) await this.#d.journal.record(session.id, decision.attempt, 'repoint', 'done', { seen: 'the proxy points to the target' });
-        const steps = remainingSteps(await this.#d.journal.entries(session.id), decision.attempt, 'cutover', session.strategy).filter(
-          (s) => gateSteps(session.strategy, 'switch').includes(s),
+        const entries = await this.#d.journal.entries(session.id);
+        const { frozen: steps, after } = splitAtResume(
+          'cutover',
+          session.strategy,
+          remainingSteps(entries, decision.attempt, 'cutover', session.strategy).filter((s) => gateSteps(session.strategy, 'switch').includes(s)),
         );
-        const { parameters } = await this.#d.runner.run(this.#context(w, session, decision.attempt), steps);
-        await this.#d.journal.update(session.id, decision.attempt, { outcome: 'switched (recovered)' });
-        const updated = await this.#settle(session, 'switched');
-        await this.#d.recordSwitch(updated, decision.attempt, BOT, parameters);
+        let updated = session;
+        if (steps.length > 0 || session.state !== 'switched') {
+          const { parameters } = await this.#d.runner.run(this.#context(w, session, decision.attempt), steps);
+          await this.#d.journal.update(session.id, decision.attempt, { outcome: 'switched (recovered)' });
+          updated = await this.#settle(session, 'switched');
+          await this.#d.recordSwitch(updated, decision.attempt, BOT, parameters);
+        }
+        await this.#d.afterResume(w, updated, decision.attempt, after);
         break;
       }
       case 'complete-rollback':

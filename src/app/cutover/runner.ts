@@ -9,6 +9,7 @@ import type { AttemptPatch } from '../../domain/attempt.js';
 import type { CutoverStep } from '../../domain/cutover-plan.js';
 import type { Clock } from '../../domain/ports/clock.js';
 import type { OnlineMigration } from '../../domain/ports/digitalocean.js';
+import type { ReverseAnchor } from '../../domain/ports/reverse-replication.js';
 import type { SessionMachines, TargetParameters } from '../../domain/ports/machines.js';
 import type { JournalRepository, StepEvent } from '../../domain/ports/stores.js';
 import type { Session } from '../../domain/session.js';
@@ -31,6 +32,10 @@ export interface StepContext {
   freezeConfirmed?: Promise<void>;
   /** In a run: the switch-point snapshots, exported once the fence is proven, beside the steps after it; awaited before the resume. */
   snapshots?: Promise<unknown>;
+  /** In a run: the reverse stream's switch point, read once the fence is proven, beside the steps after it; awaited before the resume. */
+  switchPoint?: Promise<ReverseAnchor | null>;
+  /** `replicate_back`: the switch point the resume journaled (where the reverse stream starts). */
+  reverseFrom?: string;
 }
 
 interface StepOutcome {
@@ -137,15 +142,17 @@ async function preconditions(ctx: StepContext): Promise<StepOutcome> {
   }
   // Nothing slow inside the freeze: connections open and warm, sequences already ahead of the source.
   const { freeze, fence, sequences, routing } = machines;
-  await Promise.all([
+  const [, , , , , reverse] = await Promise.all([
     freeze.prepare?.(),
     routing && (routing.router as unknown) !== freeze ? routing.router.prepare?.() : undefined,
     fence.prepare?.(),
     sequences.pushAhead?.(),
     machines.verifier?.prepare(),
+    machines.reverse?.prepare(),
   ]);
   const lagAtFreeze = { known: true, bytes: lag.bytes, seconds: lag.seconds };
-  return { detail: lagAtFreeze, patch: { lagAtFreeze } };
+  const replicateBack = reverse ? { replicateBack: reverse.ok ? 'ready' : 'impossible', ...(reverse.ok ? {} : { reasons: reverse.reasons }) } : {};
+  return { detail: { ...lagAtFreeze, ...replicateBack }, patch: { lagAtFreeze } };
 }
 
 const STEPS: Record<CutoverStep, StepWork> = {
@@ -178,15 +185,41 @@ const STEPS: Record<CutoverStep, StepWork> = {
     return {};
   },
   async resume_target(ctx, clock) {
-    // The switch point: source and target are the same until the resume; a failed export skips the verification, not the switch.
-    await (ctx.snapshots ?? ctx.machines.verifier?.exportSnapshots())?.catch(() => undefined);
+    // The switch point: source and target are the same until the resume. A failed export skips the
+    // verification, a failed read of the reverse switch point the replication back (told after the switch), never the switch.
+    const [, anchor] = await Promise.all([
+      (ctx.snapshots ?? ctx.machines.verifier?.exportSnapshots())?.catch(() => undefined),
+      (ctx.switchPoint ?? ctx.machines.reverse?.establish())?.catch(() => null),
+    ]);
     const writesHeld = (await (ctx.writesHeld ?? ctx.machines.writesHeld?.())?.catch(() => null)) ?? null;
     await retry(() => ctx.machines.freeze.resume());
     const now = clock.now();
-    return { patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
+    return { ...(anchor ? { detail: { reverseFrom: anchor.lsn } } : {}), patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
+  },
+  async replicate_back(ctx) {
+    const reverse = ctx.machines.reverse;
+    if (!reverse) return { detail: { replicateBack: 'not with this router' } };
+    const from = ctx.reverseFrom;
+    if (!from) {
+      // No switch point (impossible on this target, or not read): a slot would hold WAL for nothing.
+      await reverse.drop();
+      return { detail: { replicateBack: 'off' } };
+    }
+    try {
+      // The forward stream must end first, or the source's rows would loop back (see the adapter).
+      const migration = await stopMigration(ctx.machines, ctx.session);
+      await retry(() => reverse.attach(from), 8, 500);
+      return { detail: { replicateBack: 'on', from, migration } };
+    } catch (error) {
+      // Never left half-made: without a subscription the slot would only hold the target's WAL.
+      await reverse.drop().catch(() => undefined);
+      throw error;
+    }
   },
   async stop_migration(ctx) {
-    return { detail: { migration: await stopMigration(ctx.machines, ctx.session) } };
+    const migration = await stopMigration(ctx.machines, ctx.session);
+    const reverse = await ctx.machines.reverse?.drop();
+    return { detail: { migration, ...(reverse ? { reverseRemoved: reverse } : {}) } };
   },
   async publish_parameters(ctx, clock) {
     // The switch point of this strategy: nothing writes the target before its parameters are out.
@@ -204,6 +237,18 @@ const STEPS: Record<CutoverStep, StepWork> = {
   async rollback_freeze_target(ctx) {
     await ctx.machines.freeze.freeze();
     return {};
+  },
+  async rollback_fence(ctx) {
+    // The fence reversed: every write the target committed is on the source before writes go back there.
+    const reverse = ctx.machines.reverse;
+    if (!reverse || !(await reverse.status()).slot) return { detail: { replicateBack: 'off' } };
+    const fence = await reverse.rollback.fence.prove(ctx.machines.settings.fenceTimeoutSeconds * 1000);
+    return { detail: { ...fence } };
+  },
+  async rollback_sequences(ctx) {
+    // Past every id the target handed out, with or without the rows: the source must not hand them out again.
+    const copied = await ctx.machines.reverse?.rollback.sequences.copy();
+    return { detail: copied ? { ...copied } : {} };
   },
   async rollback_repoint(ctx) {
     const routing = routingOf(ctx);
@@ -252,9 +297,12 @@ export class StepRunner {
   /** Runs `steps` in order, each journaled; rethrows the first failure (journaled `failed`). */
   async run(ctx: StepContext, steps: readonly CutoverStep[]): Promise<{ parameters?: TargetParameters; frozenAt?: Date }> {
     const result: { parameters?: TargetParameters; frozenAt?: Date } = {};
+    let context = ctx;
     try {
       for (const step of steps) {
-        const outcome = await this.step(ctx, step);
+        const outcome = await this.step(context, step);
+        const reverseFrom = outcome.detail?.reverseFrom;
+        if (typeof reverseFrom === 'string') context = { ...context, reverseFrom };
         if (outcome.parameters) result.parameters = outcome.parameters;
         if (outcome.patch?.frozenAt) result.frozenAt = outcome.patch.frozenAt;
       }
@@ -274,7 +322,7 @@ export class StepRunner {
    * failure, the events so far (the failed step's too) before the error is rethrown. The held writes
    * are counted on the proxy's warm connection while the fence runs.
    */
-  async runThrough(ctx: StepContext, steps: readonly CutoverStep[], afterStartJournaled?: () => Promise<void>): Promise<{ frozenAt?: Date }> {
+  async runThrough(ctx: StepContext, steps: readonly CutoverStep[], afterStartJournaled?: () => Promise<void>): Promise<{ frozenAt?: Date; reverseFrom?: string }> {
     const { session, attempt } = ctx;
     const [first, ...rest] = steps;
     if (!first) return {};
@@ -313,7 +361,10 @@ export class StepRunner {
     for (const step of rest) {
       if (failure) break;
       await one(run, step);
-      if (step === 'fence' && !failure && run.machines.verifier) run.snapshots = run.machines.verifier.exportSnapshots().catch(() => undefined);
+      if (step === 'fence' && !failure) {
+        run.snapshots = run.machines.verifier?.exportSnapshots().catch(() => undefined);
+        run.switchPoint = run.machines.reverse?.establish().catch(() => null);
+      }
     }
     if (failure) {
       await this.#journal.recordAll(session.id, attempt, events, patch).catch(() => undefined);
@@ -328,7 +379,8 @@ export class StepRunner {
         details: { switched: true },
       });
     }
-    return patch.frozenAt ? { frozenAt: patch.frozenAt } : {};
+    const reverseFrom = events.find((e) => e.step === 'resume_target' && e.event === 'done')?.detail?.reverseFrom;
+    return { ...(patch.frozenAt ? { frozenAt: patch.frozenAt } : {}), ...(typeof reverseFrom === 'string' ? { reverseFrom } : {}) };
   }
 
   /**

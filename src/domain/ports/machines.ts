@@ -10,6 +10,7 @@ import type { FrozenWhat } from '../attempt.js';
 import type { PlanSettings } from '../cutover-plan.js';
 import type { DigitalOceanApi } from './digitalocean.js';
 import type { Fence, LagProbe } from './replication.js';
+import type { ReverseReplication } from './reverse-replication.js';
 import type { SequenceCopier } from './sequences.js';
 import type { SplitBrainWatch } from './split-brain.js';
 import type { Endpoint, Router, WriteFreeze } from './writes.js';
@@ -69,6 +70,8 @@ export interface SessionMachines {
   freezeInputs?(): Promise<FreezeInputs>;
   /** How many client writes the freeze holds right now (PgBouncer cl_waiting), when known. */
   writesHeld?(): Promise<number | null>;
+  /** Proxy strategy: the target's writes carried back to the source from the switch point, for a rollback that loses nothing. */
+  reverse?: ReverseReplication;
   /** The split-brain watch on the profile's own source database (started after the switch, stopped when the session ends). */
   splitBrain?: SplitBrainWatch;
   close(): Promise<void>;

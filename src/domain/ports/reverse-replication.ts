@@ -55,9 +55,10 @@ export interface ReverseReplication {
   prepare(): Promise<ReverseCapability>;
   /**
    * Inside the freeze, after the fence proved source == target and before the first application write
-   * can reach the target: the target's WAL position there, the switch point the reverse stream starts at.
+   * can reach the target: the target's WAL position there, the switch point the reverse stream starts at;
+   * null when the target has no reverse slot (prepare() found reverse replication impossible).
    */
-  establish(): Promise<ReverseAnchor>;
+  establish(): Promise<ReverseAnchor | null>;
   /**
    * After the resume, once the forward stream (DigitalOcean's migration) is stopped: moves the slot to
    * `from` (the anchor's LSN) and creates the source's subscription on it (no copy, no new slot). Idempotent.

@@ -1,6 +1,6 @@
 /**
  * Fake machines for one source/target pair: a write freeze, a router (proxy strategy), a fence, a lag
- * probe, a sequence copier and DigitalOcean's online migration, sharing one state (`MachineWorld`) and
+ * probe, a sequence copier, DigitalOcean's online migration and (proxy strategy) the reverse replication, sharing one state (`MachineWorld`) and
  * one ordered log of the calls made to them (`calls`, e.g. 'freeze', 'fence', 'repoint:target',
  * 'resume', 'stop_migration'). A test can make a call fail (once, n times, always; before or after
  * its effect) or hang until released (a crash placed in the middle of a step: the effect happened,
@@ -9,6 +9,7 @@
 import type { CutoverSettings, PreflightItem, SessionMachines, TargetParameters } from '../../../src/domain/ports/machines.js';
 import type { DatabaseCluster, DigitalOceanApi, OnlineMigration } from '../../../src/domain/ports/digitalocean.js';
 import type { FenceResult, LagSample } from '../../../src/domain/ports/replication.js';
+import type { ReverseCapability, ReverseReplication } from '../../../src/domain/ports/reverse-replication.js';
 import type { Clock } from '../../../src/domain/ports/clock.js';
 import type { Endpoint, Router, WriteFreeze } from '../../../src/domain/ports/writes.js';
 import type { FrozenWhat } from '../../../src/domain/attempt.js';
@@ -31,10 +32,17 @@ export type MachineCall =
   | 'stop_migration'
   | 'target_parameters'
   | 'writes_held'
-  | 'get_cluster';
+  | 'get_cluster'
+  | 'reverse_prepare'
+  | 'reverse_switch_point'
+  | 'reverse_attach'
+  | 'reverse_status'
+  | 'reverse_fence'
+  | 'reverse_sequences'
+  | 'reverse_drop';
 
 /** Calls that only look: left out of `effects()`. */
-const READS: ReadonlySet<MachineCall> = new Set(['lag', 'preflight', 'inspect', 'get_migration', 'writes_held', 'get_cluster']);
+const READS: ReadonlySet<MachineCall> = new Set(['lag', 'preflight', 'inspect', 'get_migration', 'writes_held', 'get_cluster', 'reverse_switch_point', 'reverse_status']);
 
 export const SOURCE: Endpoint = { host: 'source.internal', port: 5432, database: 'orders' };
 export const TARGET: Endpoint = { host: 'db-target.ondigitalocean.com', port: 25060, database: 'orders', user: 'doadmin', password: new Secret('target-password-0123'), tls: true };
@@ -104,6 +112,10 @@ export class MachineWorld {
   routerLabel = 'pgbouncer database orders';
   /** Machines built and not closed yet. */
   open = 0;
+  /** Whether the target can replicate back (its rights, as the reverse replication's prepare() finds them). */
+  reverseCapable = true;
+  /** The reverse replication on the target (a slot from prepare) and the source's subscription on it (from the switch point). */
+  reverse: { slot: boolean; attachedFrom: string | null } = { slot: false, attachedFrom: null };
   readonly #failures = new Map<MachineCall, Failure>();
   readonly #hangs = new Map<MachineCall, PendingHang[]>();
   #migrations = 0;
@@ -133,9 +145,14 @@ export class MachineWorld {
     return this.calls.filter((c) => c === call).length;
   }
 
-  /** The calls that change something, in order. */
+  /** The calls that change something where writes go (the freeze, the router, DigitalOcean), in order. */
   effects(): MachineCall[] {
-    return this.calls.filter((c) => !READS.has(c));
+    return this.calls.filter((c) => !READS.has(c) && !c.startsWith('reverse_'));
+  }
+
+  /** The reverse replication's calls that change something, in order (see `reverse` for its state). */
+  reverseEffects(): MachineCall[] {
+    return this.calls.filter((c) => !READS.has(c) && c.startsWith('reverse_'));
   }
 
   machines(o: MachinesOptions): SessionMachines {
@@ -183,6 +200,33 @@ export class MachineWorld {
           return { method: 'marker', lsn: '0/3000060', elapsedMs: takes };
         }),
     };
+    const reverse: ReverseReplication = {
+      prepare: () =>
+        call('reverse_prepare', (): ReverseCapability => {
+          if (!this.reverseCapable) return { ok: false, reasons: ["the target user has neither SUPERUSER nor REPLICATION (fake)"], publication: null };
+          this.reverse = { slot: true, attachedFrom: null };
+          return { ok: true, reasons: [], publication: 'all-tables' };
+        }),
+      establish: () => call('reverse_switch_point', () => (this.reverse.slot ? { slot: 'pgcutover_rev', lsn: '0/4000000', elapsedMs: 1 } : null)),
+      attach: (from) =>
+        call('reverse_attach', () => {
+          if (!this.reverse.slot) throw new CodedError(ErrorCode.CutoverStepFailed, 'The reverse replication slot is gone (fake).');
+          this.reverse = { slot: true, attachedFrom: from };
+        }),
+      status: () =>
+        call('reverse_status', () => ({ slot: this.reverse.slot, streaming: this.reverse.attachedFrom !== null, retainedWalBytes: this.reverse.slot ? 0 : null, lagBytes: this.reverse.slot ? 0 : null })),
+      rollback: {
+        fence: { prove: () => call('reverse_fence', (): FenceResult => ({ method: 'marker', lsn: '0/5000000', elapsedMs: 2 })) },
+        sequences: { copy: () => call('reverse_sequences', () => ({ copied: 3, unused: 0, elapsedMs: 2 })) },
+      },
+      drop: () =>
+        call('reverse_drop', () => {
+          const had = this.reverse.slot ? 1 : 0;
+          this.reverse = { slot: false, attachedFrom: null };
+          return { subscriptions: had, slots: had, publications: had };
+        }),
+      close: async () => undefined,
+    };
     this.open += 1;
     return {
       settings: o.settings,
@@ -192,7 +236,7 @@ export class MachineWorld {
       sequences: { copy: () => call('sequences', () => ({ copied: 3, unused: 1, elapsedMs: 4 })) },
       freeze,
       frozenWhat: o.frozenWhat,
-      ...(o.routed ? { routing: { router, source: SOURCE, target: TARGET }, routerLabel: this.routerLabel } : {}),
+      ...(o.routed ? { routing: { router, source: SOURCE, target: TARGET }, routerLabel: this.routerLabel, reverse } : {}),
       freezeInputs: async () => ({
         drainMs: this.drainMs,
         sourceRttMs: 1,
