@@ -39,6 +39,7 @@ import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
 import { CatalogSchemaGuard } from './replication/schema-catalog.js';
+import { PgReverseReplication } from './replication/reverse-replication.js';
 import { SlotSplitBrainWatch } from './replication/split-brain-watch.js';
 import { SnapshotSwitchPointVerifier } from './replication/switch-point-verifier.js';
 import { describeDifference } from '../domain/schema-drift.js';
@@ -158,6 +159,10 @@ export class ProfileMachines {
     );
     // The profile's own database is compared at the switch point (the others are fenced and copied).
     const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
+    // Behind a router the applications write on the target after the switch: their writes flow back for a rollback.
+    const reverse = routing
+      ? new PgReverseReplication({ source: sourceOf(own), target: targetOf(own), targetConnection: await targetConnection(), sessionId: session.id, sequenceMargin: profile.sequences.margin, logger: log })
+      : undefined;
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
@@ -167,6 +172,7 @@ export class ProfileMachines {
       fence,
       sequences,
       verifier,
+      ...(reverse ? { reverse } : {}),
       freeze,
       frozenWhat: frozenWhatOf(profile, proxy?.kind ?? 'none'),
       ...(routing ? { routing, routerLabel: `${routing.router.kind} database ${frozenWhatOf(profile, routing.router.kind).database ?? ''}`.trim() } : {}),
@@ -197,6 +203,7 @@ export class ProfileMachines {
         // Replication applies rows by column: a schema changed on one side only stops it (or a freeze waits
         // for a fence that never comes). Checked before every freeze, in every migrated database.
         if (stage === 'before-freeze') items.push(await schemaCheck(databases, sourceOf, targetOf));
+        if (reverse && stage === 'before-freeze') items.push(await replicateBackCheck(reverse));
         if (bouncer && routed && stage === 'before-freeze') {
           const checks = await bouncer.preflight(await targetEndpoint());
           items.push(...checks.map((c): PreflightItem => ({ check: `pgbouncer: ${c.name}`, status: c.ok ? 'pass' : 'fail', detail: c.detail })));
@@ -241,7 +248,7 @@ export class ProfileMachines {
         }),
       async close() {
         // The fence first: it may hold connections of the pools below.
-        await Promise.all([fence.close(), sequences.close(), verifier.close()]).catch(() => undefined);
+        await Promise.all([fence.close(), sequences.close(), verifier.close(), reverse?.close()]).catch(() => undefined);
         await proxy?.close().catch(() => undefined);
         const pools = [...targetPools.values()];
         targetPools.clear();
@@ -293,6 +300,19 @@ export class ProfileMachines {
     );
     return resumedLater ? undefined : record;
   }
+}
+
+/** Whether the target's writes can flow back after the switch: without it a rollback leaves them on the target. */
+async function replicateBackCheck(reverse: PgReverseReplication): Promise<PreflightItem> {
+  const check = 'replicating back';
+  const capability = await reverse.capability().catch((error: unknown) => ({ ok: false, reasons: [(error as Error).message] }));
+  if (capability.ok) return { check, status: 'pass', detail: "after the switch the target's writes flow back to the source: a rollback loses nothing" };
+  return {
+    check,
+    status: 'warn',
+    detail: `a rollback after the switch would leave the target's writes on the target only: ${capability.reasons.join('; ')}`,
+    fix: 'wal_level = logical on the target and a target user with REPLICATION that owns the migrated tables (or a superuser), and a superuser on the source',
+  };
 }
 
 /** Which PgBouncer entries the cutover pauses and repoints, and which migrated databases none of them serves. */

@@ -140,6 +140,9 @@ describe('undo after a failed step', () => {
     expect(await freezing).toMatchObject({ code: ErrorCode.CutoverStepFailed });
     expect((await house.session(s.id)).state).toBe('syncing');
     expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'resume']);
+    // The reverse slot prepared for the cutover is removed once writes are back on the source (it would hold the target's WAL).
+    expect(house.world.reverseEffects()).toEqual(['reverse_prepare', 'reverse_drop']);
+    expect(house.world.reverse.slot).toBe(false);
     expect(await journalOf(house, s.id)).toEqual([
       'preconditions:started',
       'preconditions:done',

@@ -311,6 +311,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       'switch_approve:approved',
       'switch:succeeded',
       'verify:info',
+      'replicate_back:info',
       'finish:succeeded',
     ]);
     const dump = `\n${describeTrail(t)}`;
@@ -381,6 +382,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       'freeze:succeeded',
       'switch:succeeded',
       'verify:info',
+      'replicate_back:info',
       'finish:succeeded',
     ]);
     const row = (key: string) => t.rows.find((r) => `${r.action}:${r.outcome}` === key)!;
@@ -466,6 +468,7 @@ describe.concurrent('one audit row and one thread line per fact, in order (Slack
       'switch_approve:approved',
       'switch:succeeded',
       'verify:info',
+      'replicate_back:info',
       'rollback:succeeded',
     ]);
     const rolledBack = t.lines.filter((l) => /Rolled back/.test(l.text));

@@ -34,6 +34,8 @@ export interface E2eRigOptions {
   databases?: string[];
   /** PgBouncer's query_wait_timeout, seconds: how long a write may wait in a pause. */
   queryWaitTimeout: number;
+  /** The target with wal_level=logical, as on DigitalOcean: the bot replicates back after the switch. */
+  replicateBack?: boolean;
 }
 
 /** A profile of the first application database behind PgBouncer, as the profiles file says it. */
@@ -104,7 +106,7 @@ export async function startE2eRig(options: E2eRigOptions, logger: Logger): Promi
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
   };
   try {
-    const [source, target] = await startReplicationPair([...databases, 'store']);
+    const [source, target] = await startReplicationPair([...databases, 'store'], { targetLogical: options.replicateBack ?? false });
     stops.push(() => Promise.all([source.stop(), target.stop()]));
     for (const db of databases) await source.query(RIG_SCHEMA, [], db);
     const sim = await startRigSimulator(target, logger);

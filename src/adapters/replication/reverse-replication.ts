@@ -133,7 +133,25 @@ export class PgReverseReplication implements ReverseReplication {
     return this.#name;
   }
 
+  async capability(): Promise<ReverseCapability> {
+    return (await this.#capability()).capability;
+  }
+
   async prepare(): Promise<ReverseCapability> {
+    const { capability, tables } = await this.#capability();
+    if (!capability.ok || !capability.publication) {
+      this.#log.warn({ reasons: capability.reasons }, 'reverse replication not possible');
+      return capability;
+    }
+    // A slot left by an earlier attempt starts before this switch point: never reused.
+    await this.#dropSlot();
+    await this.#createPublication(capability.publication, tables);
+    await this.#o.target.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.#name]);
+    this.#held ??= await this.#o.target.connect();
+    return capability;
+  }
+
+  async #capability(): Promise<{ capability: ReverseCapability; tables: string[] }> {
     const [facts, sourceRole] = await Promise.all([
       this.#o.target.query<TargetFacts>(TARGET_FACTS),
       this.#o.source.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = current_user'),
@@ -143,17 +161,8 @@ export class PgReverseReplication implements ReverseReplication {
     const t = facts.rows[0];
     if (!t) throw new CodedError(ErrorCode.Internal, 'The target did not describe its own user.');
     const reasons = missingRights(t, sourceRole.rows[0]?.rolsuper === true);
-    const publication = t.rolsuper ? 'all-tables' : 'table-list';
-    if (reasons.length > 0) {
-      this.#log.warn({ reasons }, 'reverse replication not possible');
-      return { ok: false, reasons, publication: null };
-    }
-    // A slot left by an earlier attempt starts before this switch point: never reused.
-    await this.#dropSlot();
-    await this.#createPublication(publication, t.tables);
-    await this.#o.target.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.#name]);
-    this.#held ??= await this.#o.target.connect();
-    return { ok: true, reasons: [], publication };
+    const capability: ReverseCapability = reasons.length > 0 ? { ok: false, reasons, publication: null } : { ok: true, reasons: [], publication: t.rolsuper ? 'all-tables' : 'table-list' };
+    return { capability, tables: t.tables };
   }
 
   async establish(): Promise<ReverseAnchor | null> {

@@ -462,6 +462,8 @@ export class StepRunner {
       await this.#journal.record(session.id, attempt, 'unfreeze_source', 'failed', { problems });
       return { resumed, problems };
     }
+    // Writes are back on the source: the reverse slot prepared for this attempt would only hold the target's WAL.
+    await ctx.machines.reverse?.drop().catch((error: unknown) => problems.push(`removing the reverse replication slot failed: ${asCodedError(error).message}`));
     const now = this.#clock.now();
     await this.#journal.record(session.id, attempt, 'unfreeze_source', 'done', problems.length ? { problems } : {}, {
       resumedAt: now,

@@ -47,6 +47,8 @@ export interface ReverseDropResult {
 }
 
 export interface ReverseReplication {
+  /** Whether prepare() could set it up, changing nothing (preflight). */
+  capability(): Promise<ReverseCapability>;
   /**
    * Before the freeze: checks that the target can publish and keep a slot and that the source can
    * subscribe, creates the publication and the slot on the target (a slot left by an earlier attempt is

@@ -200,12 +200,14 @@ export class MachineWorld {
           return { method: 'marker', lsn: '0/3000060', elapsedMs: takes };
         }),
     };
+    const capability = (): ReverseCapability =>
+      this.reverseCapable ? { ok: true, reasons: [], publication: 'all-tables' } : { ok: false, reasons: ['the target user has neither SUPERUSER nor REPLICATION (fake)'], publication: null };
     const reverse: ReverseReplication = {
+      capability: async () => capability(),
       prepare: () =>
         call('reverse_prepare', (): ReverseCapability => {
-          if (!this.reverseCapable) return { ok: false, reasons: ["the target user has neither SUPERUSER nor REPLICATION (fake)"], publication: null };
-          this.reverse = { slot: true, attachedFrom: null };
-          return { ok: true, reasons: [], publication: 'all-tables' };
+          if (this.reverseCapable) this.reverse = { slot: true, attachedFrom: null };
+          return capability();
         }),
       establish: () => call('reverse_switch_point', () => (this.reverse.slot ? { slot: 'pgcutover_rev', lsn: '0/4000000', elapsedMs: 1 } : null)),
       attach: (from) =>
