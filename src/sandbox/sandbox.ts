@@ -114,7 +114,7 @@ async function start(options: SandboxOptions, cleanups: Array<() => Promise<unkn
     cleanups.push(() => store.stop());
     storeUrl = store.connectionString(storeDb);
   } else {
-    const [s, t] = await startReplicationPair(['orders', storeDb]);
+    const [s, t] = await startReplicationPair(['orders', storeDb], { targetLogical: true });
     cleanups.push(() => Promise.all([s.stop(), t.stop()]));
     source = { host: s.host, port: s.port, user: s.user, password: s.password, database: 'orders', sslmode: 'disable' };
     target = { host: t.host, port: t.port, user: t.user, password: t.password, database: 'orders', sslmode: 'disable' };
