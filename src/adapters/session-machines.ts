@@ -22,6 +22,7 @@ import { latestAttempt } from '../domain/cutover-plan.js';
 import { evaluatePreflight } from '../domain/preflight.js';
 import type { DigitalOceanApi } from '../domain/ports/digitalocean.js';
 import type { CutoverSettings, PreflightItem, SessionMachines, TargetParameters } from '../domain/ports/machines.js';
+import type { ReverseReplication } from '../domain/ports/reverse-replication.js';
 import type { JournalRepository } from '../domain/ports/stores.js';
 import type { Endpoint } from '../domain/ports/writes.js';
 import type { Session } from '../domain/session.js';
@@ -39,6 +40,7 @@ import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
 import { CatalogSchemaGuard } from './replication/schema-catalog.js';
+import { everyDatabaseReverse } from './replication/every-database-reverse.js';
 import { PgReverseReplication } from './replication/reverse-replication.js';
 import { SlotSplitBrainWatch } from './replication/split-brain-watch.js';
 import { SnapshotSwitchPointVerifier } from './replication/switch-point-verifier.js';
@@ -160,9 +162,24 @@ export class ProfileMachines {
     // The profile's own database is compared at the switch point (the others are fenced and copied).
     const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
     // Behind a router the applications write on the target after the switch: their writes flow back for a rollback.
-    const reverse = routing
-      ? new PgReverseReplication({ source: sourceOf(own), target: targetOf(own), targetConnection: await targetConnection(), sessionId: session.id, sequenceMargin: profile.sequences.margin, logger: log })
-      : undefined;
+    const reverseOf = async (names: readonly string[]) => {
+      const t = await targetConnection();
+      return everyDatabaseReverse(
+        names.map((database) => ({
+          database,
+          part: new PgReverseReplication({
+            source: sourceOf(database),
+            target: targetOf(database),
+            targetConnection: database === own ? t : { ...t, database },
+            sessionId: session.id,
+            ...(database === own ? {} : { database }),
+            sequenceMargin: profile.sequences.margin,
+            logger: log,
+          }),
+        })),
+      );
+    };
+    const reverse = routing ? await reverseOf(databases) : undefined;
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {
@@ -303,7 +320,7 @@ export class ProfileMachines {
 }
 
 /** Whether the target's writes can flow back after the switch: without it a rollback leaves them on the target. */
-async function replicateBackCheck(reverse: PgReverseReplication): Promise<PreflightItem> {
+async function replicateBackCheck(reverse: ReverseReplication): Promise<PreflightItem> {
   const check = 'replicating back';
   const capability = await reverse.capability().catch((error: unknown) => ({ ok: false, reasons: [(error as Error).message] }));
   if (capability.ok) return { check, status: 'pass', detail: "after the switch the target's writes flow back to the source: a rollback loses nothing" };

@@ -17,6 +17,7 @@ import { freePort } from '../support/free-port.js';
 import { until } from '../support/wait.js';
 
 const CHANNEL = 'C0ROLLBACK';
+const DATABASES = ['orders', 'orders2'] as const;
 
 /** Our replication objects on one side: slots, publications and subscriptions named pgcutover… */
 const OURS = `
@@ -27,18 +28,18 @@ const OURS = `
 describe('a rollback that loses nothing, on the real rig through Slack', () => {
   const { logger } = captureLogger('info');
   let rig: E2eRig;
-  let writer: Writer | undefined;
+  let writers: Writer[] = [];
 
   const thread = () => rig.people.thread(CHANNEL).map((m) => m.text);
   const threadText = () => thread().join('\n');
 
   beforeAll(async () => {
-    rig = await startE2eRig({ queryWaitTimeout: 120, replicateBack: true }, logger);
+    rig = await startE2eRig({ databases: [...DATABASES], queryWaitTimeout: 120, replicateBack: true }, logger);
     rig.writeProfile({ channels: [CHANNEL], pauseTimeoutSeconds: 60, budgetSeconds: 120, more: { replication: { fenceTimeoutSeconds: 60 } } });
   }, 120_000);
 
   afterAll(async () => {
-    await writer?.stop().catch(() => undefined);
+    await Promise.all(writers.map((w) => w.stop().catch(() => undefined)));
     await rig?.stop();
   });
 
@@ -47,46 +48,50 @@ describe('a rollback that loses nothing, on the real rig through Slack', () => {
     const bot = await rig.bots.start(port);
     await rig.people.command(port, CHANNEL, ALICE, 'start orders');
     const session = await rig.waitState(CHANNEL, 'syncing');
-    writer = startWriter(rig.bouncer.connectionString('orders'), { prefix: 'rollback', workers: 4, maxDurationMs: 300_000 });
-    await until('writes flowing', () => (writer!.acked.length > 50 ? true : undefined));
+    writers = DATABASES.map((db) => startWriter(rig.bouncer.connectionString(db), { prefix: db, workers: 3, maxDurationMs: 300_000 }));
+    const onPort = (w: Writer, port: number, after = 0) => w.acked.filter((a) => a.port === port && a.sentAt > after).length;
+    await until('writes flowing', () => (writers.every((w) => w.acked.length > 50) ? true : undefined));
 
     await rig.approveBoth(port, CHANNEL, session.id);
     await rig.waitState(CHANNEL, 'switched');
     await until('replicating back', () => thread().find((t) => t.startsWith(':repeat: Replicating back')), 60_000, threadText);
     // DigitalOcean's migration is stopped: the forward stream must end before the reverse one starts.
     expect((await rig.sim.migration(DO_CLUSTER))?.status).not.toMatch(/^(running|syncing)$/);
-    await until('a few hundred writes on the target', () => (writer!.acked.filter((a) => a.port === rig.target.port).length > 300 ? true : undefined), 60_000);
+    await until('a few hundred writes on the target in each database', () => (writers.every((w) => onPort(w, rig.target.port) > 200) ? true : undefined), 60_000);
 
     await rig.people.click(port, CHANNEL, BOB, 'rollback');
     await rig.waitState(CHANNEL, 'rolled_back');
     const rolledBack = await until('the rollback told', () => thread().find((t) => t.includes('Rolled back by')), 60_000, threadText);
     expect(rolledBack).toContain('was on the source before writes went back');
     const rolledBackAt = Date.now();
-    await until('writes on the source after the rollback', () => (writer!.acked.filter((a) => a.port === rig.source.port && a.sentAt > rolledBackAt).length > 100 ? true : undefined), 60_000);
+    await until('writes on the source after the rollback', () => (writers.every((w) => onPort(w, rig.source.port, rolledBackAt) > 100) ? true : undefined), 60_000);
 
-    const load = writer;
-    writer = undefined;
-    await load.stop();
-    expect(load.errors).toEqual([]);
-    const onTarget = load.acked.filter((a) => a.port === rig.target.port);
-    expect(onTarget.length).toBeGreaterThan(300);
-
-    // Every acknowledged write is on the source: before the switch, on the target after it, after the rollback.
-    const rows = await rig.source.query<{ id: string; n: string }>('SELECT id, n::text AS n FROM writes', [], 'orders');
-    const onSource = new Map(rows.map((r) => [r.id, Number(r.n)]));
-    const missing = load.acked.filter((a) => !onSource.has(a.id));
-    expect(missing.map((a) => `${a.id} (port ${a.port})`)).toEqual([]);
-    // No id handed out twice: the source's sequence went past every id the target handed out.
-    expect(new Set(load.acked.map((a) => a.n)).size).toBe(load.acked.length);
-    const lastOnTarget = Math.max(...onTarget.map((a) => a.n));
-    expect(load.acked.filter((a) => a.port === rig.source.port && a.sentAt > rolledBackAt).every((a) => a.n > lastOnTarget)).toBe(true);
+    const loads = writers;
+    writers = [];
+    await Promise.all(loads.map((w) => w.stop()));
+    for (const [i, db] of DATABASES.entries()) {
+      const load = loads[i]!;
+      expect(load.errors).toEqual([]);
+      const onTarget = load.acked.filter((a) => a.port === rig.target.port);
+      expect(onTarget.length).toBeGreaterThan(200);
+      // Every acknowledged write is on the source: before the switch, on the target after it, after the rollback.
+      const rows = await rig.source.query<{ id: string }>('SELECT id FROM writes', [], db);
+      const onSource = new Set(rows.map((r) => r.id));
+      expect(load.acked.filter((a) => !onSource.has(a.id)).map((a) => `${db}: ${a.id} (port ${a.port})`)).toEqual([]);
+      // No id handed out twice: the source's sequence went past every id the target handed out.
+      expect(new Set(load.acked.map((a) => a.n)).size).toBe(load.acked.length);
+      const lastOnTarget = Math.max(...onTarget.map((a) => a.n));
+      expect(load.acked.filter((a) => a.port === rig.source.port && a.sentAt > rolledBackAt).every((a) => a.n > lastOnTarget)).toBe(true);
+    }
 
     // The session stays open after the rollback, with a way to end it.
     expect((await rig.sessions.require(session.id)).state).toBe('rolled_back');
     await rig.people.click(port, CHANNEL, ALICE, 'abort');
     await rig.waitState(CHANNEL, 'aborted');
-    expect(await rig.source.query(OURS, [], 'orders')).toEqual([]);
-    expect(await rig.target.query(OURS, [], 'orders')).toEqual([]);
+    for (const db of DATABASES) {
+      expect(await rig.source.query(OURS, [], db)).toEqual([]);
+      expect(await rig.target.query(OURS, [], db)).toEqual([]);
+    }
     await rig.bots.stop(bot);
   }, 420_000);
 });

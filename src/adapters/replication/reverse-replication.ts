@@ -61,6 +61,11 @@ export interface ReverseReplicationOptions {
   /** How the source's subscription reaches the target (kept in the source's pg_subscription). */
   targetConnection: PostgresTarget;
   sessionId: string;
+  /**
+   * Set for every migrated database but the profile's own: slot names are unique in the whole target
+   * cluster, so each database's objects are named `pgcutover_rev_<session>_<database>`.
+   */
+  database?: string;
   /** Steps added to each sequence copied back (as the forward copy's margin). */
   sequenceMargin: number;
   logger: Logger;
@@ -120,7 +125,8 @@ export class PgReverseReplication implements ReverseReplication {
 
   constructor(options: ReverseReplicationOptions) {
     this.#o = options;
-    this.#name = objectName(REVERSE_PREFIX, options.sessionId);
+    const suffix = options.database === undefined ? '' : `_${options.database.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 30)}`;
+    this.#name = `${objectName(REVERSE_PREFIX, options.sessionId)}${suffix}`;
     this.#log = options.logger.child({ name: 'reverse-replication', object: this.#name });
     this.rollback = {
       fence: new ReplicationFence({ source: options.target, target: options.source, slot: this.#name, logger: options.logger }),
