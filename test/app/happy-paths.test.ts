@@ -254,3 +254,23 @@ describe('approvals bound to the state they were given in', () => {
     expect((await house.session(s.id)).state).toBe('syncing');
   });
 });
+
+describe('a router that cannot pause (Pgpool): the freeze is in the source database', () => {
+  it('the source stays locked against the application roles after the switch, until a rollback lifts it', async () => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await a.startSession('pooled');
+    await a.perform('freeze_request', s.id, U.OPS);
+    await a.perform('switch_request', s.id, U.OPS);
+    await a.perform('freeze_approve', s.id, U.APP);
+    expect((await a.perform('switch_approve', s.id, U.BOB))?.state).toBe('switched');
+    // Writes go to the target through the router; a client that bypasses it still cannot write on the source.
+    expect(house.world).toMatchObject({ pointsTo: 'target', frozen: true });
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'stop_migration']);
+    const resumed = (await house.store.journal.entries(s.id)).find((e) => e.step === 'resume_target' && e.event === 'done');
+    expect(resumed?.detail).toMatchObject({ sourceKeptLocked: true });
+
+    expect((await a.perform('rollback', s.id, U.OPS))?.state).toBe('rolled_back');
+    expect(house.world).toMatchObject({ pointsTo: 'source', frozen: false });
+  });
+});

@@ -192,9 +192,13 @@ const STEPS: Record<CutoverStep, StepWork> = {
       (ctx.switchPoint ?? ctx.machines.reverse?.establish())?.catch(() => null),
     ]);
     const writesHeld = (await (ctx.writesHeld ?? ctx.machines.writesHeld?.())?.catch(() => null)) ?? null;
-    await retry(() => ctx.machines.freeze.resume());
+    // A freeze in the source database is not lifted: the router now sends the applications to the target,
+    // and a client that bypasses it must not write on the old source (lifted by a rollback).
+    const keepSourceLocked = ctx.machines.frozenWhat.method !== 'proxy-pause';
+    if (!keepSourceLocked) await retry(() => ctx.machines.freeze.resume());
     const now = clock.now();
-    return { ...(anchor ? { detail: { reverseFrom: anchor.lsn } } : {}), patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
+    const detail = { ...(anchor ? { reverseFrom: anchor.lsn } : {}), ...(keepSourceLocked ? { sourceKeptLocked: true } : {}) };
+    return { detail, patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
   },
   async replicate_back(ctx) {
     const reverse = ctx.machines.reverse;

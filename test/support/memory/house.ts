@@ -36,7 +36,7 @@ export const U = {
   EVE: 'U0EVE',
 } as const;
 
-export const CHANNEL = { orders: 'C0ORDERS', catalog: 'C0CATALOG', solo: 'C0SOLO' } as const;
+export const CHANNEL = { orders: 'C0ORDERS', catalog: 'C0CATALOG', solo: 'C0SOLO', pooled: 'C0POOLED' } as const;
 export type ProfileName = keyof typeof CHANNEL;
 
 const profilesYaml = (o: ProfileNumbers) => `
@@ -76,6 +76,15 @@ profiles:
       databasesFile: /etc/pgbouncer/databases.ini
     freeze: { method: proxy-pause, budgetSeconds: ${o.budgetSeconds} }
     gates: { operators: [${U.OPS}], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: false, flow: ${o.flow} }
+  pooled:
+    channels: [${CHANNEL.pooled}]
+    strategy: proxy
+    source: { host: source.internal, database: orders, user: migrator, password: "\${SOURCE_PASSWORD}" }
+    digitalocean: { clusterUuid: 2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f, database: orders }
+    replication: { fenceTimeoutSeconds: ${o.fenceTimeoutSeconds} }
+    proxy: { kind: pgpool, pcp: { host: pgpool.internal, user: pcpadmin, password: "\${BOUNCER_PASSWORD}" } }
+    freeze: { method: read-only-roles, appRoles: [orders_app], budgetSeconds: ${o.budgetSeconds} }
+    gates: { operators: [${U.OPS}, S0DBAS], approvers: [${U.APP}, ${U.BOB}], twoPersonRule: true, flow: ${o.flow}, approvalExpiryMinutes: 15 }
 `;
 
 /** Parsed once per set of numbers (the parse and validation cost more than a whole in-memory cutover). */
