@@ -13,6 +13,7 @@ import { SlackReportPoster } from './adapters/slack/report-poster.js';
 import { StatusMessages } from './adapters/slack/status-message.js';
 import { ThreadPublisher } from './adapters/slack/thread-publisher.js';
 import { GroupResolver } from './adapters/slack/user-groups.js';
+import { CatalogSchemaDriftChecks } from './adapters/replication/schema-drift-checks.js';
 import { SourceSplitBrainWatches } from './adapters/replication/split-brain-watches.js';
 import { SourceObserver } from './adapters/source/session-observer.js';
 import { SourceRegistry } from './adapters/source/source-registry.js';
@@ -197,10 +198,14 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
   const port = typeof address === 'object' && address !== null ? (address as { port: number }).port : env.PORT;
   log.info({ port, profiles: [...config.profiles.keys()], store: store.db.engine }, 'pgcutover is listening');
   let scheduler: ReportScheduler | undefined;
+  let schemaDrift: CatalogSchemaDriftChecks | undefined;
   if (deps.reports !== false) {
     // Reports ask DigitalOcean with a short budget of their own: a 429's retry-after never holds a tick.
     const reportsDo = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log, budgetMs: 3_000, timeoutMs: 3_000, maxAttempts: 2, metrics });
     const observer = new SourceObserver({ sources, profiles: config.profiles, digitalocean: reportsDo, log });
+    // With the real engine: syncing sessions' schemas are compared on their ticks, the target reached as the machines reach it.
+    const targets = machines;
+    schemaDrift = targets ? new CatalogSchemaDriftChecks({ sources, target: (profile) => targets.targetConnection(profile) }) : undefined;
     scheduler = new ReportScheduler({
       sessions: store.sessions,
       ticks: new ReportTickStore(store.db),
@@ -214,6 +219,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
       }),
       housekeeping: new StoreHousekeeping(store.db),
       ...(watches ? { splitBrain: watches } : {}),
+      ...(schemaDrift ? { schemaDrift } : {}),
       samples,
       log,
       replicaId: `${hostname()}:${process.pid}`,
@@ -230,6 +236,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     async stop() {
       await app.stop();
       await scheduler?.stop();
+      await schemaDrift?.close();
       // Releases the executor locks this replica holds without touching the machines: a freeze in
       // progress is picked up from the journal by the next start (or another replica's watchdog).
       await engine?.close();

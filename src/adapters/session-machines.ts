@@ -39,12 +39,11 @@ import { EveryDatabaseFence, everyDatabaseSequences } from './source/every-datab
 import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
-import { CatalogSchemaGuard } from './replication/schema-catalog.js';
+import { driftInEveryDatabase } from './replication/schema-catalog.js';
 import { everyDatabaseReverse } from './replication/every-database-reverse.js';
 import { PgReverseReplication } from './replication/reverse-replication.js';
 import { SlotSplitBrainWatch } from './replication/split-brain-watch.js';
 import { SnapshotSwitchPointVerifier } from './replication/switch-point-verifier.js';
-import { describeDifference } from '../domain/schema-drift.js';
 import { gatherPreflightFacts, type PreflightDeps } from './source/preflight-gatherer.js';
 import { sequenceCopier } from './source/sequences.js';
 import { SourceRegistry } from './source/source-registry.js';
@@ -220,7 +219,7 @@ export class ProfileMachines {
         // Replication applies rows by column: a schema changed on one side only stops it (or a freeze waits
         // for a fence that never comes). Checked before every freeze, in every migrated database.
         if (stage === 'before-freeze') items.push(await schemaCheck(databases, sourceOf, targetOf));
-        if (reverse && stage === 'before-freeze') items.push(await replicateBackCheck(reverse));
+        if (reverse && stage === 'before-freeze') items.push(await replicateBackCheck(reverse, profile.rollback.withoutReplicatingBack));
         if (bouncer && routed && stage === 'before-freeze') {
           const checks = await bouncer.preflight(await targetEndpoint());
           items.push(...checks.map((c): PreflightItem => ({ check: `pgbouncer: ${c.name}`, status: c.ok ? 'pass' : 'fail', detail: c.detail })));
@@ -280,6 +279,13 @@ export class ProfileMachines {
     if (this.#ownSources) await this.#sources.close();
   }
 
+  /** How the bot reaches a profile's target (the same look-up as its sessions' machines); the reports' schema guard uses it. */
+  targetConnection(profileName: string): Promise<TargetConnection> {
+    const profile = this.#o.config.profiles.get(profileName);
+    if (!profile) return Promise.reject(new CodedError(ErrorCode.ConfigInvalid, `Profile "${profileName}" is not configured.`));
+    return this.#target(profileName, profile);
+  }
+
   /** The target depends on the profile alone (its DO cluster and overrides): one look-up per profile. */
   #target(profileName: string, profile: Profile): Promise<TargetConnection> {
     let pending = this.#targets.get(profileName);
@@ -319,16 +325,20 @@ export class ProfileMachines {
   }
 }
 
-/** Whether the target's writes can flow back after the switch: without it a rollback leaves them on the target. */
-async function replicateBackCheck(reverse: ReverseReplication): Promise<PreflightItem> {
+/**
+ * Whether the target's writes can flow back after the switch. Without it a rollback leaves them on
+ * the target: that fails the preflight (and so the freeze) unless the profile accepts it.
+ */
+async function replicateBackCheck(reverse: ReverseReplication, without: 'refuse' | 'accept'): Promise<PreflightItem> {
   const check = 'replicating back';
   const capability = await reverse.capability().catch((error: unknown) => ({ ok: false, reasons: [(error as Error).message] }));
   if (capability.ok) return { check, status: 'pass', detail: "after the switch the target's writes flow back to the source: a rollback loses nothing" };
+  const accepted = without === 'accept';
   return {
     check,
-    status: 'warn',
-    detail: `a rollback after the switch would leave the target's writes on the target only: ${capability.reasons.join('; ')}`,
-    fix: 'wal_level = logical on the target and a target user with REPLICATION that owns the migrated tables (or a superuser), and a superuser on the source',
+    status: accepted ? 'warn' : 'fail',
+    detail: `a rollback after the switch would leave the target's writes on the target only${accepted ? ' (accepted by the profile)' : ''}: ${capability.reasons.join('; ')}`,
+    fix: 'wal_level = logical on the target and a target user with REPLICATION that owns the migrated tables (or a superuser), and a superuser on the source; or accept the loss with rollback.withoutReplicatingBack: accept in the profile',
   };
 }
 
@@ -391,11 +401,7 @@ export function frozenWhatOf(profile: Profile, via: string): FrozenWhat {
 
 /** The schema guard's preflight item: source and target catalogs compared in every migrated database. */
 async function schemaCheck(databases: readonly string[], sourceOf: (db: string) => Queryable, targetOf: (db: string) => Queryable): Promise<PreflightItem> {
-  const drift = await settleAll(databases, async (database) => {
-    const { differences } = await new CatalogSchemaGuard({ source: sourceOf(database), target: targetOf(database) }).compare();
-    return differences.map((d) => (databases.length > 1 ? `${database}: ` : '') + describeDifference(d));
-  });
-  const lines = drift.flat();
+  const lines = await driftInEveryDatabase(databases, sourceOf, targetOf);
   return lines.length === 0
     ? { check: 'schema', status: 'pass', detail: 'source and target have the same tables, columns, keys and indexes' }
     : {

@@ -152,6 +152,16 @@ function schemas(env: NodeJS.ProcessEnv) {
         })
         .prefault({}),
       sequences: z.strictObject({ margin: z.number().int().min(0).default(1000) }).prefault({}),
+      rollback: z
+        .strictObject({
+          /**
+           * Where the target cannot replicate back (see the preflight item "replicating back"), a rollback
+           * after the switch leaves the target's writes on the target only: the freeze is refused unless
+           * this says `accept`.
+           */
+          withoutReplicatingBack: z.enum(['refuse', 'accept']).default('refuse'),
+        })
+        .prefault({}),
       gates: z.strictObject({
         operators: z.array(principal).default([]),
         approvers: z.array(principal).default([]),

@@ -38,8 +38,11 @@ export interface AlertPolicy {
 /** DigitalOcean stops an online migration after two weeks. */
 export const DO_MIGRATION_LIMIT_MS = 14 * 24 * 3600 * 1000;
 
-/** What a notice is about: an episode kind above, or a finding of the split-brain watch (each is new writes: no episode). */
-export type NoticeKind = AlertKind | 'split_brain';
+/**
+ * What a notice is about: an episode kind above, a finding of the split-brain watch (each is new writes:
+ * no episode), or schema drift between source and target (announced per new difference).
+ */
+export type NoticeKind = AlertKind | 'split_brain' | 'schema_drift';
 
 export interface AlertNotice {
   kind: NoticeKind;

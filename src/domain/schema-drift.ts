@@ -3,6 +3,7 @@
  * types, keys and constraints, indexes) on each side, and the differences between them, named. Logical
  * replication applies rows by column name, so column positions are not compared.
  */
+import type { AlertNotice } from './alerts.js';
 
 export interface CatalogColumn {
   name: string;
@@ -81,4 +82,35 @@ export function describeDifference(d: SchemaDifference): string {
     default:
       return `${d.table}: ${d.kind} ${d.name} ${d.source === null ? 'only on the target' : d.target === null ? 'only on the source' : 'differs'}`;
   }
+}
+
+/** At most this many differences are named in one notice. */
+const DIFFERENCES_NAMED = 10;
+const DRIFT_TITLE = 'schema drift between source and target';
+
+/**
+ * The channel's notice when a syncing session's schemas are compared again: the differences not
+ * announced before (each is announced once, however many checks see it), or, once none is left, that
+ * the drift is resolved. Differences that go while others stay say nothing: the freeze stays refused.
+ */
+export function schemaDriftNotice(announced: readonly string[], current: readonly string[]): AlertNotice | undefined {
+  if (current.length === 0) {
+    return announced.length === 0
+      ? undefined
+      : { kind: 'schema_drift', action: 'clear', title: DRIFT_TITLE, text: 'Resolved: source and target have the same tables, columns, keys and indexes again.' };
+  }
+  const seen = new Set(announced);
+  const fresh = current.filter((d) => !seen.has(d));
+  if (fresh.length === 0) return undefined;
+  const named = fresh.slice(0, DIFFERENCES_NAMED);
+  const more = fresh.length - named.length;
+  const all = current.length > fresh.length ? ` (${current.length} differences in all)` : '';
+  return {
+    kind: 'schema_drift',
+    action: 'fire',
+    title: DRIFT_TITLE,
+    text:
+      `${named.join('; ')}${more > 0 ? `; and ${more} more` : ''}${all}. Logical replication carries rows, never schema changes: ` +
+      'apply the same DDL on the other side. The freeze is refused until the schemas match.',
+  };
 }

@@ -49,7 +49,7 @@ export interface StoredSchedule {
   setAt: Date;
 }
 
-/** What the scheduler keeps per session: schedules, alert episodes, recent observations. */
+/** What the scheduler keeps per session: schedules, alert episodes, recent observations, announced schema drift. */
 export interface ReportState {
   setSchedule(sessionId: string, schedule: ReportSchedule, setBy: string, at: Date): Promise<StoredSchedule>;
   /** The schedules of `sessionIds` that have their own (others use their profile's). */
@@ -60,6 +60,8 @@ export interface ReportState {
   appendObservation(sessionId: string, observation: Observation): Promise<void>;
   window(sessionId: string): Promise<{ observations: Observation[]; lastReportAt: Date | null }>;
   markReported(sessionId: string, at: Date): Promise<void>;
+  /** Applies `decide` to the schema differences already announced for the session, atomically (replicas serialise here). */
+  updateSchemaDrift<T extends { announced: string[] }>(sessionId: string, decide: (announced: string[]) => T): Promise<T>;
 }
 
 /** The shared lag-sample history (every sample tick is recorded there too). */
@@ -116,6 +118,18 @@ export interface SplitBrainWatches {
   stop(session: Session): Promise<void>;
   /** Removes the watches of every session no longer switched (ended, rolled back, or ended while the bot was down). */
   sweep(): Promise<number>;
+}
+
+/**
+ * The schema guard of syncing sessions (`adapters/replication/schema-drift-checks.ts`): the catalogs of
+ * source and target compared in every migrated database, one catalog query per side and database.
+ */
+export interface SchemaDriftChecks {
+  /**
+   * The differences, one line each (with several migrated databases each names its database); empty when
+   * the schemas match; null when this session's previous check has not answered yet (skipped, not piled up).
+   */
+  check(session: Session): Promise<string[] | null>;
 }
 
 /** Deletes rows no one reads any more (the store's housekeeping); run by the scheduler now and then. */

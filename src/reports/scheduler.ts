@@ -15,11 +15,16 @@
  *
  * A switched session gets no lag report (nothing waits for replication any more); its sample ticks run
  * the split-brain watch instead: writes committed on the old source after the switch raise an alert.
+ *
+ * A syncing session's ticks (report or sample, once per pass) also compare the schemas of source and
+ * target: each new difference is announced once, and the end of the drift once, whichever replica
+ * compares (what was announced is in the store).
  */
 import { evaluateAlerts, type AlertNotice } from '../domain/alerts.js';
 import { buildReport, toLagSample, type Observation } from '../domain/report.js';
 import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
 import type { Session, SessionState } from '../domain/session.js';
+import { schemaDriftNotice } from '../domain/schema-drift.js';
 import { splitBrainNotice, watchNotRunningNotice } from '../domain/split-brain.js';
 import { asCodedError, CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -33,6 +38,7 @@ import {
   type ReportProfile,
   type ReportState,
   type ReportTicks,
+  type SchemaDriftChecks,
   type SessionObserver,
   type SplitBrainWatches,
   type StoredSchedule,
@@ -79,6 +85,8 @@ export interface ReportSchedulerDeps {
    * the housekeeping removes the watches of sessions no longer switched. Without it switched sessions are not looked at.
    */
   splitBrain?: SplitBrainWatches;
+  /** The schema guard of syncing sessions; without it their schemas are not compared between freezes. */
+  schemaDrift?: SchemaDriftChecks;
   log: Logger;
   /** Names this replica in claims (host name + pid is a good choice). */
   replicaId: string;
@@ -249,7 +257,10 @@ export class ReportScheduler {
       const sampleClaim = await this.#claimSample(session, now, lastSample);
       if (!reportClaim && !sampleClaim) return;
 
-      const { observation, doView } = await this.#deps.observer.observe(session, profile);
+      const [{ observation, doView }] = await Promise.all([
+        this.#deps.observer.observe(session, profile),
+        this.#checkSchema(session, profile, summary, log),
+      ]);
       if (sampleClaim) {
         // Samples are the alerts' evidence and the reports' trend: exactly one per sample tick.
         await this.#deps.state.appendObservation(session.id, observation);
@@ -335,6 +346,29 @@ export class ReportScheduler {
       evaluateAlerts(previous, observation, doView, profile.reports.alerts),
     );
     await this.#notify(session, profile, notices, summary, log);
+  }
+
+  /**
+   * A syncing session's schemas compared: new differences and the end of the drift are announced. A
+   * comparison that fails (logged) or is still running says nothing (unknown is no evidence), and the
+   * lag report goes on.
+   */
+  async #checkSchema(session: Session, profile: ReportProfile, summary: TickSummary, log: Logger): Promise<void> {
+    const checks = this.#deps.schemaDrift;
+    if (!checks || session.state !== 'syncing') return;
+    let differences: string[] | null;
+    try {
+      differences = await checks.check(session);
+    } catch (error) {
+      log.warn({ err: asCodedError(error) }, 'schemas of source and target could not be compared');
+      return;
+    }
+    if (differences === null) return;
+    const { notice } = await this.#deps.state.updateSchemaDrift(session.id, (announced) => ({
+      announced: differences,
+      notice: schemaDriftNotice(announced, differences),
+    }));
+    if (notice) await this.#notify(session, profile, [notice], summary, log);
   }
 
   /** Posts notices to the channel; a lost one is logged, never retried (its cause is recorded either way). */

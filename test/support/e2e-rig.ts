@@ -153,7 +153,7 @@ export async function startE2eRig(options: E2eRigOptions, logger: Logger): Promi
       bots,
       writeProfile(wanted) {
         profile = wanted;
-        writeFileSync(join(dir, 'pgcutover.yml'), profilesFile(databases[0]!, wanted, source, bouncer));
+        writeFileSync(join(dir, 'pgcutover.yml'), profilesFile(databases[0]!, wanted, source, bouncer, options.replicateBack ?? false));
       },
       async fresh() {
         for (const db of databases) await target.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -205,7 +205,7 @@ export async function startE2eRig(options: E2eRigOptions, logger: Logger): Promi
 }
 
 /** The profiles file: one profile named after its database; secrets as `${VAR}` references. */
-function profilesFile(database: string, o: ProfileOptions, source: Cluster, bouncer: PgBouncer): string {
+function profilesFile(database: string, o: ProfileOptions, source: Cluster, bouncer: PgBouncer, replicatesBack: boolean): string {
   const profile = {
     channels: [...o.channels],
     strategy: 'proxy',
@@ -220,6 +220,8 @@ function profilesFile(database: string, o: ProfileOptions, source: Cluster, boun
     },
     freeze: { budgetSeconds: o.budgetSeconds },
     gates: { operators: [ALICE, BOB], approvers: [BOB], twoPersonRule: true, ...(o.flow ? { flow: o.flow } : {}) },
+    // A target that cannot publish (wal_level replica) cannot replicate back: these rigs accept it.
+    ...(replicatesBack ? {} : { rollback: { withoutReplicatingBack: 'accept' } }),
     ...o.more,
   };
   return stringify({ profiles: { [database]: profile } });

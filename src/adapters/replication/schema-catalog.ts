@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { z } from 'zod';
 import type { SchemaComparison, SchemaGuard } from '../../domain/ports/schema-guard.js';
-import { diffSchemas, type SchemaCatalog } from '../../domain/schema-drift.js';
+import { describeDifference, diffSchemas, type SchemaCatalog } from '../../domain/schema-drift.js';
 import { CodedError, ErrorCode } from '../../errors.js';
+import { settleAll } from '../settle-all.js';
 import { USER_SCHEMA } from './common.js';
 
 /** User tables and partitioned parents outside the system schemas. */
@@ -62,4 +63,22 @@ export class CatalogSchemaGuard implements SchemaGuard {
     });
     return { sourceFingerprint: fingerprint(source), targetFingerprint: fingerprint(target), differences: diffSchemas(source, target) };
   }
+}
+
+type Catalogued = Pick<pg.Pool, 'query'>;
+
+/**
+ * Source and target compared in every migrated database at once: the differences in words, each naming
+ * its database when there are several (the preflight's schema check and the reports' schema guard).
+ */
+export async function driftInEveryDatabase(
+  databases: readonly string[],
+  sourceOf: (database: string) => Catalogued,
+  targetOf: (database: string) => Catalogued,
+): Promise<string[]> {
+  const drift = await settleAll(databases, async (database) => {
+    const { differences } = await new CatalogSchemaGuard({ source: sourceOf(database), target: targetOf(database) }).compare();
+    return differences.map((d) => (databases.length > 1 ? `${database}: ` : '') + describeDifference(d));
+  });
+  return drift.flat();
 }

@@ -1,7 +1,7 @@
 /**
  * What the report scheduler keeps per session besides tick claims: the schedule set with
- * `/migrate report …`, the alert episodes, and the recent observations (a bounded ring) that the
- * report's trend and sparkline are drawn from.
+ * `/migrate report …`, the alert episodes, the recent observations (a bounded ring) that the
+ * report's trend and sparkline are drawn from, and the schema differences already announced.
  */
 import type { ReportState, StoredSchedule } from '../../reports/ports.js';
 import { z } from 'zod';
@@ -37,6 +37,7 @@ const observationSchema = z.union([
   }),
 ]);
 const observationsSchema = z.array(observationSchema);
+const announcedDriftSchema = z.array(z.string());
 
 interface ScheduleRow {
   session_id: string;
@@ -184,13 +185,33 @@ export class ReportStateStore implements ReportState {
       [sessionId, at],
     );
   }
+
+  // ---- schema drift ----
+
+  /** Reads the announced differences under a row lock, lets `decide` compute the next ones, writes them: one transaction. */
+  async updateSchemaDrift<T extends { announced: string[] }>(sessionId: string, decide: (announced: string[]) => T): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      await tx.query(`INSERT INTO report_windows (session_id) VALUES ($1) ON CONFLICT DO NOTHING`, [sessionId]);
+      const { rows } = await tx.query<{ schema_drift: unknown }>('SELECT schema_drift FROM report_windows WHERE session_id = $1 FOR UPDATE', [
+        sessionId,
+      ]);
+      const result = decide(parseStored(rows[0]?.schema_drift, announcedDriftSchema, 'schema differences'));
+      await tx.query('UPDATE report_windows SET schema_drift = $2::jsonb WHERE session_id = $1', [sessionId, JSON.stringify(result.announced)]);
+      return result;
+    });
+  }
 }
 
 function parseObservations(raw: unknown): Observation[] {
+  return parseStored(raw, observationsSchema, 'report observations');
+}
+
+/** A jsonb value as the driver hands it (parsed, or as text), validated. */
+function parseStored<T>(raw: unknown, schema: z.ZodType<T>, what: string): T {
   const value = typeof raw === 'string' ? (JSON.parse(raw) as unknown) : (raw ?? []);
-  const parsed = observationsSchema.safeParse(value);
+  const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    throw new CodedError(ErrorCode.Internal, `Stored report observations are malformed: ${z.prettifyError(parsed.error)}`);
+    throw new CodedError(ErrorCode.Internal, `Stored ${what} are malformed: ${z.prettifyError(parsed.error)}`);
   }
   return parsed.data;
 }
