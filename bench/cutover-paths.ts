@@ -100,9 +100,13 @@ export async function prepareBot(rig: CutoverRig, logger: Logger): Promise<Prepa
         // The run's own timing of each step inside the freeze (journaled after the resume).
         const attempt = (await journal.latestCutover(id))?.attempt;
         const laps: Record<string, number> = {};
-        for (const e of await journal.entries(id)) {
+        const entries = await journal.entries(id);
+        for (const e of entries) {
           if (e.attempt === attempt && e.event === 'done' && typeof e.detail?.ms === 'number') laps[e.step] = e.detail.ms;
         }
+        // The production path: the switch point read in the freeze, the target's writes flowing back after it.
+        const back = entries.find((e) => e.attempt === attempt && e.step === 'replicate_back' && e.event === 'done');
+        if (back?.detail?.replicateBack !== 'on') throw new Error(`the bot did not replicate back (${JSON.stringify(back?.detail ?? 'no replicate_back step')})`);
         return laps;
       },
       async close() {

@@ -3,7 +3,9 @@
  * default path (switch approved ahead of time, one freeze() call), a DBA's hand-written pg script doing
  * the same steps, and the raw PAUSE/RESUME floor — alternated, each run on a fresh rig (two PostgreSQL 15
  * clusters with DO's logical replication through the simulator, PgBouncer in transaction pooling) so
- * every run starts from the same direction with fresh sequences. 8 clients write ~800/s through
+ * every run starts from the same direction with fresh sequences; the target is logical, so the bot also
+ * reads the reverse stream's switch point and exports the switch-point snapshots inside its freeze, as in
+ * production. 8 clients write ~800/s through
  * PgBouncer during each run; every acknowledged write is then looked up on the side the writes ended on.
  * Prints per run and a final table; asserts nothing about timings.
  *
@@ -92,7 +94,8 @@ async function oneRun(path: Path, round: number): Promise<RunResult> {
   let watch: Awaited<ReturnType<typeof watchPause>> | undefined;
   let call = { from: 0, to: 0 };
   try {
-    rig = await startCutoverRig(logger);
+    // Every path on a logical target; the bot replicates back as in production (its switch point is read in the freeze).
+    rig = await startCutoverRig(logger, { replicateBack: true });
     await rig.sourcePool.query(BENCH_FENCE);
     prepared = path === 'bot' ? await prepareBot(rig, logger) : path === 'baseline' ? await prepareBaseline(rig) : await prepareFloor(rig);
     result.expectedOn = prepared.endsOn;

@@ -7,6 +7,7 @@
  * the engine records as the thread lines Slack would show (`notes`).
  */
 import pg from 'pg';
+import { PgReverseReplication } from '../../src/adapters/replication/reverse-replication.js';
 import { SnapshotSwitchPointVerifier } from '../../src/adapters/replication/switch-point-verifier.js';
 import { measureFreezeInputs } from '../../src/adapters/source/freeze-inputs.js';
 import { sequenceCopier } from '../../src/adapters/source/sequences.js';
@@ -83,8 +84,9 @@ export function startRigSimulator(target: Cluster, logger: Logger): Promise<DoSi
   });
 }
 
-export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
-  const [source, target] = await startReplicationPair(['orders', 'store']);
+/** `replicateBack`: a logical target (as DigitalOcean's), and the machines replicate back after the switch as production's do. */
+export async function startCutoverRig(logger: Logger, options: { replicateBack?: boolean } = {}): Promise<CutoverRig> {
+  const [source, target] = await startReplicationPair(['orders', 'store'], { targetLogical: options.replicateBack ?? false });
   const sourcePool = new pg.Pool({ connectionString: source.connectionString('orders'), max: 4 });
   sourcePool.on('error', () => undefined);
   await sourcePool.query(RIG_SCHEMA);
@@ -137,7 +139,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
       },
     },
     settings,
-    async machines(_session, overrides = {}) {
+    async machines(session, overrides = {}) {
       const effective = { ...settings, ...overrides.settings };
       const to = overrides.target ?? targetEndpoint;
       const src = new pg.Pool({ connectionString: source.connectionString('orders'), max: 5 });
@@ -158,7 +160,13 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
       const lag = new SlotLagProbe({ source: src, slot: 'auto' });
       const sequences = sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin });
       const verifier = new SnapshotSwitchPointVerifier({ source: src, target: tgt, logger });
+      const targetConnection = { host: target.host, port: target.port, database: 'orders', user: target.user, password: new Secret(target.password), sslmode: 'disable' as const };
+      const reverse =
+        options.replicateBack && !inDatabase
+          ? new PgReverseReplication({ source: src, target: tgt, targetConnection, sessionId: session.id, sequenceMargin: effective.sequenceMargin, logger })
+          : undefined;
       return {
+        ...(reverse ? { reverse } : {}),
         settings: effective,
         digitalocean: doApi,
         lag,
@@ -193,7 +201,7 @@ export async function startCutoverRig(logger: Logger): Promise<CutoverRig> {
         writesHeld: () => proxy.clientsWaiting(),
         freezeInputs: () => measureFreezeInputs({ source: src, target: tgt, lag, proxyRoundTripMs: () => proxy.roundTripMs() }),
         async close() {
-          await Promise.all([fence.close(), sequences.close(), verifier.close()]).catch(() => undefined);
+          await Promise.all([fence.close(), sequences.close(), verifier.close(), reverse?.close()]).catch(() => undefined);
           await proxy.close().catch(() => undefined);
           await Promise.all([src.end().catch(() => undefined), tgt.end().catch(() => undefined)]);
         },
