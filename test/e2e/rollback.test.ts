@@ -9,6 +9,7 @@
  * subscription or publication of ours on either side.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WATCH_PREFIX } from '../../src/adapters/replication/split-brain-watch.js';
 import { captureLogger } from '../support/capture-log.js';
 import { DO_CLUSTER } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';
@@ -64,6 +65,9 @@ describe('a rollback that loses nothing, on the real rig through Slack', () => {
     const rolledBack = await until('the rollback told', () => thread().find((t) => t.includes('Rolled back by')), 60_000, threadText);
     expect(rolledBack).toContain('was on the source before writes went back');
     const rolledBackAt = Date.now();
+    // The split-brain watch ends with the rollback: writes belong on the source again.
+    const watchSlots = () => rig.source.query("SELECT slot_name FROM pg_replication_slots WHERE starts_with(slot_name, $1)", [WATCH_PREFIX], 'orders');
+    await until('the split-brain watch removed', async () => ((await watchSlots()).length === 0 ? true : undefined), 30_000);
     await until('writes on the source after the rollback', () => (writers.every((w) => onPort(w, rig.source.port, rolledBackAt) > 100) ? true : undefined), 60_000);
 
     const loads = writers;

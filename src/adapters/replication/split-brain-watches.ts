@@ -61,7 +61,7 @@ export class SourceSplitBrainWatches implements SplitBrainWatches, EventListener
     return removed;
   }
 
-  /** Facts: the switch starts the session's watch, the end of the session removes it. Never throws. */
+  /** Facts: the switch starts the session's watch, a rollback or the end of the session removes it. Never throws. */
   published({ session, fact }: SessionEvent): void {
     const watch = this.#watch(session);
     const work =
@@ -69,9 +69,9 @@ export class SourceSplitBrainWatches implements SplitBrainWatches, EventListener
         ? watch.start().then((started) => {
             if (!started.ok) this.#log.warn({ session: session.id, reason: started.reason }, 'split-brain watch not started at the switch');
           })
-        : isActive(session.state)
+        : isActive(session.state) && session.state !== 'rolled_back'
           ? undefined
-          : watch.stop();
+          : watch.stop(); // the session ended, or rolled back: writes belong on the source again
     work?.catch((err: unknown) => this.#log.warn({ err, session: session.id, fact: fact.type }, 'split-brain watch not updated'));
   }
 

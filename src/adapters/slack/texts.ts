@@ -161,7 +161,7 @@ export function factLine(fact: Fact): ThreadLine | null {
       const since = fact.switchedAt ? ` (switched at ${slackDate(fact.switchedAt)})` : '';
       const moved = fact.strategy === 'proxy' ? 'writes go to the source again' : 'writes are allowed on the source again; point your applications back to it';
       if (fact.carriedBack) {
-        return line(`:leftwards_arrow_with_hook: Rolled back by ${who}: ${moved}. Every write made on the target since the switch${since} was on the source before writes went back (reverse fence proven), and the source's sequences are past every id the target handed out. Replication is stopped both ways; *End session* closes it.`, true);
+        return line(`:leftwards_arrow_with_hook: Rolled back by ${who}: ${moved}. Every write made on the target since the switch${since} was on the source before writes went back (reverse fence proven), and the source's sequences are past every id the target handed out. Replication is stopped both ways; *Abort* ends the session.`, true);
       }
       return line(`:leftwards_arrow_with_hook: Rolled back by ${who}: ${moved}. Writes made on the target since the switch${since} are NOT on the source.`, true);
     }
