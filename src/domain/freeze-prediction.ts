@@ -56,6 +56,8 @@ export interface ApprovalBinding {
   lagBytes: number | null;
   sourceLsn: string | null;
   predictedFreezeMs: number | null;
+  /** Behind a router: whether the target's writes would flow back after the switch (a rollback that loses nothing). */
+  replicatesBack?: boolean;
   /** Why a figure is missing (the source or the proxy could not be measured). */
   unknown?: string;
 }

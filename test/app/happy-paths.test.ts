@@ -228,7 +228,7 @@ describe('approvals bound to the state they were given in', () => {
   it('each approval records the plan, the lag and the predicted freeze; the summary shows predicted beside actual', async () => {
     const { house, a, s } = await freezeApproved();
     const { freeze } = await house.store.approvals.open(s.id);
-    expect(freeze?.binding).toMatchObject({ planHash: expect.stringMatching(/^[0-9a-f]{16}$/), lagBytes: 4096, sourceLsn: '0/3000060', predictedFreezeMs: expect.any(Number) });
+    expect(freeze?.binding).toMatchObject({ planHash: expect.stringMatching(/^[0-9a-f]{16}$/), lagBytes: 4096, sourceLsn: '0/3000060', predictedFreezeMs: expect.any(Number), replicatesBack: true });
     await a.perform('switch_approve', s.id, U.BOB);
     await a.perform('finish', s.id, U.OPS);
     const finished = house.facts(s.id).find((f) => f.type === 'finished');

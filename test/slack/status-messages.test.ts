@@ -185,3 +185,41 @@ describe('per-channel pacing of report posts', () => {
     expect(pacer.size).toBe(0);
   });
 });
+
+describe('the gate lines of the status message', () => {
+  const session: Session = {
+    id: '0e0e0e0e-0000-4000-8000-000000000001',
+    channelId: 'C0GATES',
+    profile: 'orders',
+    strategy: 'proxy',
+    state: 'syncing',
+    version: 3,
+    doMigrationId: 'mig-1',
+    startedBy: 'U0OPS',
+    statusMessageTs: null,
+    createdAt: new Date('2030-01-01T00:00:00Z'),
+    updatedAt: new Date('2030-01-01T00:00:00Z'),
+  };
+  const request = (replicatesBack?: boolean) => ({
+    id: 'g1',
+    sessionId: session.id,
+    gate: 'freeze' as const,
+    status: 'pending' as const,
+    requestedBy: 'U0OPS',
+    requestedAt: new Date('2030-01-01T00:00:00Z'),
+    requestExpiresAt: new Date('2030-01-01T00:15:00Z'),
+    approvedBy: null,
+    approvedAt: null,
+    approvalExpiresAt: null,
+    closedAt: null,
+    binding: { planHash: 'abcdef0123456789', lagBytes: 2048, sourceLsn: '0/1', predictedFreezeMs: 42, ...(replicatesBack === undefined ? {} : { replicatesBack }) },
+  });
+  const text = (replicatesBack?: boolean) =>
+    JSON.stringify(blocks.renderStatus({ session, profile: undefined, requests: { freeze: request(replicatesBack) }, now: new Date('2030-01-01T00:01:00Z') }).blocks);
+
+  it('say what a rollback would do, as the approval was given: nothing lost when replicating back, else the target keeps its writes', () => {
+    expect(text(true)).toContain('predicted freeze ≈ 42 ms, lag then 2.0 KiB; a rollback loses nothing (replicating back)');
+    expect(text(false)).toContain("a rollback would leave the target's writes on the target (not replicating back)");
+    expect(text(undefined)).not.toContain('rollback');
+  });
+});

@@ -184,7 +184,9 @@ function boundTo(request: GateRequest | undefined): string {
   if (!b) return '';
   const freeze = b.predictedFreezeMs === null ? `predicted freeze unknown${b.unknown ? ` (${b.unknown})` : ''}` : `predicted freeze ≈ ${Math.round(b.predictedFreezeMs)} ms`;
   const lag = b.lagBytes === null ? '' : `, lag then ${formatBytes(b.lagBytes)}`;
-  return `\n      ↳ ${freeze}${lag}`;
+  const rollback =
+    b.replicatesBack === undefined ? '' : b.replicatesBack ? '; a rollback loses nothing (replicating back)' : "; a rollback would leave the target's writes on the target (not replicating back)";
+  return `\n      ↳ ${freeze}${lag}${rollback}`;
 }
 
 function describeGate(gate: Gate, request: GateRequest | undefined, now: Date): string {

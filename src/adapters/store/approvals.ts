@@ -34,6 +34,7 @@ const bindingSchema = z.looseObject({
   lagBytes: z.number().nullable(),
   sourceLsn: z.string().nullable(),
   predictedFreezeMs: z.number().nullable(),
+  replicatesBack: z.boolean().optional(),
   unknown: z.string().optional(),
 });
 const parseBinding = (value: unknown): ApprovalBinding | null => {

@@ -19,12 +19,13 @@ export function planFingerprint(m: SessionMachines): string {
 
 export async function bindingOf(m: SessionMachines, strategy: Strategy): Promise<ApprovalBinding> {
   const planHash = planFingerprint(m);
-  const [inputs, lag] = await Promise.all([m.freezeInputs?.(), m.lag.measure()]);
+  const [inputs, lag, reverse] = await Promise.all([m.freezeInputs?.(), m.lag.measure(), m.reverse?.capability().catch(() => undefined)]);
   return {
     planHash,
     lagBytes: lag.known ? lag.bytes : null,
     sourceLsn: inputs?.sourceLsn ?? null,
     predictedFreezeMs: inputs ? predictFreeze(inputs, strategy).ms : null,
+    ...(reverse ? { replicatesBack: reverse.ok } : {}),
     ...(inputs ? {} : { unknown: 'the predicted freeze cannot be measured on these machines' }),
   };
 }
