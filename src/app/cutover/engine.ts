@@ -24,7 +24,8 @@ import { Executor, type Window } from './executor.js';
 import { Recovery, type RecoveryOutcome } from './recovery.js';
 import { ReportedErrors, isCode, stepFailed, transitionLatest } from './common.js';
 import { FrozenWrites, attribution } from './frozen.js';
-import { budgetExceeded, StepRunner, unrecordedOwnMigration, type StepContext } from './runner.js';
+import { StepRunner } from './runner.js';
+import { budgetExceeded, unrecordedOwnMigration, type StepContext } from './steps.js';
 
 export type { RecoveryOutcome } from './recovery.js';
 

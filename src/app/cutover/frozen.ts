@@ -17,7 +17,8 @@ import { BOT, type FactRecorder } from '../facts.js';
 import type { Actor } from '../session-operations.js';
 import { isCode, stepFailed, transitionLatest, type ReportedErrors } from './common.js';
 import type { Executor, Window } from './executor.js';
-import { budgetExceeded, type StepRunner } from './runner.js';
+import type { StepRunner } from './runner.js';
+import { budgetExceeded } from './steps.js';
 
 export interface FrozenWritesDeps {
   sessions: SessionRepository;

@@ -25,7 +25,8 @@ import { BOT, type FactRecorder } from '../facts.js';
 import type { Actor } from '../session-operations.js';
 import type { Executor, Window } from './executor.js';
 import { observeProxy, transitionLatest } from './common.js';
-import { retry, unrecordedOwnMigration, type StepContext, type StepRunner } from './runner.js';
+import type { StepRunner } from './runner.js';
+import { retry, unrecordedOwnMigration, type StepContext } from './steps.js';
 
 /** A `created` session whose start died after its PUT: DigitalOcean's migration runs, so the session adopts it. */
 export interface StartRecovery {
