@@ -1,12 +1,13 @@
 /**
  * Start-up and memory of the bot as a process (`node dist/main.js`, after `npm run build`): time from
- * spawn to the first 200 from /healthz, and resident memory after a quiet spell, on a fresh and on an
- * existing data directory, for the embedded store and for an external PostgreSQL store (a fresh
- * database, then the same one again). In the same run, the baseline: a minimal Bolt app (HTTPReceiver
- * and a /healthz route) started the same way. Slack is a local fake; nothing else is contacted at
- * start-up. Run with `npx vitest bench --run bench/footprint.bench.ts`; the figures are printed at the
- * end (targets of issue 13 for the embedded store: fresh start ≤ 2 s, idle RSS ≤ 200 MB). /healthz is
- * polled every 100 ms, so start times are that coarse.
+ * spawn to the first 200 from /healthz (and the CPU time used by then, which other work on the machine
+ * changes less), and resident memory after a quiet spell, on a fresh and on an existing data directory,
+ * for the embedded store and for an external PostgreSQL store (a fresh database, then the same one
+ * again). In the same run, the baseline: a minimal Bolt app (HTTPReceiver and a /healthz route) started
+ * the same way. Slack is a local fake; nothing else is contacted at start-up. Run with
+ * `npx vitest bench --run bench/footprint.bench.ts`; the figures are printed at the end (targets of
+ * issue 13 for the embedded store: fresh start ≤ 2 s, idle RSS ≤ 200 MB). /healthz is polled every
+ * 100 ms, so start times are that coarse.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -36,6 +37,8 @@ await app.start(Number(process.env.PORT));
 type Kind = 'embedded, fresh' | 'embedded, existing' | 'PostgreSQL, fresh' | 'PostgreSQL, existing' | 'minimal Bolt app';
 interface Sample {
   startMs: number;
+  /** CPU time (all threads, user and system) the process had used by then: what other work on the machine changes least. */
+  cpuMs: number;
   rssMb: number;
   peakMb: number;
 }
@@ -47,6 +50,12 @@ let store: Cluster | undefined;
 let round = 0;
 /** The 1-minute load average before each round: the machine may be busy with other work. */
 const loads: number[] = [];
+
+/** utime + stime of a process (fields 14 and 15 of /proc/PID/stat, in clock ticks of 10 ms), in ms. */
+function cpuTimeOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 /** VmRSS (now) and VmHWM (the peak) of a process, in MB. */
 function memoryOf(pid: number): { rssMb: number; peakMb: number } {
@@ -60,12 +69,13 @@ async function measure(kind: Kind, env: Record<string, string>, args?: string[])
   const started = performance.now();
   const process = startBotProcess({ ...env, PORT: String(port) }, args);
   try {
-    await process.waitForHealth(port);
-    const startMs = performance.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     const pid = process.child.pid;
     if (pid === undefined) throw new Error(`${kind}: no pid`);
-    samples.set(kind, [...(samples.get(kind) ?? []), { startMs, ...memoryOf(pid) }]);
+    await process.waitForHealth(port);
+    const startMs = performance.now() - started;
+    const cpuMs = cpuTimeOf(pid);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+    samples.set(kind, [...(samples.get(kind) ?? []), { startMs, cpuMs, ...memoryOf(pid) }]);
   } finally {
     await process.stop('SIGTERM');
   }
@@ -112,9 +122,10 @@ afterAll(async () => {
   const range = (values: number[], digits: number) => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
   const lines = [...samples].map(([kind, s]) => {
     const start = s.map((x) => x.startMs / 1000);
+    const cpu = s.map((x) => x.cpuMs / 1000);
     const rss = s.map((x) => x.rssMb);
     const peak = s.map((x) => x.peakMb);
-    return `  ${kind.padEnd(22)} first /healthz median ${median(start).toFixed(2)} s (${range(start, 2)})   RSS after ${IDLE_MS / 1000} s idle median ${median(rss).toFixed(0)} MB (${range(rss, 0)})   peak ${range(peak, 0)} MB`;
+    return `  ${kind.padEnd(22)} first /healthz median ${median(start).toFixed(2)} s (${range(start, 2)}; CPU median ${median(cpu).toFixed(2)} s)   RSS after ${IDLE_MS / 1000} s idle median ${median(rss).toFixed(0)} MB (${range(rss, 0)})   peak ${range(peak, 0)} MB`;
   });
   const load = loads.length ? `, load average ${range([...loads, loadavg()[0] ?? NaN], 1)}` : '';
   process.stdout.write(['', `Start-up and memory, ${ROUNDS} rounds alternated${load}:`, ...lines, ''].join('\n'));

@@ -2,7 +2,10 @@
  * The process entry point: reads the environment and the profiles file (exit code 2 when either is
  * wrong), starts the bot, and shuts it down gracefully on SIGTERM or SIGINT.
  */
-import { startBot } from './composition-root.js';
+// First: sets how WebAssembly compiles before any module compiles some (the embedded store's memory).
+import './adapters/store/webassembly-baseline.js';
+import { compileEmbeddedEngine } from './adapters/store/database.js';
+import type { RunningBot } from './composition-root.js';
 import { DEFAULT_CONFIG_PATH, loadEnv, type Env } from './config/env.js';
 import { loadProfiles, type LoadedConfig } from './config/profiles.js';
 import { CodedError, ErrorCode } from './errors.js';
@@ -35,8 +38,12 @@ async function main(): Promise<void> {
     process.exit(EXIT_CONFIG);
   }
   const log = createLogger(env.LOG_LEVEL);
-  let bot: Awaited<ReturnType<typeof startBot>>;
+  // The embedded store's engine compiles on other threads while the rest of the bot loads (imported
+  // only now for that reason): its first /healthz comes sooner.
+  if (!env.DATABASE_URL) void compileEmbeddedEngine();
+  let bot: RunningBot;
   try {
+    const { startBot } = await import('./composition-root.js');
     bot = await startBot(env, config, log);
   } catch (error) {
     // Found while starting, still the operator's to fix (e.g. the embedded store's DATA_DIR in use).

@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
+import { readFile } from 'node:fs/promises';
+import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import pg from 'pg';
 import type { Logger } from '../../log.js';
 import type { Secret } from '../../secret.js';
 import { lockEmbeddedStore } from './embedded-lock.js';
 import { EMBEDDED_TEMPLATE_DIR, seedFromTemplate } from './embedded-template.js';
+import './webassembly-baseline.js';
 
 export interface QueryResult<Row> {
   rows: Row[];
@@ -100,11 +102,30 @@ export function openPostgres(url: Secret, log: Logger): Database {
 
 /**
  * PostgreSQL's default shared_buffers (128MB) becomes resident as the store is used; the store holds a
- * few megabytes, and 8MB brings PGlite from ~300 MB to ~160 MB (README, "Embedded store").
+ * few megabytes, and 8MB brings PGlite from ~300 MB to ~160 MB (README, "Embedded store"). PGlite runs
+ * one backend (single-user mode): shared memory sized for the default 100 connections (process slots,
+ * lock table) kept 4 MB more resident than for 10.
  */
-const EMBEDDED_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=8MB'];
+const EMBEDDED_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=8MB', '-c', 'max_connections=10'];
 /** 1 MB WAL segments instead of 16 MB: a new store (and the template a fresh DATA_DIR copies) is 16 MB smaller. */
 const EMBEDDED_INITDB_PARAMS = ['--wal-segsize=1'];
+
+type EngineModule = NonNullable<PGliteOptions['pgliteWasmModule']>;
+/** The WebAssembly global, which the ES library types this project compiles against leave out. */
+const { WebAssembly: webAssembly } = globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<EngineModule> } };
+let engineModule: Promise<EngineModule | undefined> | undefined;
+
+/**
+ * Compiles PGlite's WebAssembly (PostgreSQL) once per process. That takes 0.1–0.25 s on other threads:
+ * started early (main.ts, and here before the template copy), it overlaps work on the main thread
+ * instead of following it. On failure PGlite loads the module itself (and says what is wrong).
+ */
+export function compileEmbeddedEngine(): Promise<EngineModule | undefined> {
+  engineModule ??= readFile(new URL('pglite.wasm', import.meta.resolve('@electric-sql/pglite')))
+    .then((bytes) => webAssembly.compile(bytes))
+    .catch(() => undefined);
+  return engineModule;
+}
 
 /**
  * The embedded engine (PGlite, PostgreSQL compiled to WebAssembly) under DATA_DIR: a single-replica
@@ -117,8 +138,14 @@ export async function openEmbedded(dataDir: string | undefined, templateDir: str
   // Before PGlite touches the directory: a second process must not open it at all.
   const lock = dataDir ? await lockEmbeddedStore(dataDir) : undefined;
   const opened = async () => {
+    const engine = compileEmbeddedEngine();
     if (dataDir) seedFromTemplate(dataDir, templateDir);
-    return PGlite.create(dataDir, { startParams: EMBEDDED_START_PARAMS, initDbStartParams: EMBEDDED_INITDB_PARAMS });
+    const pgliteWasmModule = await engine;
+    return PGlite.create(dataDir, {
+      startParams: EMBEDDED_START_PARAMS,
+      initDbStartParams: EMBEDDED_INITDB_PARAMS,
+      ...(pgliteWasmModule ? { pgliteWasmModule } : {}),
+    });
   };
   const db = await opened().catch(async (error: unknown) => {
     await lock?.release();
