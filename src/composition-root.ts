@@ -13,6 +13,7 @@ import { SlackReportPoster } from './adapters/slack/report-poster.js';
 import { StatusMessages } from './adapters/slack/status-message.js';
 import { ThreadPublisher } from './adapters/slack/thread-publisher.js';
 import { GroupResolver } from './adapters/slack/user-groups.js';
+import { PgReverseReplications } from './adapters/replication/reverse-replications.js';
 import { CatalogSchemaDriftChecks } from './adapters/replication/schema-drift-checks.js';
 import { SourceSplitBrainWatches } from './adapters/replication/split-brain-watches.js';
 import { SourceObserver } from './adapters/source/session-observer.js';
@@ -81,6 +82,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
   const now = deps.now ?? (() => new Date());
   const approvals = new ApprovalStore(store.db);
   const schedules = new ReportScheduleStore(store.db);
+  const reportState = new ReportStateStore(store.db);
   // One pool and one lag probe per source, shared by the status message, the reports and the engine.
   const sources = new SourceRegistry({ profiles: config.profiles });
   // Facts recorded before Slack is reached (by recovery) reach the channel once the publisher exists.
@@ -163,6 +165,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     log: slackLog,
     now,
     lag: deps.operations ? (session) => (operations ? operations.lag(session.id) : refuseLag()) : (session) => sources.lag(session),
+    rollbackWindow: (sessionId) => reportState.rollbackWindow(sessionId),
   });
   const publisher = new ThreadPublisher({ client: app.client, refreshStatus: (sessionId) => status.refresh(sessionId), log: slackLog });
   // With the real engine: a switch starts the session's split-brain watch on its source, its end removes it.
@@ -199,6 +202,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
   log.info({ port, profiles: [...config.profiles.keys()], store: store.db.engine }, 'pgcutover is listening');
   let scheduler: ReportScheduler | undefined;
   let schemaDrift: CatalogSchemaDriftChecks | undefined;
+  let reverse: PgReverseReplications | undefined;
   if (deps.reports !== false) {
     // Reports ask DigitalOcean with a short budget of their own: a 429's retry-after never holds a tick.
     const reportsDo = new DigitalOceanClient({ token: env.DIGITALOCEAN_TOKEN, baseUrl: env.DIGITALOCEAN_API_URL, logger: log, budgetMs: 3_000, timeoutMs: 3_000, maxAttempts: 2, metrics });
@@ -206,10 +210,21 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
     // With the real engine: syncing sessions' schemas are compared on their ticks, the target reached as the machines reach it.
     const targets = machines;
     schemaDrift = targets ? new CatalogSchemaDriftChecks({ sources, target: (profile) => targets.targetConnection(profile) }) : undefined;
+    // With the real engine: switched sessions' replication back is watched and ends with the rollback window; a crash's leftovers are swept.
+    reverse = targets
+      ? new PgReverseReplications({
+          sources,
+          target: (profile) => targets.targetConnection(profile),
+          profiles: config.profiles,
+          journal: new CutoverJournal(store.db),
+          sessions: store.sessions,
+          log,
+        })
+      : undefined;
     scheduler = new ReportScheduler({
       sessions: store.sessions,
       ticks: new ReportTickStore(store.db),
-      state: new ReportStateStore(store.db),
+      state: reportState,
       profiles: config.profiles,
       observer,
       poster: new SlackReportPoster({
@@ -220,6 +235,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
       housekeeping: new StoreHousekeeping(store.db),
       ...(watches ? { splitBrain: watches } : {}),
       ...(schemaDrift ? { schemaDrift } : {}),
+      ...(reverse ? { reverse } : {}),
       samples,
       log,
       replicaId: `${hostname()}:${process.pid}`,
@@ -237,6 +253,7 @@ export async function startBot(env: Env, config: LoadedConfig, log: Logger, deps
       await app.stop();
       await scheduler?.stop();
       await schemaDrift?.close();
+      await reverse?.close();
       // Releases the executor locks this replica holds without touching the machines: a freeze in
       // progress is picked up from the journal by the next start (or another replica's watchdog).
       await engine?.close();

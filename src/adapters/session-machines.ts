@@ -40,8 +40,7 @@ import { installFence, ReplicationFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
 import { driftInEveryDatabase } from './replication/schema-catalog.js';
-import { everyDatabaseReverse } from './replication/every-database-reverse.js';
-import { PgReverseReplication } from './replication/reverse-replication.js';
+import { sessionReverse } from './replication/session-reverse.js';
 import { SlotSplitBrainWatch } from './replication/split-brain-watch.js';
 import { SnapshotSwitchPointVerifier } from './replication/switch-point-verifier.js';
 import { gatherPreflightFacts, type PreflightDeps } from './source/preflight-gatherer.js';
@@ -161,24 +160,17 @@ export class ProfileMachines {
     // The profile's own database is compared at the switch point (the others are fenced and copied).
     const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
     // Behind a router the applications write on the target after the switch: their writes flow back for a rollback.
-    const reverseOf = async (names: readonly string[]) => {
-      const t = await targetConnection();
-      return everyDatabaseReverse(
-        names.map((database) => ({
-          database,
-          part: new PgReverseReplication({
-            source: sourceOf(database),
-            target: targetOf(database),
-            targetConnection: database === own ? t : { ...t, database },
-            sessionId: session.id,
-            ...(database === own ? {} : { database }),
-            sequenceMargin: profile.sequences.margin,
-            logger: log,
-          }),
-        })),
-      );
-    };
-    const reverse = routing ? await reverseOf(databases) : undefined;
+    const reverse = routing
+      ? sessionReverse({
+          sessionId: session.id,
+          databases,
+          source: sourceOf,
+          target: targetOf,
+          targetConnection: await targetConnection(),
+          sequenceMargin: profile.sequences.margin,
+          logger: log,
+        })
+      : undefined;
     const migrationSource = profile.digitalocean.sourceForMigration;
     const startPollMs = this.#o.startPollMs ?? 2000;
     return {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { parseReportSchedule } from '../domain/report-schedule.js';
+import { ROLLBACK_DEFAULTS } from '../domain/rollback-window.js';
 import { CodedError, ErrorCode } from '../errors.js';
 import { Secret } from '../secret.js';
 import { describeIssue, valueAt } from './issues.js';
@@ -160,6 +161,13 @@ function schemas(env: NodeJS.ProcessEnv) {
            * this says `accept`.
            */
           withoutReplicatingBack: z.enum(['refuse', 'accept']).default('refuse'),
+          /**
+           * How long after the switch the target's writes keep flowing back (a rollback loses nothing);
+           * then the reverse replication is removed, and a rollback leaves the target's writes there.
+           */
+          windowHours: z.number().positive().default(ROLLBACK_DEFAULTS.windowHours),
+          /** WAL the target may keep for the reverse slot before the channel is alerted (MiB). */
+          maxRetainedWalMb: z.number().positive().default(ROLLBACK_DEFAULTS.maxRetainedWalMb),
         })
         .prefault({}),
       gates: z.strictObject({

@@ -40,9 +40,10 @@ export const DO_MIGRATION_LIMIT_MS = 14 * 24 * 3600 * 1000;
 
 /**
  * What a notice is about: an episode kind above, a finding of the split-brain watch (each is new writes:
- * no episode), or schema drift between source and target (announced per new difference).
+ * no episode), schema drift between source and target (announced per new difference), or replicating
+ * back after the switch: the WAL its slot keeps, its stream, the end of the rollback window.
  */
-export type NoticeKind = AlertKind | 'split_brain' | 'schema_drift';
+export type NoticeKind = AlertKind | 'split_brain' | 'schema_drift' | 'reverse_wal' | 'reverse_stream' | 'rollback_window';
 
 export interface AlertNotice {
   kind: NoticeKind;

@@ -4,6 +4,8 @@ import type { AlertNotice, AlertState } from '../domain/alerts.js';
 import type { LagSample } from '../domain/ports/replication.js';
 import type { DoView, LagReport, Observation, TrendDirection } from '../domain/report.js';
 import type { ReportSchedule } from '../domain/report-schedule.js';
+import type { ReplicatingBack, RollbackWindowState } from '../domain/rollback-window.js';
+import type { ReverseDropResult, ReverseStatus } from '../domain/ports/reverse-replication.js';
 import type { Session } from '../domain/session.js';
 import type { SplitBrainFinding } from '../domain/split-brain.js';
 import type { SessionRepository } from '../domain/ports/stores.js';
@@ -49,7 +51,7 @@ export interface StoredSchedule {
   setAt: Date;
 }
 
-/** What the scheduler keeps per session: schedules, alert episodes, recent observations, announced schema drift. */
+/** What the scheduler keeps per session: schedules, alert episodes, recent observations, announced schema drift, the rollback window. */
 export interface ReportState {
   setSchedule(sessionId: string, schedule: ReportSchedule, setBy: string, at: Date): Promise<StoredSchedule>;
   /** The schedules of `sessionIds` that have their own (others use their profile's). */
@@ -62,6 +64,10 @@ export interface ReportState {
   markReported(sessionId: string, at: Date): Promise<void>;
   /** Applies `decide` to the schema differences already announced for the session, atomically (replicas serialise here). */
   updateSchemaDrift<T extends { announced: string[] }>(sessionId: string, decide: (announced: string[]) => T): Promise<T>;
+  /** The rollback window of a session that replicates back, as its sample ticks last saw it. */
+  rollbackWindow(sessionId: string): Promise<RollbackWindowState | undefined>;
+  /** Applies `decide` to the session's rollback window atomically (replicas serialise here). */
+  updateRollbackWindow<T extends { state: RollbackWindowState }>(sessionId: string, decide: (previous: RollbackWindowState | undefined) => T): Promise<T>;
 }
 
 /** The shared lag-sample history (every sample tick is recorded there too). */
@@ -70,8 +76,11 @@ export interface LagSampleHistory {
   pruneBefore(sessionId: string, before: Date): Promise<number>;
 }
 
-/** The parts of a profile the scheduler reads. */
-export type ReportProfile = Pick<Profile, 'reports'> & { gates: Pick<Profile['gates'], 'operators' | 'maxLagBytesToFreeze'> };
+/** The parts of a profile the scheduler reads; without `rollback`, the rollback window has the profile defaults. */
+export type ReportProfile = Pick<Profile, 'reports'> & {
+  gates: Pick<Profile['gates'], 'operators' | 'maxLagBytesToFreeze'>;
+  rollback?: Pick<Profile['rollback'], 'windowHours' | 'maxRetainedWalMb'>;
+};
 
 /** One measurement of a session: its lag (and WAL position) on the source, and DigitalOcean's status. */
 export interface SessionObserver {
@@ -100,8 +109,11 @@ export interface ReportPoster {
   postInThread(session: Session, report: LagReport): Promise<void>;
   /** A message the whole channel sees, mentioning the operators when it fires. */
   alertChannel(session: Session, alert: ChannelAlert): Promise<void>;
-  /** Refreshes the live status message with the report's own figures. */
-  refreshStatus(session: Session, report: LagReport, figures: StatusFigures): Promise<void>;
+  /**
+   * Refreshes the live status message with the report's own figures; without them (a switched session's
+   * rollback window) it is drawn again from the store.
+   */
+  refreshStatus(session: Session, report?: LagReport, figures?: StatusFigures): Promise<void>;
 }
 
 /** What one look at a switched session's source found. */
@@ -130,6 +142,21 @@ export interface SchemaDriftChecks {
    * the schemas match; null when this session's previous check has not answered yet (skipped, not piled up).
    */
   check(session: Session): Promise<string[] | null>;
+}
+
+/**
+ * The replication back of switched sessions (`adapters/replication/reverse-replications.ts`), over every
+ * migrated database: whether the latest cutover replicates back, the state of its slots, their removal at
+ * the end of the rollback window, and the sweep of what sessions no longer active left behind (a crash).
+ */
+export interface ReverseReplications {
+  /** The cutover attempt that replicates back and when it switched; undefined when the session does not replicate back. */
+  replicatingBack(session: Session): Promise<ReplicatingBack | undefined>;
+  status(session: Session): Promise<ReverseStatus>;
+  /** Removes the session's slots, subscriptions and publications on both sides (idempotent). */
+  drop(session: Session): Promise<ReverseDropResult>;
+  /** Removes the reverse objects of every session no longer active, on each profile's source and target; how many went. */
+  sweep(): Promise<number>;
 }
 
 /** Deletes rows no one reads any more (the store's housekeeping); run by the scheduler now and then. */

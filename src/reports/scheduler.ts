@@ -15,6 +15,9 @@
  *
  * A switched session gets no lag report (nothing waits for replication any more); its sample ticks run
  * the split-brain watch instead: writes committed on the old source after the switch raise an alert.
+ * When its cutover replicates back, they also look at the reverse slot (WAL kept over the budget, a
+ * stream not streaming: announced once each way) and, once the rollback window has passed, remove the
+ * reverse replication and announce it once (what was announced is in the store).
  *
  * A syncing session's ticks (report or sample, once per pass) also compare the schemas of source and
  * target: each new difference is announced once, and the end of the drift once, whichever replica
@@ -23,6 +26,7 @@
 import { evaluateAlerts, type AlertNotice } from '../domain/alerts.js';
 import { buildReport, toLagSample, type Observation } from '../domain/report.js';
 import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
+import { endWindow, observeReverse, rollbackPolicy, windowEnd, type RollbackWindowStep } from '../domain/rollback-window.js';
 import type { Session, SessionState } from '../domain/session.js';
 import { schemaDriftNotice } from '../domain/schema-drift.js';
 import { splitBrainNotice, watchNotRunningNotice } from '../domain/split-brain.js';
@@ -38,6 +42,7 @@ import {
   type ReportProfile,
   type ReportState,
   type ReportTicks,
+  type ReverseReplications,
   type SchemaDriftChecks,
   type SessionObserver,
   type SplitBrainWatches,
@@ -87,6 +92,11 @@ export interface ReportSchedulerDeps {
   splitBrain?: SplitBrainWatches;
   /** The schema guard of syncing sessions; without it their schemas are not compared between freezes. */
   schemaDrift?: SchemaDriftChecks;
+  /**
+   * Replicating back after the switch: each sample tick of a switched session looks at it and ends it with
+   * the rollback window, and the housekeeping sweeps what sessions no longer active left. Without it nobody does.
+   */
+  reverse?: ReverseReplications;
   log: Logger;
   /** Names this replica in claims (host name + pid is a good choice). */
   replicaId: string;
@@ -177,7 +187,7 @@ export class ReportScheduler {
   /** One pass at `now`: claims what is due and does the work for the claims it won. */
   async tick(now: Date = this.#clock.now()): Promise<TickSummary> {
     const summary: TickSummary = { at: now, sessions: 0, reports: [], samples: [], alerts: [], failures: [] };
-    const watched = (s: Session) => s.state === 'switched' && this.#deps.splitBrain !== undefined;
+    const watched = (s: Session) => s.state === 'switched' && (this.#deps.splitBrain !== undefined || this.#deps.reverse !== undefined);
     const sessions = (await this.#deps.sessions.listActive()).filter((s) => REPORTED_STATES.includes(s.state) || watched(s));
     const ids = sessions.map((s) => s.id);
     const [schedules, reportTicks, sampleTicks] = await Promise.all([
@@ -198,12 +208,12 @@ export class ReportScheduler {
   }
 
   /**
-   * The store's housekeeping and the sweep of split-brain watches, at most every `housekeepingEveryMs`
-   * (the first pass after a start included); a failure only waits for the next period.
+   * The store's housekeeping and the sweeps of split-brain watches and reverse replications, at most every
+   * `housekeepingEveryMs` (the first pass after a start included); a failure only waits for the next period.
    */
   async #housekeep(now: Date): Promise<void> {
-    const { housekeeping, splitBrain } = this.#deps;
-    if (!housekeeping && !splitBrain) return;
+    const { housekeeping, splitBrain, reverse } = this.#deps;
+    if (!housekeeping && !splitBrain && !reverse) return;
     if (this.#housekeptAt !== undefined && now.getTime() - this.#housekeptAt < this.#housekeepingEveryMs) return;
     this.#housekeptAt = now.getTime();
     if (housekeeping) {
@@ -220,6 +230,14 @@ export class ReportScheduler {
         if (removed > 0) this.#log.info({ removed }, 'split-brain watches of sessions no longer switched removed');
       } catch (error) {
         this.#log.error({ err: asCodedError(error) }, 'split-brain watch sweep failed');
+      }
+    }
+    if (reverse) {
+      try {
+        const removed = await reverse.sweep();
+        if (removed > 0) this.#log.info({ removed }, 'reverse replication of sessions no longer active removed');
+      } catch (error) {
+        this.#log.error({ err: asCodedError(error) }, 'reverse replication sweep failed');
       }
     }
   }
@@ -241,7 +259,10 @@ export class ReportScheduler {
     try {
       if (session.state === 'switched') {
         const claim = await this.#claimSample(session, now, lastSample);
-        if (claim) await this.#watch(session, profile, claim, summary, log);
+        if (!claim) return;
+        await Promise.all([this.#watch(session, profile, summary, log), this.#watchReverse(session, profile, now, summary, log)]);
+        await this.#deps.ticks.complete(claim, this.#deps.replicaId, this.#clock.now());
+        summary.samples.push(session.id);
         return;
       }
       const schedule = own?.schedule ?? this.#profileSchedule(session);
@@ -315,8 +336,9 @@ export class ReportScheduler {
    * finding is new writes, so nothing is reported twice). A session that ended meanwhile (finish,
    * rollback: writes on the source are no longer foreign) gets no alert, and its watch goes.
    */
-  async #watch(session: Session, profile: ReportProfile, claim: TickClaim, summary: TickSummary, log: Logger): Promise<void> {
-    const watches = this.#deps.splitBrain!;
+  async #watch(session: Session, profile: ReportProfile, summary: TickSummary, log: Logger): Promise<void> {
+    const watches = this.#deps.splitBrain;
+    if (!watches) return;
     const result = await watches.check(session);
     let notice: AlertNotice | undefined;
     if ((await this.#deps.sessions.require(session.id)).state !== 'switched') {
@@ -330,8 +352,42 @@ export class ReportScheduler {
       notice = watchNotRunningNotice(result.reason);
     }
     if (notice) await this.#notify(session, profile, [notice], summary, log);
-    await this.#deps.ticks.complete(claim, this.#deps.replicaId, this.#clock.now());
-    summary.samples.push(session.id);
+  }
+
+  /**
+   * A switched session that replicates back, at `now`: within the rollback window its reverse slot is
+   * read and its episodes announced; past it the reverse replication is removed (unless the session has
+   * left `switched`: a finish or rollback removes it itself) and the end announced, both once. Nothing is
+   * looked at again once the window has ended. A failure is logged; the next sample tries again.
+   */
+  async #watchReverse(session: Session, profile: ReportProfile, now: Date, summary: TickSummary, log: Logger): Promise<void> {
+    const reverse = this.#deps.reverse;
+    if (!reverse) return;
+    const { state } = this.#deps;
+    try {
+      const back = await reverse.replicatingBack(session);
+      if (!back) return;
+      const policy = rollbackPolicy(profile.rollback, profile.reports.alerts.consecutiveSamples);
+      const previous = await state.rollbackWindow(session.id);
+      if (previous?.attempt === back.attempt && previous.endedAt) return;
+      let step: RollbackWindowStep;
+      if (now.getTime() >= windowEnd(back, policy).getTime()) {
+        if ((await this.#deps.sessions.require(session.id)).state !== 'switched') return;
+        const removed = await reverse.drop(session);
+        log.info({ removed }, 'rollback window ended: reverse replication removed');
+        step = await state.updateRollbackWindow(session.id, (p) => endWindow(p, back, now, policy));
+      } else {
+        const status = await reverse.status(session);
+        const reading = { at: now, slot: status.slot, streaming: status.streaming, retainedWalBytes: status.retainedWalBytes };
+        step = await state.updateRollbackWindow(session.id, (p) => observeReverse(p, back, reading, policy));
+      }
+      await this.#notify(session, profile, step.notices, summary, log);
+      if (step.redraw) {
+        await this.#deps.poster.refreshStatus(session).catch((error: unknown) => log.warn({ err: asCodedError(error) }, 'status message refresh failed'));
+      }
+    } catch (error) {
+      log.warn({ err: asCodedError(error) }, 'replicating back could not be looked at');
+    }
   }
 
   async #alert(

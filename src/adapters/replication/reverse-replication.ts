@@ -279,18 +279,30 @@ export class PgReverseReplication implements ReverseReplication {
  * this works even when the target is gone), then the target's slots and publications. Idempotent.
  */
 export async function dropReverseReplication(source: Pool, target: Pool, prefix: string): Promise<ReverseDropResult> {
-  const { rows } = await source.query<{ subname: string }>(
-    'SELECT subname FROM pg_subscription WHERE starts_with(subname, $1) AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
-    [prefix],
-  );
-  for (const { subname } of rows) {
+  const subscriptions = await reverseSubscriptions(source, prefix);
+  for (const subname of subscriptions) {
     const ident = pg.escapeIdentifier(subname);
     await source.query(`ALTER SUBSCRIPTION ${ident} DISABLE`);
     await source.query(`ALTER SUBSCRIPTION ${ident} SET (slot_name = NONE)`);
     await source.query(`DROP SUBSCRIPTION IF EXISTS ${ident}`);
   }
   const slots = await dropSlots(target, prefix);
-  const pubs = await target.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE starts_with(pubname, $1)', [prefix]);
-  for (const { pubname } of pubs.rows) await target.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(pubname)}`);
-  return { subscriptions: rows.length, slots, publications: pubs.rows.length };
+  const publications = await reversePublications(target, prefix);
+  for (const pubname of publications) await target.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(pubname)}`);
+  return { subscriptions: subscriptions.length, slots, publications: publications.length };
+}
+
+/** The source's subscriptions in the current database whose name starts with `prefix`. */
+export async function reverseSubscriptions(source: Pick<Pool, 'query'>, prefix: string): Promise<string[]> {
+  const { rows } = await source.query<{ subname: string }>(
+    'SELECT subname FROM pg_subscription WHERE starts_with(subname, $1) AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
+    [prefix],
+  );
+  return rows.map((r) => r.subname);
+}
+
+/** The target's publications whose name starts with `prefix`. */
+export async function reversePublications(target: Pick<Pool, 'query'>, prefix: string): Promise<string[]> {
+  const { rows } = await target.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE starts_with(pubname, $1)', [prefix]);
+  return rows.map((r) => r.pubname);
 }

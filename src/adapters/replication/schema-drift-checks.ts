@@ -12,6 +12,7 @@ import type { TargetConnection } from '../digitalocean/target-connection.js';
 import { pool } from '../source/connect.js';
 import type { SourceRegistry } from '../source/source-registry.js';
 import { driftInEveryDatabase } from './schema-catalog.js';
+import { TargetPools } from './target-pools.js';
 
 export type TargetPool = Pick<pg.Pool, 'query' | 'end'>;
 
@@ -25,15 +26,13 @@ export interface CatalogSchemaDriftChecksOptions {
 
 export class CatalogSchemaDriftChecks implements SchemaDriftChecks {
   readonly #o: CatalogSchemaDriftChecksOptions;
-  readonly #openPool: (target: TargetConnection) => TargetPool;
-  /** By `profile\u0000database`: bounded by the configuration and the migrated databases. */
-  readonly #targetPools = new Map<string, TargetPool>();
+  readonly #targetPools: TargetPools<TargetPool>;
   /** Sessions whose check is running. */
   readonly #running = new Set<string>();
 
   constructor(options: CatalogSchemaDriftChecksOptions) {
     this.#o = options;
-    this.#openPool = options.openPool ?? ((t) => pool(t, { max: 1, applicationName: 'pgcutover', queryTimeoutMs: 10_000 }));
+    this.#targetPools = new TargetPools(options.openPool ?? ((t) => pool(t, { max: 1, applicationName: 'pgcutover', queryTimeoutMs: 10_000 })));
   }
 
   async check(session: Session): Promise<string[] | null> {
@@ -47,7 +46,7 @@ export class CatalogSchemaDriftChecks implements SchemaDriftChecks {
       return await driftInEveryDatabase(
         databases,
         (database) => sources.pool(session.profile, database),
-        (database) => this.#targetPool(session.profile, database === own ? target : { ...target, database }),
+        (database) => this.#targetPools.pool(session.profile, target, database, database === own),
       );
     } finally {
       this.#running.delete(session.id);
@@ -55,19 +54,7 @@ export class CatalogSchemaDriftChecks implements SchemaDriftChecks {
   }
 
   /** Ends the target pools (at shutdown). */
-  async close(): Promise<void> {
-    const pools = [...this.#targetPools.values()];
-    this.#targetPools.clear();
-    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
-  }
-
-  #targetPool(profileName: string, target: TargetConnection): TargetPool {
-    const key = `${profileName}\u0000${target.database}`;
-    let opened = this.#targetPools.get(key);
-    if (!opened) {
-      opened = this.#openPool(target);
-      this.#targetPools.set(key, opened);
-    }
-    return opened;
+  close(): Promise<void> {
+    return this.#targetPools.close();
   }
 }

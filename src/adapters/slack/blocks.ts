@@ -7,6 +7,7 @@ import type { PlanStep, PreflightItem } from '../../app/session-operations.js';
 import type { Profile } from '../../config/profiles.js';
 import { USER_ACTIONS, availableActions, gateStatus, type ApprovalRuns, type Gate, type GateRequest, type UserAction } from '../../domain/gates.js';
 import { databaseLagLine, formatBytes, type DoView, type TrendDirection } from '../../domain/report.js';
+import { hoursLeft, type RollbackWindowState } from '../../domain/rollback-window.js';
 import { describeState, type Session } from '../../domain/session.js';
 import type { LagSample } from '../../domain/ports/replication.js';
 import { channelIdSchema } from './slack-ids.js';
@@ -99,7 +100,7 @@ const BUTTONS: Record<ButtonAction, { text: string; style?: 'primary' | 'danger'
     style: 'danger',
     confirm: {
       title: 'Roll back to the source?',
-      text: 'Freezes writes on the target, proves that every write made on the target since the switch is on the source, moves the source\'s sequences past the target\'s, points traffic back to the source and resumes writes there. Only when the thread says "Not replicating back": writes made on the target since the switch stay on the target only.',
+      text: 'Freezes writes on the target, proves that every write made on the target since the switch is on the source, moves the source\'s sequences past the target\'s, points traffic back to the source and resumes writes there. Only when the thread says "Not replicating back", or the rollback window has ended: writes made on the target since the switch stay on the target only.',
       confirm: 'Roll back',
     },
   },
@@ -164,6 +165,8 @@ export interface StatusView {
   reportSchedule?: string | undefined;
   /** DigitalOcean's status of the migration and when it was seen, when the caller has it (a lag report). */
   digitalocean?: { view: DoView; at: Date } | undefined;
+  /** A switched session that replicates back: until when a rollback loses nothing, and the reverse slot as last read. */
+  rollbackWindow?: Pick<RollbackWindowState, 'endsAt' | 'endedAt' | 'reading'> | undefined;
   now: Date;
 }
 
@@ -222,6 +225,19 @@ function freezeLine(view: StatusView): string {
   return `:ice_cube: *writes frozen* since ${slackDate(frozenAt, '{time_secs}')}: ${left} s of the ${budget} s budget left (writes resume by themselves at ${slackDate(deadline, '{time_secs}')})`;
 }
 
+/** How long a rollback loses nothing, and what replicating back keeps on the target. */
+function rollbackLine(window: NonNullable<StatusView['rollbackWindow']>, now: Date): string {
+  const at = (d: Date) => slackDate(d, '{date_short_pretty} {time}');
+  if (window.endedAt) return `window ended ${at(window.endedAt)}: replicating back stopped, a rollback leaves the target's writes on the target`;
+  const left = window.endsAt.getTime() - now.getTime();
+  if (left <= 0) return `window ended ${at(window.endsAt)}: replicating back is being removed`;
+  const more = left >= 3_600_000 ? `${hoursLeft(window.endsAt, now)} h` : `${Math.ceil(left / 60_000)} min`;
+  const r = window.reading;
+  const stream = !r || r.streaming ? 'replicating back' : r.slot ? 'replicating back, *not streaming*' : '*the reverse slot is gone*';
+  const retained = r && r.retainedWalBytes !== null ? `, ${formatBytes(r.retainedWalBytes)} retained` : '';
+  return `without loss possible for ${more} more, until ${at(window.endsAt)} (${stream}${retained})`;
+}
+
 /** The migration id, with DigitalOcean's own status only when it was actually seen (never inferred from our state). */
 function describeMigration(session: Session, seen: StatusView['digitalocean']): string {
   if (!session.doMigrationId) return 'not started';
@@ -243,6 +259,7 @@ export function renderStatus(view: StatusView): { text: string; blocks: Block[] 
     `*Lag*\n${describeLag(view.lag, view.lagTrend)}`,
     `*Writes*\n${freezeLine(view)}`,
     `*Started by*\n<@${session.startedBy}> ${slackDate(session.createdAt)}`,
+    ...(session.state === 'switched' && view.rollbackWindow ? [`*Rollback*\n${rollbackLine(view.rollbackWindow, now)}`] : []),
   ];
   const blocks: Block[] = [
     { type: 'header', text: plain(title.slice(0, 150)) },

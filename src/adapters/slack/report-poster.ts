@@ -24,8 +24,11 @@ export interface ChatClient {
 export interface SlackReportPosterOptions {
   client: ChatClient;
   log: Logger;
-  /** The Slack layer's status-card refresh (it owns the card's layout). Without it, refresh is a no-op. */
-  refreshStatus?: (session: Session, report: LagReport, figures: StatusFigures) => Promise<void>;
+  /**
+   * The Slack layer's status-card refresh (it owns the card's layout), with a report's own figures when a
+   * report asks. Without it, refresh is a no-op.
+   */
+  refreshStatus?: (session: Session, report?: LagReport, figures?: StatusFigures) => Promise<void>;
   /** Minimum gap between two posts to one channel. Default 1100 ms. */
   minIntervalMs?: number;
 }
@@ -56,7 +59,7 @@ export class SlackReportPoster implements ReportPoster {
     await this.#post(session, text, [{ type: 'section', text: { type: 'mrkdwn', text } }], true);
   }
 
-  async refreshStatus(session: Session, report: LagReport, figures: StatusFigures): Promise<void> {
+  async refreshStatus(session: Session, report?: LagReport, figures?: StatusFigures): Promise<void> {
     await this.#refresh?.(session, report, figures);
   }
 

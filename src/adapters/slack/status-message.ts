@@ -13,6 +13,7 @@ import { CodedError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { LagSample } from '../../domain/ports/replication.js';
 import type { StatusFigures } from '../../reports/ports.js';
+import type { RollbackWindowState } from '../../domain/rollback-window.js';
 import type { ApprovalStore, ReportScheduleStore } from '../store/approvals.js';
 import type { Store } from '../store/index.js';
 import { renderStatus, type Block, type LagTrend, type StatusView } from './blocks.js';
@@ -32,6 +33,8 @@ export interface StatusMessageDeps {
   lag: (session: Session) => Promise<LagSample>;
   /** How long a lag measurement may take before the message shows it as unknown. */
   lagTimeoutMs?: number;
+  /** A switched session's rollback window as the reports last saw it; without it none is shown. */
+  rollbackWindow?: (sessionId: string) => Promise<RollbackWindowState | undefined>;
 }
 
 export interface RenderedStatus {
@@ -137,13 +140,14 @@ export class StatusMessages {
 
   /** The data the message shows. */
   async view(session: Session, figures?: StatusFigures): Promise<StatusView> {
-    const { approvals, schedules, config, now } = this.deps;
+    const { approvals, schedules, config, now, rollbackWindow } = this.deps;
     const reported = session.state === 'syncing' || session.state === 'frozen';
-    const [requests, lastFreeze, reportSchedule, lag] = await Promise.all([
+    const [requests, lastFreeze, reportSchedule, lag, window] = await Promise.all([
       approvals.open(session.id),
       session.state === 'frozen' ? approvals.latest(session.id, 'freeze') : Promise.resolve(undefined),
       schedules.get(session.id),
       reported ? (figures ? figures.lag : this.measure(session)) : Promise.resolve(undefined),
+      session.state === 'switched' && rollbackWindow ? rollbackWindow(session.id) : Promise.resolve(undefined),
     ]);
     const frozenAt = lastFreeze?.status === 'executed' ? (lastFreeze.closedAt ?? undefined) : undefined;
     const memo = this.remember(session, lag, figures);
@@ -156,6 +160,7 @@ export class StatusMessages {
       lagTrend: figures?.lagTrend ?? (lag?.known ? memo?.lag?.trend : undefined) ?? 'unknown',
       reportSchedule: reportSchedule ?? undefined,
       digitalocean: memo?.digitalocean,
+      rollbackWindow: window,
       now: now(),
     };
   }

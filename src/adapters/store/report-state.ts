@@ -1,13 +1,15 @@
 /**
  * What the report scheduler keeps per session besides tick claims: the schedule set with
  * `/migrate report …`, the alert episodes, the recent observations (a bounded ring) that the
- * report's trend and sparkline are drawn from, and the schema differences already announced.
+ * report's trend and sparkline are drawn from, the schema differences already announced, and the
+ * rollback window of a session that replicates back.
  */
 import type { ReportState, StoredSchedule } from '../../reports/ports.js';
 import { z } from 'zod';
 import { ALERT_KINDS, initialAlertState, type AlertKind, type AlertState } from '../../domain/alerts.js';
 import type { Observation } from '../../domain/report.js';
 import { parseReportSchedule, type ReportSchedule } from '../../domain/report-schedule.js';
+import type { RollbackWindowState } from '../../domain/rollback-window.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Database, SqlClient } from './database.js';
 
@@ -38,6 +40,14 @@ const observationSchema = z.union([
 ]);
 const observationsSchema = z.array(observationSchema);
 const announcedDriftSchema = z.array(z.string());
+const rollbackWindowSchema = z.object({
+  attempt: z.number().int(),
+  endsAt: z.coerce.date(),
+  walOverBudget: z.boolean(),
+  notStreaming: z.object({ streak: z.number().int().min(0), announced: z.boolean() }),
+  reading: z.object({ at: z.coerce.date(), slot: z.boolean(), streaming: z.boolean(), retainedWalBytes: z.number().nullable() }).nullable(),
+  endedAt: z.coerce.date().nullable(),
+}) satisfies z.ZodType<RollbackWindowState>;
 
 interface ScheduleRow {
   session_id: string;
@@ -200,6 +210,30 @@ export class ReportStateStore implements ReportState {
       return result;
     });
   }
+
+  // ---- rollback window ----
+
+  async rollbackWindow(sessionId: string): Promise<RollbackWindowState | undefined> {
+    const { rows } = await this.db.query<{ rollback_window: unknown }>('SELECT rollback_window FROM report_windows WHERE session_id = $1', [sessionId]);
+    return parseRollbackWindow(rows[0]?.rollback_window);
+  }
+
+  /** Reads the session's rollback window under a row lock, lets `decide` compute the next one, writes it: one transaction. */
+  async updateRollbackWindow<T extends { state: RollbackWindowState }>(sessionId: string, decide: (previous: RollbackWindowState | undefined) => T): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      await tx.query(`INSERT INTO report_windows (session_id) VALUES ($1) ON CONFLICT DO NOTHING`, [sessionId]);
+      const { rows } = await tx.query<{ rollback_window: unknown }>('SELECT rollback_window FROM report_windows WHERE session_id = $1 FOR UPDATE', [
+        sessionId,
+      ]);
+      const result = decide(parseRollbackWindow(rows[0]?.rollback_window));
+      await tx.query('UPDATE report_windows SET rollback_window = $2::jsonb WHERE session_id = $1', [sessionId, JSON.stringify(result.state)]);
+      return result;
+    });
+  }
+}
+
+function parseRollbackWindow(raw: unknown): RollbackWindowState | undefined {
+  return raw === null || raw === undefined ? undefined : parseStored(raw, rollbackWindowSchema, 'rollback window');
 }
 
 function parseObservations(raw: unknown): Observation[] {
