@@ -3,8 +3,12 @@
  * freeze → repoint → resume opens no admin connection and sends two commands per step (the drain is
  * confirmed by PAUSE's answer plus one SHOW DATABASES, not a poll loop). The admin connections and
  * commands are counted by spying on pg's Client (a third-party class, called through), and checked
- * against PgBouncer's own SHOW CLIENTS / SHOW SERVERS.
+ * against PgBouncer's own SHOW CLIENTS / SHOW SERVERS. RELOAD and its SHOW DATABASES leave together
+ * (pg's pipeline mode), seen by stopping PgBouncer (SIGSTOP) while the repoint is under way; a repoint
+ * staged by prepare(to) is a rename of the file written before the freeze.
  */
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CodedError, ErrorCode } from '../../src/errors.js';
@@ -13,7 +17,7 @@ import { Secret } from '../../src/secret.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { startProxyWriteLoad, WRITES_TABLE } from '../support/proxy-write-load.js';
-import { memoryLogger, sleep } from './helpers.js';
+import { memoryLogger, sleep, until } from './helpers.js';
 
 /** The admin console commands and connections pg sends or opens from now on (clients of the `pgbouncer` database only). */
 function spyOnAdmin() {
@@ -171,5 +175,98 @@ describe('PgBouncer freeze → repoint → resume on warm admin connections (rea
       await admin.close();
       await sticky.stop();
     }
+  });
+  describe('the repoint inside the freeze', () => {
+    const file = () => bouncer.databasesFile;
+    /** What the bot left beside the databases file (staged files, temp files, second names). */
+    const leftovers = () => readdirSync(dirname(file())).filter((name) => name.includes('.pgcutover-'));
+    const backToSource = async (admin: PgBouncerAdmin) => {
+      await admin.close();
+      writeFileSync(file(), bouncer.renderDatabases({ orders: { ...sourceEndpoint(), dbname: 'orders' } }));
+      const console_ = await bouncer.admin();
+      await console_.query('RELOAD');
+      await console_.query('RESUME orders').catch(() => undefined);
+      await console_.end();
+    };
+
+    it('sends RELOAD and SHOW DATABASES together; a line PgBouncer rejects is still caught and the previous file put back', async () => {
+      const admin = driver(bouncer);
+      // What pg writes to the socket (a third-party class, called through).
+      const sent = vi.spyOn(pg.Connection.prototype, 'query');
+      try {
+        await admin.freeze();
+        sent.mockClear();
+        // PgBouncer answers nothing while stopped: whatever reaches the wire meanwhile was sent without waiting.
+        process.kill(bouncer.pid, 'SIGSTOP');
+        let repointed: Promise<unknown>;
+        try {
+          repointed = admin.repoint(targetEndpoint()).catch((e: unknown) => e);
+          await until('SHOW DATABASES on the wire', () => sent.mock.calls.length >= 2, 5000);
+          expect(sent.mock.calls.map(([text]) => text)).toEqual(['RELOAD', 'SHOW DATABASES']);
+        } finally {
+          process.kill(bouncer.pid, 'SIGCONT');
+        }
+        expect(await repointed).toBeUndefined();
+        expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: true });
+
+        // A key PgBouncer rejects on a database line (sslmode is global only): RELOAD answers RELOAD anyway.
+        const broken = `orders = host=${target.host} port=${target.port} dbname=orders sslmode=require\n`;
+        writeFileSync(file(), broken);
+        const error = await admin.repoint(sourceEndpoint()).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(CodedError);
+        expect((error as CodedError).code).toBe(ErrorCode.ProxyVerifyFailed);
+        expect(readFileSync(file(), 'utf8')).toBe(broken);
+        expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: true });
+      } finally {
+        process.kill(bouncer.pid, 'SIGCONT');
+        await backToSource(admin);
+      }
+      expect(leftovers()).toEqual([]);
+    });
+
+    it('prepare(to) writes the new file before the freeze; the repoint renames that very file into place', async () => {
+      const admin = driver(bouncer);
+      const before = readFileSync(file(), 'utf8');
+      try {
+        await admin.prepare(targetEndpoint());
+        const staged = leftovers().find((name) => !name.endsWith('.previous'));
+        expect(staged).toBeDefined();
+        const stagedInode = statSync(`${dirname(file())}/${staged}`).ino;
+        expect(readFileSync(file(), 'utf8')).toBe(before);
+        expect((await admin.inspect()).pointsTo).toEqual(sourceEndpoint());
+
+        await admin.freeze();
+        await admin.repoint(targetEndpoint());
+        expect(statSync(file()).ino).toBe(stagedInode);
+        expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: true });
+        await admin.resume();
+        await admin.close();
+        expect(leftovers()).toEqual([]);
+      } finally {
+        await backToSource(admin);
+      }
+    });
+
+    it('a stage made stale (the file edited since, or another target) is not used: the repoint rewrites the file as it is now', async () => {
+      const admin = driver(bouncer);
+      try {
+        await admin.prepare(targetEndpoint());
+        // Someone edits the file after the stage: their edit must survive the repoint.
+        writeFileSync(file(), `${readFileSync(file(), 'utf8')}; edited after the stage\n`);
+        await admin.freeze();
+        await admin.repoint(targetEndpoint());
+        expect(readFileSync(file(), 'utf8')).toContain('; edited after the stage');
+        expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: true });
+
+        await admin.prepare(targetEndpoint());
+        await admin.repoint(sourceEndpoint());
+        expect(await admin.inspect()).toMatchObject({ pointsTo: sourceEndpoint(), frozen: true });
+        await admin.resume();
+        await admin.close();
+        expect(leftovers()).toEqual([]);
+      } finally {
+        await backToSource(admin);
+      }
+    });
   });
 });

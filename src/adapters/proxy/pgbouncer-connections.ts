@@ -89,7 +89,9 @@ export class ConsoleConnections {
   }
 
   async #connect(): Promise<pg.Client> {
-    const client = new pg.Client(this.config());
+    // Pipelined (pg's own mode): commands issued together leave together and PgBouncer answers them
+    // in order, so RELOAD and the SHOW DATABASES that checks it take one round trip, not two.
+    const client = new pg.Client({ ...this.config(), pipeline: true });
     client.on('error', (error) => this.#log.debug({ err: error }, 'admin connection error'));
     try {
       await client.connect();

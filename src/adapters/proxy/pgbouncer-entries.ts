@@ -88,9 +88,14 @@ export class PgBouncerEntries implements ProxyAdmin {
     return this.#entries().then((covered) => covered.map(({ name, database }) => ({ name, database })));
   }
 
-  /** Every entry's console, and the one repoint() rewrites the file through: nothing opens inside the freeze. */
-  async prepare(): Promise<void> {
-    await Promise.all([settleAll(await this.#entries(), (e) => e.admin.prepare()), this.#primary.prepare()]);
+  /**
+   * Every entry's console, and the one repoint() rewrites the file through: nothing opens inside the
+   * freeze. Given `to`, the repoint's databases file is written ahead (one rename inside the freeze).
+   */
+  async prepare(to?: Endpoint): Promise<void> {
+    const covered = await this.#entries();
+    await Promise.all([settleAll(covered, (e) => e.admin.prepare()), this.#primary.prepare()]);
+    if (to) await this.#primary.stageRepoint(new Map(covered.map((e) => [e.name, this.#endpointOf(e, to)])));
   }
 
   async freeze(): Promise<void> {

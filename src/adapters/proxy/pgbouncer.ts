@@ -11,13 +11,15 @@
  *
  * Nothing slow inside the freeze: freeze, repoint and resume run on two admin connections opened by
  * prepare() (or on first use) and kept until close(), so a cutover sends PAUSE + one SHOW DATABASES,
- * RELOAD + one SHOW DATABASES, RESUME + one SHOW DATABASES, and opens no connection in between.
+ * RELOAD + one SHOW DATABASES (sent together: one round trip), RESUME + one SHOW DATABASES, and opens
+ * no connection in between. prepare(to) also writes the repoint's databases file ahead, so that the
+ * file's part of the repoint inside the freeze is one rename.
  */
 import pg from 'pg';
 import type { Logger } from '../../log.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Secret } from '../../secret.js';
-import { atomicWrite, replaceThenFlush } from './files.js';
+import { atomicWrite, replaceThenFlush, stageReplacement, type StagedReplacement } from './files.js';
 import { checkEndpoint, checkIdent, databaseRows, drainState, pools, showConfig, simple, sum, type DatabaseRow, type DrainState } from './pgbouncer-console.js';
 export type { DrainState } from './pgbouncer-console.js';
 import { ConsoleConnections } from './pgbouncer-connections.js';
@@ -44,6 +46,17 @@ export interface PreflightCheck {
   detail: string;
 }
 
+function checkTargets(targets: ReadonlyMap<string, Endpoint>): void {
+  for (const [name, to] of targets) {
+    checkIdent(name, 'PgBouncer database name');
+    checkEndpoint(to);
+  }
+}
+
+/** The databases file's text with every target's line repointed. */
+const rewriteFor = (targets: ReadonlyMap<string, Endpoint>) => (text: string) =>
+  [...targets].reduce((t, [name, to]) => replaceDatabaseLine(t, name, to), text);
+
 export class PgBouncerAdmin implements ProxyAdmin {
   readonly kind = 'pgbouncer' as const;
   readonly canPause = true;
@@ -58,6 +71,8 @@ export class PgBouncerAdmin implements ProxyAdmin {
   #checked: { config: Map<string, string> } | undefined;
   /** The last repoint's flush of the databases file, still running behind the freeze. */
   #flushing: Promise<void> | undefined;
+  /** The databases file prepare(to) wrote ahead for the repoint, put in place by it. */
+  #staged: StagedReplacement | undefined;
 
   constructor(options: PgBouncerAdminOptions) {
     this.#db = checkIdent(options.database, 'PgBouncer database name');
@@ -104,10 +119,11 @@ export class PgBouncerAdmin implements ProxyAdmin {
 
   /**
    * Opens the two admin connections and runs the checks freeze() needs (the entry exists and is not
-   * session-pooled; SHOW CONFIG for repoint's TLS check), so nothing of this happens inside the freeze.
-   * Optional: freeze() calls it on first use. Calling it again re-runs the checks on the same connections.
+   * session-pooled; SHOW CONFIG for repoint's TLS check), so nothing of this happens inside the freeze;
+   * given `to`, stages the repoint to it (stageRepoint). Optional: freeze() calls it on first use.
+   * Calling it again re-runs the checks on the same connections.
    */
-  async prepare(): Promise<void> {
+  async prepare(to?: Endpoint): Promise<void> {
     const [checker] = await Promise.all([this.#console.warm('checker'), this.#console.warm('pauser')]);
     const row = await this.#databaseRow(checker);
     if (!row) throw this.#noDatabase();
@@ -119,6 +135,20 @@ export class PgBouncerAdmin implements ProxyAdmin {
       );
     }
     this.#checked = { config };
+    if (to) await this.stageRepoint(new Map([[this.#db, to]]));
+  }
+
+  /**
+   * Before a freeze: the databases file repointEntries(targets) will write, written and flushed beside
+   * the current one, so that inside the freeze the rewrite is one rename. The repoint does the whole
+   * rewrite instead when the file or the targets changed since. Replaces an earlier stage.
+   */
+  async stageRepoint(targets: ReadonlyMap<string, Endpoint>): Promise<void> {
+    checkTargets(targets);
+    const staged = await stageReplacement(this.#options.databasesFile, rewriteFor(targets));
+    const replaced = this.#staged;
+    this.#staged = staged;
+    await replaced?.discard();
   }
 
   /**
@@ -223,10 +253,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
    */
   async repointEntries(targets: ReadonlyMap<string, Endpoint>): Promise<void> {
     const file = this.#options.databasesFile;
-    for (const [name, to] of targets) {
-      checkIdent(name, 'PgBouncer database name');
-      checkEndpoint(to);
-    }
+    checkTargets(targets);
     const admin = await this.#console.warm('checker');
     if ([...targets.values()].some((to) => to.tls)) {
       // The config prepare() read, when it ran: the bot itself never changes server_tls_sslmode.
@@ -240,12 +267,23 @@ export class PgBouncerAdmin implements ProxyAdmin {
         );
       }
     }
-    // Inside the freeze: the new file is renamed into place for the RELOAD (PgBouncer reads it at once)
-    // and flushed to disk behind the freeze; close() waits for the flush.
-    const { before, flushed } = replaceThenFlush(file, (text) => [...targets].reduce((t, [name, to]) => replaceDatabaseLine(t, name, to), text));
-    this.#flushing = flushed.catch((err: unknown) => this.#log.error({ err }, 'flushing the databases file to disk failed; it is in place but may not survive a power loss'));
-    await this.#reload(admin);
-    const rows = await this.#databaseRows(admin);
+    // Inside the freeze: the new file (staged, or written now) is renamed into place for the RELOAD
+    // (PgBouncer reads it at once) and flushed to disk behind the freeze; close() waits for the flush.
+    const rewrite = rewriteFor(targets);
+    const staged = this.#staged;
+    this.#staged = undefined;
+    const { before, flushed } = staged?.put(rewrite) ?? replaceThenFlush(file, rewrite);
+    this.#flushing = flushed
+      .catch((err: unknown) => this.#log.error({ err }, 'flushing the databases file to disk failed; it is in place but may not survive a power loss'))
+      // A stage for other targets or an older file is dropped behind the freeze too.
+      .then(() => staged?.discard())
+      .catch((err: unknown) => this.#log.warn({ err }, 'removing the staged databases file failed'));
+    // Both on the wire at once (the console connections are pipelined; each call sends at once, in
+    // this order): PgBouncer answers the SHOW only after the reload, so the rows show its outcome.
+    const [reloaded, shown] = await Promise.allSettled([this.#reload(admin), this.#databaseRows(admin)]);
+    if (reloaded.status === 'rejected') throw reloaded.reason;
+    if (shown.status === 'rejected') throw shown.reason;
+    const rows = shown.value;
     const wrong = [...targets].filter(([name, to]) => {
       const row = rows.get(name);
       return !(row && row.host === to.host && row.port === to.port && row.database === to.database);
@@ -336,6 +374,9 @@ export class PgBouncerAdmin implements ProxyAdmin {
 
   async close(): Promise<void> {
     await this.#flushing;
+    const staged = this.#staged;
+    this.#staged = undefined;
+    await staged?.discard().catch(() => undefined);
     this.#checked = undefined;
     await this.#console.close();
   }

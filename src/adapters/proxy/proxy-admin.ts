@@ -6,7 +6,7 @@ import type { Router, WriteFreeze } from '../../domain/ports/writes.js';
 
 export type { Endpoint, RouterStatus as ProxyStatus } from '../../domain/ports/writes.js';
 
-export interface ProxyAdmin extends Router, WriteFreeze {
+export interface ProxyAdmin extends Router, Omit<WriteFreeze, 'prepare'> {
   /** Whether freeze() holds clients (PgBouncer PAUSE) rather than delegating or being unsupported. */
   readonly canPause: boolean;
 }

@@ -142,8 +142,9 @@ async function preconditions(ctx: StepContext): Promise<StepOutcome> {
   // Nothing slow inside the freeze: connections open and warm, sequences already ahead of the source.
   const { freeze, fence, sequences, routing } = machines;
   const [, , , , , reverse] = await Promise.all([
-    freeze.prepare?.(),
-    routing && (routing.router as unknown) !== freeze ? routing.router.prepare?.() : undefined,
+    routing && (routing.router as unknown) === freeze ? undefined : freeze.prepare?.(),
+    // The router readies the repoint to the target too (PgBouncer: the new databases file written ahead).
+    routing?.router.prepare?.(routing.target),
     fence.prepare?.(),
     sequences.pushAhead?.(),
     machines.verifier?.prepare(),

@@ -53,7 +53,7 @@ export interface Router {
   inspect(): Promise<RouterStatus>;
   /** Sends new work to `to`, then verifies the router really points there (throws ProxyVerifyFailed if not). */
   repoint(to: Endpoint): Promise<void>;
-  /** Before the freeze: opens and checks what repoint() needs. */
-  prepare?(): Promise<void>;
+  /** Before the freeze: opens and checks what repoint() needs; given `to`, readies the repoint to it. */
+  prepare?(to?: Endpoint): Promise<void>;
   close(): Promise<void>;
 }
