@@ -14,22 +14,14 @@
  * between posting and completing posts that report twice: the price of not losing it.
  *
  * A switched session gets no lag report (nothing waits for replication any more); its sample ticks run
- * the split-brain watch instead: writes committed on the old source after the switch raise an alert.
- * When its cutover replicates back, they also look at the reverse slot (WAL kept over the budget, a
- * stream not streaming: announced once each way) and, once the rollback window has passed, remove the
- * reverse replication and announce it once (what was announced is in the store).
- *
- * A syncing session's ticks (report or sample, once per pass) also compare the schemas of source and
- * target: each new difference is announced once, and the end of the drift once, whichever replica
- * compares (what was announced is in the store).
+ * the split-brain watch and, when its cutover replicates back, look at the reverse slot and the rollback
+ * window. A syncing session's ticks also compare the schemas of source and target. Those guards, and how
+ * each announces once per change, are in session-guards.ts.
  */
-import { evaluateAlerts, type AlertNotice } from '../domain/alerts.js';
+import { evaluateAlerts } from '../domain/alerts.js';
 import { buildReport, toLagSample, type Observation } from '../domain/report.js';
 import { latestDueTick, parseReportSchedule, type ReportSchedule } from '../domain/report-schedule.js';
-import { endWindow, observeReverse, rollbackPolicy, windowEnd, type RollbackWindowStep } from '../domain/rollback-window.js';
 import type { Session, SessionState } from '../domain/session.js';
-import { schemaDriftNotice } from '../domain/schema-drift.js';
-import { splitBrainNotice, watchNotRunningNotice } from '../domain/split-brain.js';
 import { asCodedError, CodedError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -51,6 +43,7 @@ import {
   type TickRow,
 } from './ports.js';
 import { Semaphore } from './semaphore.js';
+import { SessionGuards, type AlertTally } from './session-guards.js';
 
 /** Sessions in these states are reported on: replication is what they wait for. */
 export const REPORTED_STATES: readonly SessionState[] = ['syncing', 'frozen'];
@@ -105,12 +98,11 @@ export interface ReportSchedulerDeps {
 }
 
 /** What one pass did (for tests and debug logs). */
-export interface TickSummary {
+export interface TickSummary extends AlertTally {
   at: Date;
   sessions: number;
   reports: string[];
   samples: string[];
-  alerts: { sessionId: string; kind: string; action: 'fire' | 'clear' }[];
   failures: { sessionId: string; error: string }[];
 }
 
@@ -125,8 +117,8 @@ export class ReportScheduler {
   readonly #pollMs: number;
   readonly #housekeepingEveryMs: number;
   #housekeptAt: number | undefined;
-  /** Switched sessions whose watch could not start and was alerted (by this replica). */
-  readonly #unwatched = new Set<string>();
+  /** The split-brain watch, replicating back and the schema guard, alerting through the channel. */
+  readonly #guards: SessionGuards;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<unknown> | undefined;
 
@@ -142,6 +134,7 @@ export class ReportScheduler {
     this.#maxAttempts = o.maxAttempts ?? 3;
     this.#pollMs = o.pollMs ?? 5_000;
     this.#housekeepingEveryMs = o.housekeepingEveryMs ?? 300_000;
+    this.#guards = new SessionGuards(deps);
   }
 
   /** Starts the timer (idempotent). Schedules live in the store, so a restarted replica just starts. */
@@ -260,7 +253,7 @@ export class ReportScheduler {
       if (session.state === 'switched') {
         const claim = await this.#claimSample(session, now, lastSample);
         if (!claim) return;
-        await Promise.all([this.#watch(session, profile, summary, log), this.#watchReverse(session, profile, now, summary, log)]);
+        await Promise.all([this.#guards.watchSource(session, profile, summary, log), this.#guards.watchReverse(session, profile, now, summary, log)]);
         await this.#deps.ticks.complete(claim, this.#deps.replicaId, this.#clock.now());
         summary.samples.push(session.id);
         return;
@@ -280,7 +273,7 @@ export class ReportScheduler {
 
       const [{ observation, doView }] = await Promise.all([
         this.#deps.observer.observe(session, profile),
-        this.#checkSchema(session, profile, summary, log),
+        this.#guards.checkSchema(session, profile, summary, log),
       ]);
       if (sampleClaim) {
         // Samples are the alerts' evidence and the reports' trend: exactly one per sample tick.
@@ -331,65 +324,6 @@ export class ReportScheduler {
     return due ? this.#deps.ticks.claim(session.id, 'sample', due, this.#deps.replicaId, now, this.#leaseMs) : undefined;
   }
 
-  /**
-   * A switched session's sample tick: what was written on its source since the last look, alerted (each
-   * finding is new writes, so nothing is reported twice). A session that ended meanwhile (finish,
-   * rollback: writes on the source are no longer foreign) gets no alert, and its watch goes.
-   */
-  async #watch(session: Session, profile: ReportProfile, summary: TickSummary, log: Logger): Promise<void> {
-    const watches = this.#deps.splitBrain;
-    if (!watches) return;
-    const result = await watches.check(session);
-    let notice: AlertNotice | undefined;
-    if ((await this.#deps.sessions.require(session.id)).state !== 'switched') {
-      this.#unwatched.delete(session.id);
-      await watches.stop(session);
-    } else if (result.watching) {
-      this.#unwatched.delete(session.id);
-      if (result.finding) notice = splitBrainNotice(result.finding);
-    } else if (!this.#unwatched.has(session.id)) {
-      this.#unwatched.add(session.id);
-      notice = watchNotRunningNotice(result.reason);
-    }
-    if (notice) await this.#notify(session, profile, [notice], summary, log);
-  }
-
-  /**
-   * A switched session that replicates back, at `now`: within the rollback window its reverse slot is
-   * read and its episodes announced; past it the reverse replication is removed (unless the session has
-   * left `switched`: a finish or rollback removes it itself) and the end announced, both once. Nothing is
-   * looked at again once the window has ended. A failure is logged; the next sample tries again.
-   */
-  async #watchReverse(session: Session, profile: ReportProfile, now: Date, summary: TickSummary, log: Logger): Promise<void> {
-    const reverse = this.#deps.reverse;
-    if (!reverse) return;
-    const { state } = this.#deps;
-    try {
-      const back = await reverse.replicatingBack(session);
-      if (!back) return;
-      const policy = rollbackPolicy(profile.rollback, profile.reports.alerts.consecutiveSamples);
-      const previous = await state.rollbackWindow(session.id);
-      if (previous?.attempt === back.attempt && previous.endedAt) return;
-      let step: RollbackWindowStep;
-      if (now.getTime() >= windowEnd(back, policy).getTime()) {
-        if ((await this.#deps.sessions.require(session.id)).state !== 'switched') return;
-        const removed = await reverse.drop(session);
-        log.info({ removed }, 'rollback window ended: reverse replication removed');
-        step = await state.updateRollbackWindow(session.id, (p) => endWindow(p, back, now, policy));
-      } else {
-        const status = await reverse.status(session);
-        const reading = { at: now, slot: status.slot, streaming: status.streaming, retainedWalBytes: status.retainedWalBytes };
-        step = await state.updateRollbackWindow(session.id, (p) => observeReverse(p, back, reading, policy));
-      }
-      await this.#notify(session, profile, step.notices, summary, log);
-      if (step.redraw) {
-        await this.#deps.poster.refreshStatus(session).catch((error: unknown) => log.warn({ err: asCodedError(error) }, 'status message refresh failed'));
-      }
-    } catch (error) {
-      log.warn({ err: asCodedError(error) }, 'replicating back could not be looked at');
-    }
-  }
-
   async #alert(
     session: Session,
     profile: ReportProfile,
@@ -401,44 +335,7 @@ export class ReportScheduler {
     const { notices } = await this.#deps.state.updateAlerts(session.id, (previous) =>
       evaluateAlerts(previous, observation, doView, profile.reports.alerts),
     );
-    await this.#notify(session, profile, notices, summary, log);
-  }
-
-  /**
-   * A syncing session's schemas compared: new differences and the end of the drift are announced. A
-   * comparison that fails (logged) or is still running says nothing (unknown is no evidence), and the
-   * lag report goes on.
-   */
-  async #checkSchema(session: Session, profile: ReportProfile, summary: TickSummary, log: Logger): Promise<void> {
-    const checks = this.#deps.schemaDrift;
-    if (!checks || session.state !== 'syncing') return;
-    let differences: string[] | null;
-    try {
-      differences = await checks.check(session);
-    } catch (error) {
-      log.warn({ err: asCodedError(error) }, 'schemas of source and target could not be compared');
-      return;
-    }
-    if (differences === null) return;
-    const { notice } = await this.#deps.state.updateSchemaDrift(session.id, (announced) => ({
-      announced: differences,
-      notice: schemaDriftNotice(announced, differences),
-    }));
-    if (notice) await this.#notify(session, profile, [notice], summary, log);
-  }
-
-  /** Posts notices to the channel; a lost one is logged, never retried (its cause is recorded either way). */
-  async #notify(session: Session, profile: ReportProfile, notices: readonly AlertNotice[], summary: TickSummary, log: Logger): Promise<void> {
-    for (const notice of notices) {
-      summary.alerts.push({ sessionId: session.id, kind: notice.kind, action: notice.action });
-      log.info({ kind: notice.kind, action: notice.action }, 'alert');
-      try {
-        await this.#deps.poster.alertChannel(session, { ...notice, operators: profile.gates.operators });
-      } catch (error) {
-        // The episode is recorded either way; a lost notice is logged rather than re-fired every sample.
-        log.error({ err: asCodedError(error), kind: notice.kind }, 'alert could not be posted');
-      }
-    }
+    await this.#guards.notify(session, profile, notices, summary, log);
   }
 
   #profileSchedule(session: Session): ReportSchedule | undefined {
