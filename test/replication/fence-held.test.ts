@@ -105,9 +105,12 @@ describe('the fence on held connections (real logical replication)', () => {
     // given up as it goes back to the pool.
     const polls = tgt.onHeld.filter((q) => !q.startsWith('UNLISTEN'));
     expect(polls.every((q) => q.startsWith(`SELECT 1 FROM public.${FENCE_TABLE} WHERE token = `))).toBe(true);
-    // The target notifies the marker's arrival: an ALWAYS trigger, so it fires in the apply worker.
+    // The target notifies the marker's arrival: a REPLICA trigger, so it fires in the apply worker only,
+    // and never for the bot's own insert on the source (a notifying commit is slow inside the freeze).
     const trigger = await targetPool.query(`SELECT tgenabled FROM pg_trigger WHERE tgname = '${FENCE_TABLE}_notify'`);
-    expect(trigger.rows).toEqual([{ tgenabled: 'A' }]);
+    expect(trigger.rows).toEqual([{ tgenabled: 'R' }]);
+    const onSource = await sourcePool.query(`SELECT tgenabled FROM pg_trigger WHERE tgname = '${FENCE_TABLE}_notify'`);
+    expect(onSource.rows).toEqual([{ tgenabled: 'R' }]);
     expect([src.onPool, tgt.onPool]).toEqual([[], []]);
     expect(Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n)).toBe(markersBefore + 1);
     // Both connections are back in their pools: nothing is left checked out.
