@@ -101,16 +101,11 @@ describe('the fence on held connections (real logical replication)', () => {
     expect([src.connects, tgt.connects]).toEqual([0, 0]);
     expect(src.onHeld).toHaveLength(1); // BEGIN READ WRITE; …; INSERT …; COMMIT; SELECT pg_current_wal_lsn()
     expect(src.onHeld[0]).toMatch(/^BEGIN READ WRITE;.*INSERT INTO public\.pgcutover_fence.*COMMIT; SELECT pg_current_wal_lsn/);
-    // The polls (none when the notification came first), all on the held connection, then the LISTEN
-    // given up as it goes back to the pool.
-    const polls = tgt.onHeld.filter((q) => !q.startsWith('UNLISTEN'));
-    expect(polls.every((q) => q.startsWith(`SELECT 1 FROM public.${FENCE_TABLE} WHERE token = `))).toBe(true);
-    // The target notifies the marker's arrival: a REPLICA trigger, so it fires in the apply worker only,
-    // and never for the bot's own insert on the source (a notifying commit is slow inside the freeze).
-    const trigger = await targetPool.query(`SELECT tgenabled FROM pg_trigger WHERE tgname = '${FENCE_TABLE}_notify'`);
-    expect(trigger.rows).toEqual([{ tgenabled: 'R' }]);
-    const onSource = await sourcePool.query(`SELECT tgenabled FROM pg_trigger WHERE tgname = '${FENCE_TABLE}_notify'`);
-    expect(onSource.rows).toEqual([{ tgenabled: 'R' }]);
+    // The polls, all on the held connection, each one indexed lookup of the marker's token.
+    expect(tgt.onHeld.length).toBeGreaterThan(0);
+    expect(tgt.onHeld.every((q) => q.startsWith(`SELECT 1 FROM public.${FENCE_TABLE} WHERE token = `))).toBe(true);
+    // No trigger notifies on either side: a notifying commit is slow inside the freeze.
+    for (const pool of [sourcePool, targetPool]) expect((await pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.${FENCE_TABLE}'::regclass AND NOT tgisinternal`)).rows).toEqual([]);
     expect([src.onPool, tgt.onPool]).toEqual([[], []]);
     expect(Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n)).toBe(markersBefore + 1);
     // Both connections are back in their pools: nothing is left checked out.

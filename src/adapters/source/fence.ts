@@ -33,22 +33,17 @@ export async function installFence(source: Queryable): Promise<void> {
       written_at  timestamptz NOT NULL DEFAULT now()
     );
     COMMENT ON TABLE public.${FENCE_TABLE} IS 'pgcutover: marker rows proving replication reached the target; safe to drop after the cutover';
-    ${NOTIFY_TRIGGER}`);
+    ${DROP_NOTIFY_TRIGGER}`);
 }
 
 /**
- * The marker's arrival, told to a listening connection: a REPLICA trigger fires only where a
- * replication apply worker inserts the row (the target; the source when replicating back), never for
- * the bot's own insert. That matters inside the freeze: a transaction that notifies takes a global lock
- * at commit and queues the notification, and under load the marker's commit on the source took 11–13 ms
- * with the trigger firing there against 2–4 ms without (bench/cutover.bench.ts). Installed with the
- * table, so DigitalOcean's schema copy brings it to the target (and a target without it, or with an
- * older version's ALWAYS trigger, gets it before the freeze, when the rights allow).
+ * An earlier version notified the marker's arrival from a trigger on the fence table. A notifying
+ * transaction takes a global lock and queues the notification at commit: under 800 writes/s the
+ * marker's commit took 11–13 ms with the trigger firing, 2–4 ms without, and polling the target every
+ * millisecond saw the marker sooner than the notification came (bench/cutover.bench.ts): the fence
+ * polls, and installing it removes that trigger.
  */
-const NOTIFY_TRIGGER = `CREATE OR REPLACE FUNCTION public.${FENCE_TABLE}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_notify('${FENCE_TABLE}', NEW.token::text); RETURN NEW; END $$;
-    CREATE OR REPLACE TRIGGER ${FENCE_TABLE}_notify AFTER INSERT ON public.${FENCE_TABLE} FOR EACH ROW EXECUTE FUNCTION public.${FENCE_TABLE}_notify();
-    ALTER TABLE public.${FENCE_TABLE} ENABLE REPLICA TRIGGER ${FENCE_TABLE}_notify;`;
+const DROP_NOTIFY_TRIGGER = `DROP TRIGGER IF EXISTS ${FENCE_TABLE}_notify ON public.${FENCE_TABLE}; DROP FUNCTION IF EXISTS public.${FENCE_TABLE}_notify();`;
 
 export interface FenceOptions {
   source: Queryable & Pick<pg.Pool, 'connect'>;
@@ -76,8 +71,6 @@ export class ReplicationFence implements Fence {
   readonly #log: Logger;
   #method: 'marker' | 'slot-lsn' | undefined;
   #held: { source: Held; target: Held | undefined } | undefined;
-  /** The held target connection LISTENs for the marker's arrival (a trigger on the target notifies). */
-  #listening = false;
 
   constructor(options: FenceOptions) {
     this.#o = {
@@ -116,7 +109,6 @@ export class ReplicationFence implements Fence {
     const held = this.#held;
     try {
       this.#method ??= await this.#choose(held.source.client, held.target?.client ?? this.#o.target);
-      if (this.#method === 'marker' && held.target && !this.#listening) this.#listening = await this.#listen(held.target.client);
       return { held, method: this.#method };
     } catch (error) {
       for (const h of [held.source, held.target]) if (h) h.failed = true;
@@ -125,35 +117,10 @@ export class ReplicationFence implements Fence {
     }
   }
 
-  /**
-   * Makes the target tell the held connection when a marker arrives, instead of being asked every
-   * millisecond: the fence table's REPLICA trigger notifies the marker's token, and the connection
-   * LISTENs. A target without the trigger (a fence installed by an older version) gets it here, never
-   * waiting long for the table's lock. Polling goes on beside it (see #wait); without the trigger the
-   * fence only polls.
-   */
-  async #listen(target: pg.PoolClient): Promise<boolean> {
-    try {
-      const { rows } = await target.query<{ enabled: string }>(`SELECT tgenabled AS enabled FROM pg_trigger WHERE tgname = '${FENCE_TABLE}_notify'`);
-      if (rows[0]?.enabled !== 'R') await target.query(`BEGIN; SET LOCAL lock_timeout = '1s'; ${NOTIFY_TRIGGER} COMMIT;`).catch(async (error: unknown) => {
-        await target.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      });
-      await target.query(`LISTEN ${FENCE_TABLE}`);
-      return true;
-    } catch (err) {
-      this.#log.warn({ err }, 'the fence cannot be notified on the target; it polls');
-      return false;
-    }
-  }
-
   /** Gives the held connections back to their pools (prove() does it too when it ends). */
   close(): Promise<void> {
     const held = this.#held;
     this.#held = undefined;
-    // A pooled connection goes back without the LISTEN (UNLISTEN is queued before any later query).
-    if (this.#listening && held?.target) void held.target.client.query(`UNLISTEN ${FENCE_TABLE}`).catch(() => undefined);
-    this.#listening = false;
     for (const h of [held?.source, held?.target]) {
       if (!h) continue;
       h.client.off('error', h.onError);
@@ -191,19 +158,10 @@ export class ReplicationFence implements Fence {
     let done: () => Promise<boolean>;
     if (method === 'marker') {
       const token = randomUUID();
-      // Listened for before the marker is written, so its notification cannot be missed.
-      const notified = this.#listening && held.target ? notification(held.target.client, token) : undefined;
       lsn = await this.#writeMarker(source, token);
       // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
       const poll = `SELECT 1 FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
-      done = async () => notified?.arrived() === true || (await target.query(poll)).rows.length > 0;
-      if (notified) {
-        try {
-          return await this.#wait(done, method, lsn, started, deadline, timeoutMs, notified);
-        } finally {
-          notified.stop();
-        }
-      }
+      done = async () => (await target.query(poll)).rows.length > 0;
     } else {
       const slot = await resolveSlot(source, this.#o.slot);
       if (!slot.ok) throw new CodedError(ErrorCode.LagUnknown, `Cannot prove replication by slot position: ${slot.reason}.`);
@@ -221,7 +179,7 @@ export class ReplicationFence implements Fence {
     return this.#wait(done, method, lsn, started, deadline, timeoutMs);
   }
 
-  /** Asks `done` until it says yes: woken by the marker's notification when listening, else every poll interval. */
+  /** Asks `done` every poll interval until it says yes. */
   async #wait(
     done: () => Promise<boolean>,
     method: 'marker' | 'slot-lsn',
@@ -229,7 +187,6 @@ export class ReplicationFence implements Fence {
     started: number,
     deadline: number,
     timeoutMs: number,
-    notified?: Notified,
   ): Promise<FenceResult> {
     for (;;) {
       if (await done()) {
@@ -245,10 +202,7 @@ export class ReplicationFence implements Fence {
           { details: { method, lsn, timeoutMs } },
         );
       }
-      // Polled as often as without the notification: under load the poll saw the marker sooner than the
-      // notification arrived (fence 4–10 ms against 6–14 ms with a 25 ms poll, bench/cutover.bench.ts);
-      // the notification still wakes the wait when it comes first.
-      await (notified ? Promise.race([notified.wake, this.#o.sleep(this.#o.pollIntervalMs)]) : this.#o.sleep(this.#o.pollIntervalMs));
+      await this.#o.sleep(this.#o.pollIntervalMs);
     }
   }
 
@@ -296,27 +250,6 @@ export class ReplicationFence implements Fence {
   }
 }
 
-
-interface Notified {
-  arrived(): boolean;
-  /** Resolves when the marker's notification arrives. */
-  wake: Promise<void>;
-  stop(): void;
-}
-
-/** Watches `client` for the notification of `token`'s marker arriving on the target. */
-function notification(client: pg.PoolClient, token: string): Notified {
-  let arrived = false;
-  let resolve!: () => void;
-  const wake = new Promise<void>((r) => (resolve = r));
-  const on = (message: pg.Notification) => {
-    if (message.channel !== FENCE_TABLE || message.payload !== token) return;
-    arrived = true;
-    resolve();
-  };
-  client.on('notification', on);
-  return { arrived: () => arrived, wake, stop: () => client.off('notification', on) };
-}
 
 /** Checks a connection out of `pool`, noting a failure (an error event on a checked-out client would otherwise be unhandled). */
 async function hold(pool: Pick<pg.Pool, 'connect'>): Promise<Held> {
