@@ -70,13 +70,7 @@ export async function stageReplacement(file: string, transform: (text: string) =
   try {
     before = await readFile(file, 'utf8');
     after = transform(before);
-    const handle = await open(temp, 'w', mode);
-    try {
-      await handle.writeFile(after);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeDurably(temp, after, mode);
     // Only speed depends on it: a file system without hard links frees the old blocks in the rename.
     await link(file, previous).catch(() => undefined);
   } catch (cause) {
@@ -118,18 +112,23 @@ export async function stageReplacement(file: string, transform: (text: string) =
 export async function atomicWrite(file: string, text: string): Promise<void> {
   const { temp, mode, directory } = await sibling(file);
   try {
-    const handle = await open(temp, 'w', mode);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeDurably(temp, text, mode);
     await rename(temp, file);
     await syncDirectory(directory);
   } catch (cause) {
     await rm(temp, { force: true }).catch(() => undefined);
     throw rewriteFailed(file, cause);
+  }
+}
+
+/** Writes `text` to a new file and fsyncs it. */
+async function writeDurably(file: string, text: string, mode: number): Promise<void> {
+  const handle = await open(file, 'w', mode);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
