@@ -11,7 +11,7 @@
  * fence proved source == target and before the repoint/resume (one round trip on a held connection,
  * beside the other steps). The insert position, not the write position: DO's apply worker commits
  * asynchronously, so its last commit may be inserted but not yet written. attach(), after the resume,
- * advances the slot to that position (the forward rows before it are skipped, every application
+ * advances the slot just past that position (the forward rows before it are skipped, every application
  * write after it is kept) and subscribes the source on the slot (create_slot = false, copy_data = false).
  * The publication is created in prepare() too: it must exist before the switch point for pgoutput to read it.
  *
@@ -208,12 +208,16 @@ export class PgReverseReplication implements ReverseReplication {
         { details: { forward: forward.rows.length } },
       );
     }
-    // Forward rows applied before the switch point are skipped (a slot is never moved back).
-    const slot = await this.#o.target.query<{ behind: boolean }>('SELECT confirmed_flush_lsn < $2::pg_lsn AS behind FROM pg_replication_slots WHERE slot_name = $1', [this.#name, from]);
+    // Forward rows applied before the switch point are skipped (a slot is never moved back). Moved one
+    // byte past it: when the last forward commit record ends exactly at the switch point (nothing else was
+    // written on the target since), a slot moved *to* it still sends that transaction back (a duplicate
+    // key on the source, the reverse apply stuck; caught by the adapter's test). Every application write
+    // starts at or after the switch point, so its commit record lies beyond that byte.
+    const slot = await this.#o.target.query<{ behind: boolean }>('SELECT confirmed_flush_lsn <= $2::pg_lsn AS behind FROM pg_replication_slots WHERE slot_name = $1', [this.#name, from]);
     if (!slot.rows[0]) {
       throw new CodedError(ErrorCode.CutoverStepFailed, `The reverse replication slot ${this.#name} is gone from the target: the target's writes since the switch cannot be carried back.`);
     }
-    if (slot.rows[0].behind) await this.#o.target.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [this.#name, from]);
+    if (slot.rows[0].behind) await this.#o.target.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn + 1)', [this.#name, from]);
     const ident = pg.escapeIdentifier(this.#name);
     const literal = pg.escapeLiteral(conninfo(this.#o.targetConnection, 'pgcutover-reverse'));
     try {
