@@ -23,7 +23,9 @@ import { atomicWrite, replaceThenFlush, stageReplacement, type StagedReplacement
 import { checkEndpoint, checkIdent, databaseRows, drainState, pools, showConfig, simple, sum, type DatabaseRow, type DrainState } from './pgbouncer-console.js';
 export type { DrainState } from './pgbouncer-console.js';
 import { ConsoleConnections } from './pgbouncer-connections.js';
-import { checkDatabasesFile, readDatabasesFile, renderConnString, replaceDatabaseLine } from './pgbouncer-databases-file.js';
+import { pgbouncerPreflight, type PreflightCheck } from './pgbouncer-preflight.js';
+export type { PreflightCheck } from './pgbouncer-preflight.js';
+import { replaceDatabaseLine } from './pgbouncer-databases-file.js';
 import type { Endpoint } from '../../domain/ports/writes.js';
 import type { ProxyAdmin, ProxyStatus } from './proxy-admin.js';
 
@@ -40,11 +42,6 @@ export interface PgBouncerAdminOptions {
   logger: Logger;
 }
 
-export interface PreflightCheck {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
 
 function checkTargets(targets: ReadonlyMap<string, Endpoint>): void {
   for (const [name, to] of targets) {
@@ -318,47 +315,27 @@ export class PgBouncerAdmin implements ProxyAdmin {
   }
 
   /**
-   * Checks before a cutover, without traffic impact: admin access, the entry and its pooling mode, the
-   * include file (matches what PgBouncer runs, writable), TLS mode, and, when `target` carries a user
-   * and password, a real login to the target through PgBouncer via a temporary probe entry.
+   * Checks before a cutover, without traffic impact (pgbouncer-preflight.ts): admin access, the entry
+   * and its pooling mode, the include file, TLS mode, and, when `target` carries a user and password, a
+   * real login to the target through PgBouncer via a temporary probe entry.
    */
   async preflight(target?: Endpoint): Promise<PreflightCheck[]> {
-    const checks: PreflightCheck[] = [];
-    const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
-    await this.#console.withFresh(async (admin) => {
-      const row = await this.#databaseRow(admin);
-      const config = await showConfig(admin, this.#queryTimeout);
-      add('admin console', true, `connected as ${this.#options.admin.user}`);
-      if (!row) {
-        add('database entry', false, `PgBouncer has no database "${this.#db}"`);
-        return;
-      }
-      const mode = row.pool_mode ?? config.get('pool_mode') ?? 'unknown';
-      add(
-        'pooling mode',
-        mode === 'transaction',
-        mode === 'transaction' ? 'transaction pooling' : `${mode} pooling: PAUSE needs transaction pooling`,
-      );
-      add('not paused', row.paused === 0, row.paused === 0 ? 'running' : 'the database is paused right now');
-      const wait = Number(config.get('query_wait_timeout') ?? 120);
-      add(
-        'query_wait_timeout',
-        wait === 0 || wait > this.#options.pauseTimeoutSeconds,
-        `query_wait_timeout = ${wait} s (clients held longer are disconnected)`,
-      );
-      for (const check of await checkDatabasesFile(this.#options.databasesFile, this.#db, row)) add(check.name, check.ok, check.detail);
-      if (target) {
-        const tlsMode = config.get('server_tls_sslmode') ?? 'disable';
-        const tlsOk = !target.tls || (tlsMode !== 'disable' && tlsMode !== 'allow');
-        add('TLS to target', tlsOk, `server_tls_sslmode = ${tlsMode}${target.tls ? ' (target requires TLS)' : ''}`);
-        if (target.user && target.password) add(...(await this.#probe(admin, target)));
-        else add('target through proxy', false, 'not probed: no target user/password given');
-      }
-    });
-    return checks;
+    return this.#console.withFresh((admin) =>
+      pgbouncerPreflight(
+        {
+          admin,
+          database: this.#db,
+          options: this.#options,
+          queryTimeoutMs: this.#queryTimeout,
+          row: () => this.#databaseRow(admin),
+          reload: () => this.#reload(admin),
+          probeClient: (name) => new pg.Client(this.#console.config(name)),
+        },
+        target,
+      ),
+    );
   }
 
-  /** Ends every admin connection, the warm ones included; a later call opens new ones. */
   /** Clients waiting in the database's pools now: one SHOW POOLS on the warm checker (counted while a fence runs). */
   async clientsWaiting(): Promise<number> {
     return sum(await pools(await this.#console.warm('checker'), this.#db, this.#queryTimeout), 'cl_waiting');
@@ -372,6 +349,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
     return performance.now() - started;
   }
 
+  /** Ends every admin connection, the warm ones included; a later call opens new ones. */
   async close(): Promise<void> {
     await this.#flushing;
     const staged = this.#staged;
@@ -385,38 +363,6 @@ export class PgBouncerAdmin implements ProxyAdmin {
 
   get #queryTimeout(): number {
     return this.#options.queryTimeoutMs ?? 10_000;
-  }
-
-  /** Adds `<db>_pgcutover_probe` pointing at the target, logs in through PgBouncer, removes it. */
-  async #probe(admin: pg.Client, target: Endpoint): Promise<[string, boolean, string]> {
-    const file = this.#options.databasesFile;
-    const probe = `${this.#db}_pgcutover_probe`;
-    const before = await readDatabasesFile(file);
-    const text = `${before.endsWith('\n') || before === '' ? before : `${before}\n`}${probe} = ${renderConnString(new Map(), target)}\n`;
-    try {
-      await atomicWrite(file, text);
-      await this.#reload(admin);
-      const client = new pg.Client(this.#console.config(probe));
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        const result = await simple(
-          client,
-          'SELECT inet_server_port() AS port, current_database() AS db, coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false) AS ssl',
-          this.#queryTimeout,
-        );
-        const r = result.rows[0] as { port?: number; db?: string; ssl?: boolean } | undefined;
-        const tlsOk = !target.tls || r?.ssl === true;
-        return ['target through proxy', tlsOk, `logged in to ${r?.db} on port ${r?.port}, TLS ${r?.ssl ? 'on' : 'off'}`];
-      } catch (error) {
-        return ['target through proxy', false, `login through PgBouncer failed: ${(error as Error).message}`];
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    } finally {
-      await atomicWrite(file, before);
-      await this.#reload(admin).catch(() => undefined);
-    }
   }
 
   async #reload(admin: pg.Client): Promise<void> {
