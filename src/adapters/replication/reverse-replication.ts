@@ -195,8 +195,12 @@ export class PgReverseReplication implements ReverseReplication {
   }
 
   async attach(from: string): Promise<void> {
-    const { rows } = await this.#o.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [this.#name]);
-    if (rows.length > 0) return;
+    const { rows } = await this.#o.source.query<{ enabled: boolean }>(
+      'SELECT subenabled AS enabled FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
+      [this.#name],
+    );
+    const existing = rows[0];
+    if (existing?.enabled) return;
     // The forward stream is DO's subscription on the target: while it runs, the source's rows would loop back.
     const forward = await this.#o.target.query<{ subname: string }>(
       'SELECT subname FROM pg_subscription WHERE subenabled AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
@@ -221,15 +225,26 @@ export class PgReverseReplication implements ReverseReplication {
     const ident = pg.escapeIdentifier(this.#name);
     const literal = pg.escapeLiteral(conninfo(this.#o.targetConnection, 'pgcutover-reverse'));
     try {
+      // Created disabled, its origin set past the switch point, then enabled: the apply worker asks for
+      // the stream from there, so the start does not rest on the slot's position alone (moved there,
+      // the slot still sent a forward transaction committed well before it now and then, under load).
+      if (!existing) {
+        await this.#o.source.query(
+          `CREATE SUBSCRIPTION ${ident} CONNECTION ${literal} PUBLICATION ${ident} WITH (create_slot = false, slot_name = ${ident}, copy_data = false, enabled = false)`,
+        );
+      }
       await this.#o.source.query(
-        `CREATE SUBSCRIPTION ${ident} CONNECTION ${literal} PUBLICATION ${ident} WITH (create_slot = false, slot_name = ${ident}, copy_data = false)`,
+        `SELECT pg_replication_origin_advance('pg_' || oid, $2::pg_lsn + 1) FROM pg_subscription
+          WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        [this.#name, from],
       );
+      await this.#o.source.query(`ALTER SUBSCRIPTION ${ident} ENABLE`);
     } catch (cause) {
       // The message may quote the connection string: only the SQLSTATE goes out.
       const code = (cause as { code?: string }).code ?? 'unknown';
       throw new CodedError(ErrorCode.CutoverStepFailed, `Could not create the reverse subscription on the source (SQLSTATE ${code}).`, { details: { sqlstate: code } });
     }
-    this.#log.info('reverse subscription created on the source');
+    this.#log.info('reverse subscription created on the source, from the switch point');
   }
 
   async status(): Promise<ReverseStatus> {
