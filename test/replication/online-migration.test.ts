@@ -134,7 +134,9 @@ describe('online migration through the simulator on real replication', () => {
   it('the slot-LSN fallback proves the same once confirmed_flush_lsn passes the LSN of the call', async () => {
     const fence = new ReplicationFence({ source: sourcePool, target: targetPool, slot: 'auto', logger, method: 'slot-lsn' });
     await sourcePool.query("INSERT INTO orders (note) VALUES ('before slot fence')");
-    const proved = await fence.prove(10_000);
+    // A bound, not a speed: right after the previous test re-enables the subscription, the subscriber
+    // reconnects and reports its position again, which took over 10 s once on a loaded 2-core CI machine.
+    const proved = await fence.prove(40_000);
     expect(proved.method).toBe('slot-lsn');
     const { rows } = await sourcePool.query<{ ok: boolean }>(
       'SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_type = $2',
