@@ -31,7 +31,7 @@ import type { Logger } from '../log.js';
 import { doPreflightDeps } from './digitalocean-preflight.js';
 import { DigitalOceanClient } from './digitalocean/digitalocean-client.js';
 import { startAndConfirm } from './digitalocean/start-migration.js';
-import { resolveTarget, type TargetConnection } from './digitalocean/target-connection.js';
+import { resolveTarget, targetFor, type TargetConnection } from './digitalocean/target-connection.js';
 import { createProxyAndFreeze } from './proxy/index.js';
 import { parseFreezeRecord, type InDatabaseFreezeRecord } from './proxy/in-database-freeze.js';
 import { pool } from './source/connect.js';
@@ -104,7 +104,7 @@ export class ProfileMachines {
     const targetPoolNow = (database: string) => {
       let opened = targetPools.get(database);
       if (!opened) {
-        opened = targetConnection().then((t) => pool(database === own ? t : { ...t, database }, { max: 5, applicationName: 'pgcutover' }));
+        opened = targetConnection().then((t) => pool(targetFor(t, database, database === own), { max: 5, applicationName: 'pgcutover' }));
         opened.catch(() => targetPools.delete(database));
         targetPools.set(database, opened);
       }

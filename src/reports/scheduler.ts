@@ -209,29 +209,26 @@ export class ReportScheduler {
     if (!housekeeping && !splitBrain && !reverse) return;
     if (this.#housekeptAt !== undefined && now.getTime() - this.#housekeptAt < this.#housekeepingEveryMs) return;
     this.#housekeptAt = now.getTime();
-    if (housekeeping) {
+    // Each part on its own: a failure is logged and only waits for the next period.
+    const part = async (what: string, work: () => Promise<unknown>) => {
       try {
-        const pruned = await housekeeping.prune(now);
-        this.#log.debug({ pruned }, 'store housekeeping');
+        await work();
       } catch (error) {
-        this.#log.error({ err: asCodedError(error) }, 'store housekeeping failed');
+        this.#log.error({ err: asCodedError(error) }, `${what} failed`);
       }
-    }
+    };
+    if (housekeeping) await part('store housekeeping', async () => this.#log.debug({ pruned: await housekeeping.prune(now) }, 'store housekeeping'));
     if (splitBrain) {
-      try {
+      await part('split-brain watch sweep', async () => {
         const removed = await splitBrain.sweep();
         if (removed > 0) this.#log.info({ removed }, 'split-brain watches of sessions no longer switched removed');
-      } catch (error) {
-        this.#log.error({ err: asCodedError(error) }, 'split-brain watch sweep failed');
-      }
+      });
     }
     if (reverse) {
-      try {
+      await part('reverse replication sweep', async () => {
         const removed = await reverse.sweep();
         if (removed > 0) this.#log.info({ removed }, 'reverse replication of sessions no longer active removed');
-      } catch (error) {
-        this.#log.error({ err: asCodedError(error) }, 'reverse replication sweep failed');
-      }
+      });
     }
   }
 

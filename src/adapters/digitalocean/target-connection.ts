@@ -11,6 +11,14 @@ import { missingCredentials } from './digitalocean-client.js';
 
 export type TargetConnection = PostgresTarget & { sslmode: NonNullable<PostgresTarget['sslmode']> };
 
+/**
+ * The target's connection for one migrated database: the profile's own database is the target's
+ * (`digitalocean.database`), every other migrated database its namesake there.
+ */
+export function targetFor(target: TargetConnection, database: string, own: boolean): TargetConnection {
+  return own ? target : { ...target, database };
+}
+
 export interface TargetProfile {
   clusterUuid: string;
   /** digitalocean.database */

@@ -5,7 +5,7 @@
  */
 import type { ReverseReplication } from '../../domain/ports/reverse-replication.js';
 import type { Logger } from '../../log.js';
-import type { TargetConnection } from '../digitalocean/target-connection.js';
+import { targetFor, type TargetConnection } from '../digitalocean/target-connection.js';
 import type { Pool } from './common.js';
 import { everyDatabaseReverse } from './every-database-reverse.js';
 import { PgReverseReplication } from './reverse-replication.js';
@@ -30,7 +30,7 @@ export function sessionReverse(o: SessionReverseOptions): ReverseReplication {
       part: new PgReverseReplication({
         source: o.source(database),
         target: o.target(database),
-        targetConnection: database === own ? o.targetConnection : { ...o.targetConnection, database },
+        targetConnection: targetFor(o.targetConnection, database, database === own),
         sessionId: o.sessionId,
         ...(database === own ? {} : { database }),
         sequenceMargin: o.sequenceMargin,

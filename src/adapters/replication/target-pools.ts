@@ -3,7 +3,7 @@
  * reverse replication): opened on first use, kept for the next tick, ended by `close()`. The profile's
  * own database is the target's (DigitalOcean's) database; every other migrated database is its namesake.
  */
-import type { TargetConnection } from '../digitalocean/target-connection.js';
+import { targetFor, type TargetConnection } from '../digitalocean/target-connection.js';
 
 export class TargetPools<P extends { end(): Promise<void> }> {
   readonly #open: (target: TargetConnection) => P;
@@ -16,7 +16,7 @@ export class TargetPools<P extends { end(): Promise<void> }> {
 
   /** The pool to `database` on the profile's `target`; `own`: it is the profile's own database. */
   pool(profileName: string, target: TargetConnection, database: string, own: boolean): P {
-    const connection = own ? target : { ...target, database };
+    const connection = targetFor(target, database, own);
     const key = `${profileName}\u0000${connection.database}`;
     let opened = this.#pools.get(key);
     if (!opened) {

@@ -98,7 +98,7 @@ export class CutoverEngine implements SessionOperations {
       log: this.#log,
       undo: (w, session, options) => this.#frozen.undo(w, session, options),
       recordSwitch: (session, attempt, actor, parameters) => this.#frozen.recordSwitched(session, attempt, actor, parameters, true),
-      afterResume: (w, session, attempt, steps) => this.#frozen.afterResume(w, session, attempt, steps),
+      afterResume: (w, session, attempt, steps, reverseFrom) => this.#frozen.afterResume(w, session, attempt, steps, reverseFrom),
       finishFact: (session, actor) => this.#finishFact(session, actor),
       mark: (error) => this.#reported.mark(error),
       facts: deps.facts,

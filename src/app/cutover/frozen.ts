@@ -4,7 +4,7 @@
  * once, as a fact.
  */
 import { frozenMs, type GateAttribution, type Verification } from '../../domain/attempt.js';
-import { attemptSteps, gateSteps, hasSwitched, latestAttempt, recoveryDecision, reverseSwitchPoint, splitAtResume, type CutoverStep } from '../../domain/cutover-plan.js';
+import { attemptSteps, gateSteps, hasSwitched, latestAttempt, recoveryDecision, splitAtResume, type CutoverStep } from '../../domain/cutover-plan.js';
 import type { GateRequest } from '../../domain/gates.js';
 import type { Clock } from '../../domain/ports/clock.js';
 import type { SessionMachines } from '../../domain/ports/machines.js';
@@ -65,8 +65,9 @@ export class FrozenWrites {
     }
     const { frozen: steps, after } = splitAtResume('cutover', session.strategy, gateSteps(session.strategy, 'switch'));
     let parameters;
+    let reverseFrom: string | undefined;
     try {
-      parameters = (await this.#d.runner.run({ session, attempt, machines: w.machines, remainingMs: () => this.#d.executor.remaining(w) }, steps)).parameters;
+      ({ parameters, reverseFrom } = await this.#d.runner.run({ session, attempt, machines: w.machines, remainingMs: () => this.#d.executor.remaining(w) }, steps));
     } catch (error) {
       const budget = isCode(error, ErrorCode.FreezeBudgetExceeded) || this.#d.executor.remaining(w) <= 0;
       const repointStarted = (latestAttempt(await this.#d.journal.entries(session.id))?.status('repoint') ?? 'pending') !== 'pending';
@@ -83,7 +84,7 @@ export class FrozenWrites {
     await this.closeGate(approval, 'executed');
     await this.recordSwitched(switched, attempt, actor, parameters, false);
     await this.#verifyAtSwitch(w, switched, attempt);
-    await this.afterResume(w, switched, attempt, after);
+    await this.afterResume(w, switched, attempt, after, reverseFrom);
     return switched;
   }
 
@@ -137,31 +138,25 @@ export class FrozenWrites {
   }
 
   /**
-   * The cutover's steps after the resume (replicating back), with writes flowing on the target: a
-   * failure is told, never undoes the switch. `reverseFrom` is the switch point the resume journaled
-   * (read back from the journal when not given).
+   * The cutover's steps after the resume (replicating back, from `reverseFrom`, the switch point the
+   * resume journaled), with writes flowing on the target: a failure is told, never undoes the switch.
    */
-  async afterResume(w: Window, session: Session, attempt: number, steps: readonly CutoverStep[], reverseFrom?: string): Promise<void> {
+  async afterResume(w: Window, session: Session, attempt: number, steps: readonly CutoverStep[], reverseFrom: string | undefined): Promise<void> {
     if (steps.length === 0) return;
-    const from = reverseFrom ?? reverseSwitchPoint(await this.#d.journal.entries(session.id), attempt);
-    const ctx = { session, attempt, machines: w.machines, remainingMs: () => Number.POSITIVE_INFINITY, ...(from ? { reverseFrom: from } : {}) };
+    const ctx = { session, attempt, machines: w.machines, remainingMs: () => Number.POSITIVE_INFINITY, ...(reverseFrom ? { reverseFrom } : {}) };
+    let back: Readonly<Record<string, unknown>> | undefined;
     try {
-      await this.#d.runner.run(ctx, steps);
+      back = (await this.#d.runner.run(ctx, steps)).done.get('replicate_back');
     } catch (error) {
       this.#d.log.error({ err: error, session: session.id }, 'replicating back failed');
       await this.#d.facts.record(session, { type: 'replicated_back', actor: BOT, attempt, outcome: 'failed', reason: asCodedError(error).message });
       return;
     }
-    const entries = (await this.#d.journal.entries(session.id)).filter((e) => e.attempt === attempt && e.event === 'done');
-    const back = entries.find((e) => e.step === 'replicate_back')?.detail;
     if (back?.replicateBack === 'on') {
       await this.#d.facts.record(session, { type: 'replicated_back', actor: BOT, attempt, outcome: 'on' });
-      return;
+    } else if (back?.replicateBack === 'off') {
+      await this.#d.facts.record(session, { type: 'replicated_back', actor: BOT, attempt, outcome: 'off', reason: String(back.reason) });
     }
-    // Why not: what the preconditions found on the target, else no switch point was read at the resume.
-    const reasons = entries.find((e) => e.step === 'preconditions')?.detail?.reasons;
-    const reason = Array.isArray(reasons) && reasons.length > 0 ? reasons.join('; ') : 'the switch point for it was not taken at the resume';
-    await this.#d.facts.record(session, { type: 'replicated_back', actor: BOT, attempt, outcome: 'off', reason });
   }
 
   /**

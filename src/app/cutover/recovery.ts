@@ -9,6 +9,7 @@ import {
   latestAttempt,
   recoveryDecision,
   remainingSteps,
+  reverseSwitchPoint,
   splitAtResume,
   type CutoverStep,
   type RecoveryDecision,
@@ -61,7 +62,7 @@ export interface RecoveryDeps {
   undo(w: Window, session: Session, options: { repointToSource: boolean; reason: string; level: 'warning'; actor?: Actor }): Promise<Session>;
   recordSwitch(session: Session, attempt: number, actor: string, parameters: TargetParameters | undefined): Promise<void>;
   /** The cutover's steps after the resume (replicating back): told, never undoing the switch. */
-  afterResume(w: Window, session: Session, attempt: number, steps: readonly CutoverStep[]): Promise<void>;
+  afterResume(w: Window, session: Session, attempt: number, steps: readonly CutoverStep[], reverseFrom: string | undefined): Promise<void>;
   finishFact(session: Session, actor: string): Promise<void>;
   /** Marks an error whose fact is recorded, so the caller records no second one. */
   mark<E>(error: E): E;
@@ -306,13 +307,15 @@ export class Recovery {
           remainingSteps(entries, decision.attempt, 'cutover', session.strategy).filter((s) => gateSteps(session.strategy, 'switch').includes(s)),
         );
         let updated = session;
+        let reverseFrom = reverseSwitchPoint(entries, decision.attempt);
         if (steps.length > 0 || session.state !== 'switched') {
-          const { parameters } = await this.#d.runner.run(this.#context(w, session, decision.attempt), steps);
+          const ran = await this.#d.runner.run(this.#context(w, session, decision.attempt), steps);
+          reverseFrom ??= ran.reverseFrom;
           await this.#d.journal.update(session.id, decision.attempt, { outcome: 'switched (recovered)' });
           updated = await this.#settle(session, 'switched');
-          await this.#d.recordSwitch(updated, decision.attempt, BOT, parameters);
+          await this.#d.recordSwitch(updated, decision.attempt, BOT, ran.parameters);
         }
-        await this.#d.afterResume(w, updated, decision.attempt, after);
+        await this.#d.afterResume(w, updated, decision.attempt, after, reverseFrom);
         break;
       }
       case 'complete-rollback':

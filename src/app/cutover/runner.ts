@@ -23,6 +23,14 @@ export interface UndoResult {
  */
 const DEFERRABLE: ReadonlySet<CutoverStep> = new Set<CutoverStep>(['preconditions', 'fence', 'sequences']);
 
+/** What run() did: each step's journaled detail, what was handed out, when writes froze, where the reverse stream starts. */
+export interface RunResult {
+  done: Map<CutoverStep, Readonly<Record<string, unknown>>>;
+  parameters?: TargetParameters;
+  frozenAt?: Date;
+  reverseFrom?: string;
+}
+
 export class StepRunner {
   readonly #journal: JournalRepository;
   readonly #clock: Clock;
@@ -35,14 +43,18 @@ export class StepRunner {
   }
 
   /** Runs `steps` in order, each journaled; rethrows the first failure (journaled `failed`). */
-  async run(ctx: StepContext, steps: readonly CutoverStep[]): Promise<{ parameters?: TargetParameters; frozenAt?: Date }> {
-    const result: { parameters?: TargetParameters; frozenAt?: Date } = {};
+  async run(ctx: StepContext, steps: readonly CutoverStep[]): Promise<RunResult> {
+    const result: RunResult = { done: new Map() };
     let context = ctx;
     try {
       for (const step of steps) {
         const outcome = await this.step(context, step);
+        result.done.set(step, outcome.detail ?? {});
         const reverseFrom = outcome.detail?.reverseFrom;
-        if (typeof reverseFrom === 'string') context = { ...context, reverseFrom };
+        if (typeof reverseFrom === 'string') {
+          context = { ...context, reverseFrom };
+          result.reverseFrom = reverseFrom;
+        }
         if (outcome.parameters) result.parameters = outcome.parameters;
         if (outcome.patch?.frozenAt) result.frozenAt = outcome.patch.frozenAt;
       }

@@ -206,8 +206,9 @@ export const STEPS: Record<CutoverStep, StepWork> = {
     const from = ctx.reverseFrom;
     if (!from) {
       // No switch point (impossible on this target, or not read): a slot would hold WAL for nothing.
-      await reverse.drop();
-      return { detail: { replicateBack: 'off' } };
+      const [capability] = await Promise.all([reverse.capability().catch(() => undefined), reverse.drop()]);
+      const reason = capability && !capability.ok ? capability.reasons.join('; ') : 'the switch point for it was not taken at the resume';
+      return { detail: { replicateBack: 'off', reason } };
     }
     try {
       // The forward stream must end first, or the source's rows would loop back (see the adapter).
