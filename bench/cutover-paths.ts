@@ -6,6 +6,7 @@
  * the rig are used, so the bot's internals can change underneath.
  */
 import { writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { CutoverEngine } from '../src/app/cutover/engine.js';
 import { FactRecorder } from '../src/app/facts.js';
@@ -203,58 +204,105 @@ export interface PauseSeen {
 }
 
 /**
- * Polls SHOW DATABASES on its own admin connection every ~3 ms until stopped; `call` is when the cutover
- * call ran (performance.now()), to bound a pause no poll caught.
+ * The watcher, in a worker thread with an event loop of its own: PgBouncer's view, not the measured
+ * path's (the bot or the script run on the bench's event loop, and a poll answered while that loop is
+ * busy would be timed when the loop gets to it). Plain JavaScript (no TypeScript loader in a worker).
+ * Times are absolute (timeOrigin + now), comparable across threads.
+ */
+const WATCHER = `
+const { parentPort, workerData: o } = require('node:worker_threads');
+const pg = require('pg');
+const now = () => performance.timeOrigin + performance.now();
+const admin = new pg.Client(o.admin);
+admin.on('error', () => undefined);
+let watching = true;
+parentPort.on('message', () => { watching = false; });
+const answered = [];
+let pausedAt, resumedAt, last, maxGapMs = 0;
+const poll = async () => {
+  const { rows } = await admin.query('SHOW DATABASES');
+  const at = now();
+  if (last !== undefined) maxGapMs = Math.max(maxGapMs, at - last);
+  last = at;
+  answered.push(at);
+  const paused = Number((rows.find((r) => r.name === o.database) || {}).paused) === 1;
+  if (paused && pausedAt === undefined) pausedAt = at;
+  if (!paused && pausedAt !== undefined && resumedAt === undefined) resumedAt = at;
+};
+(async () => {
+  await admin.connect();
+  await poll();
+  parentPort.postMessage({ ready: true });
+  while (watching) {
+    const started = now();
+    await poll();
+    const wait = o.everyMs - (now() - started);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  parentPort.postMessage({ done: true, answered, pausedAt, resumedAt, maxGapMs });
+})()
+  .catch((error) => parentPort.postMessage({ failed: error.message }))
+  .finally(() => admin.end().catch(() => undefined));
+`;
+
+type FromWatcher =
+  | { ready: true }
+  | { failed: string }
+  | { done: true; answered: number[]; pausedAt?: number; resumedAt?: number; maxGapMs: number };
+
+/** Absolute milliseconds (timeOrigin + now), the clock the watcher's thread reports in. */
+export const absoluteNow = () => performance.timeOrigin + performance.now();
+
+/**
+ * Polls SHOW DATABASES on its own admin connection every ~3 ms, in a worker thread, until stopped;
+ * `call` is when the cutover call ran (absoluteNow()), to bound a pause no poll caught.
  */
 export async function watchPause(
   rig: CutoverRig,
   database = 'orders',
   everyMs = 3,
 ): Promise<{ stop(call: { from: number; to: number }): Promise<PauseSeen> }> {
-  const admin = await rig.bouncer.admin();
-  let watching = true;
-  let pausedAt: number | undefined;
-  let resumedAt: number | undefined;
-  let polls = 0;
-  let maxGapMs = 0;
-  let last: number | undefined;
-  const answered: number[] = [];
-  const poll = async () => {
-    const { rows } = await admin.query<{ name: string; paused: number | string }>('SHOW DATABASES');
-    const now = performance.now();
-    polls++;
-    if (last !== undefined) maxGapMs = Math.max(maxGapMs, now - last);
-    last = now;
-    answered.push(now);
-    const paused = Number(rows.find((r) => r.name === database)?.paused) === 1;
-    if (paused && pausedAt === undefined) pausedAt = now;
-    if (!paused && pausedAt !== undefined && resumedAt === undefined) resumedAt = now;
-  };
-  await poll();
-  let failure: Error | undefined;
-  const loop = (async () => {
-    while (watching) {
-      const started = performance.now();
-      await poll();
-      const wait = everyMs - (performance.now() - started);
-      if (wait > 0) await sleep(wait);
-    }
-  })().catch((error: Error) => {
-    failure = error;
+  const { bouncer } = rig;
+  const admin = { host: '127.0.0.1', port: bouncer.port, user: bouncer.adminUser, password: bouncer.adminPassword, database: 'pgbouncer' };
+  const worker = new Worker(WATCHER, { eval: true, workerData: { admin, database, everyMs } });
+  const messages: FromWatcher[] = [];
+  let notify: (() => void) | undefined;
+  worker.on('message', (message: FromWatcher) => {
+    messages.push(message);
+    notify?.();
   });
+  worker.on('error', (error) => {
+    messages.push({ failed: error.message });
+    notify?.();
+  });
+  const next = async (): Promise<FromWatcher> => {
+    while (messages.length === 0) await new Promise<void>((r) => (notify = r));
+    return messages.shift() as FromWatcher;
+  };
+  const first = await next();
+  if ('failed' in first) {
+    await worker.terminate();
+    throw new Error(`the pause watcher could not start: ${first.failed}`);
+  }
   return {
     async stop(call) {
-      watching = false;
-      await loop;
-      await admin.end().catch(() => undefined);
-      if (failure) throw new Error(`the pause watcher failed: ${failure.message}`, { cause: failure });
+      worker.postMessage('stop');
+      let end: FromWatcher;
+      try {
+        end = await next();
+      } finally {
+        await worker.terminate();
+      }
+      if ('failed' in end) throw new Error(`the pause watcher failed: ${end.failed}`);
+      if (!('done' in end)) throw new Error('the pause watcher answered out of turn');
+      const { answered, pausedAt, resumedAt, maxGapMs } = end;
       const before = answered.filter((t) => t <= call.from).at(-1);
       const after = answered.find((t) => t >= call.to);
       return {
         ...(pausedAt === undefined && before !== undefined && after !== undefined ? { shorterThanMs: after - before } : {}),
         frozenMs: pausedAt !== undefined && resumedAt !== undefined ? resumedAt - pausedAt : undefined,
         stillPaused: pausedAt !== undefined && resumedAt === undefined,
-        polls,
+        polls: answered.length,
         maxGapMs,
       };
     },

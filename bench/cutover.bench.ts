@@ -19,6 +19,7 @@ import { startCutoverRig, type CutoverRig } from '../test/support/cutover-rig.js
 import { startPacedWriter, type PacedWriter } from '../test/support/paced-writer.js';
 import {
   BENCH_FENCE,
+  absoluteNow,
   awaitReplication,
   prepareBaseline,
   prepareBot,
@@ -105,13 +106,13 @@ async function oneRun(path: Path, round: number): Promise<RunResult> {
     await sleep(WARMUP_MS);
     watch = await watchPause(rig);
     const cutoverAt = Date.now();
-    const t0 = performance.now();
+    const t0 = absoluteNow();
     try {
       result.steps = await guarded(prepared.run(), RUN_GUARD_MS);
     } catch (error) {
       result.error = (error as Error).message;
     }
-    call = { from: t0, to: performance.now() };
+    call = { from: t0, to: absoluteNow() };
     result.callMs = call.to - t0;
     await sleep(AFTER_MS);
     const stopping = writer;

@@ -60,6 +60,11 @@ function counted(pool: pg.Pool): Counted & { as: pg.Pool } {
   return Object.assign(c, { as });
 }
 
+const lsnOf = (lsn: string) => {
+  const [high, low] = lsn.split('/');
+  return BigInt(`0x${high}`) * 2n ** 32n + BigInt(`0x${low}`);
+};
+
 describe('the fence on held connections (real logical replication)', () => {
   let source: Cluster;
   let target: Cluster;
@@ -116,6 +121,45 @@ describe('the fence on held connections (real logical replication)', () => {
     await fence.prove(10_000);
     expect(src.connects).toBe(1);
     expect(src.onHeld).toHaveLength(1);
+  });
+
+  it('catchUp() proves once before the freeze and keeps the connections: prove() then opens none and gives them back', async () => {
+    const src = counted(sourcePool);
+    const tgt = counted(targetPool);
+    const fence = new ReplicationFence({ source: src.as, target: tgt.as, slot: 'auto', logger });
+    const markersBefore = Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n);
+
+    const caughtUp = await fence.catchUp(10_000);
+
+    expect(caughtUp.method).toBe('marker');
+    expect([src.connects, tgt.connects]).toEqual([1, 1]);
+    // Its marker arrived, and the connections are still checked out for the proof inside the freeze.
+    expect(Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n)).toBe(markersBefore + 1);
+    for (const pool of [sourcePool, targetPool]) expect(pool.totalCount - pool.idleCount).toBe(1);
+    src.reset();
+    tgt.reset();
+
+    const proved = await fence.prove(10_000);
+
+    expect([src.connects, tgt.connects]).toEqual([0, 0]);
+    expect(src.onHeld).toHaveLength(1);
+    expect(lsnOf(proved.lsn)).toBeGreaterThan(lsnOf(caughtUp.lsn));
+    expect(Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n)).toBe(markersBefore + 2);
+    for (const pool of [sourcePool, targetPool]) expect(pool.totalCount - pool.idleCount).toBe(0);
+  });
+
+  it('catchUp() on a stalled stream times out and gives the connections back', async () => {
+    await targetPool.query('ALTER SUBSCRIPTION fence_sub DISABLE');
+    try {
+      const fence = new ReplicationFence({ source: sourcePool, target: targetPool, slot: 'auto', logger });
+      const error = await fence.catchUp(300).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'fence_timeout' });
+      for (const pool of [sourcePool, targetPool]) expect(pool.totalCount - pool.idleCount).toBe(0);
+    } finally {
+      await targetPool.query('ALTER SUBSCRIPTION fence_sub ENABLE');
+    }
+    // Once the stream flows again, every marker written meanwhile arrives, and a new proof passes.
+    expect((await new ReplicationFence({ source: sourcePool, target: targetPool, slot: 'auto', logger }).prove(20_000)).method).toBe('marker');
   });
 
   it('writes the marker under a read-only-database freeze', async () => {

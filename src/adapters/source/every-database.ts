@@ -85,8 +85,17 @@ export class EveryDatabaseFence implements Fence {
     await Promise.all(this.#fences.map((f) => f.part.close?.().catch(() => undefined)));
   }
 
-  async prove(timeoutMs: number): Promise<FenceResult> {
-    const results = await settleAll(this.#fences, async (f) => ({ database: f.database, ...(await f.part.prove(timeoutMs)) }));
+  prove(timeoutMs: number): Promise<FenceResult> {
+    return this.#every((f) => f.prove(timeoutMs));
+  }
+
+  /** Every database caught up at once (a fence without catchUp proves once: the same catch-up, its connections not kept). */
+  catchUp(timeoutMs: number): Promise<FenceResult> {
+    return this.#every((f) => (f.catchUp ? f.catchUp(timeoutMs) : f.prove(timeoutMs)));
+  }
+
+  async #every(proof: (fence: Fence) => Promise<FenceResult>): Promise<FenceResult> {
+    const results = await settleAll(this.#fences, async (f) => ({ database: f.database, ...(await proof(f.part)) }));
     if (results.length === 1) return { method: results[0]!.method, lsn: results[0]!.lsn, elapsedMs: results[0]!.elapsedMs };
     const slowest = results.reduce((a, b) => (b.elapsedMs > a.elapsedMs ? b : a));
     return { method: slowest.method, lsn: slowest.lsn, elapsedMs: slowest.elapsedMs, databases: results };

@@ -8,6 +8,7 @@
  * method and checks out a source connection and, when the target is a pool, a target connection;
  * prove() then writes the marker in one round trip and polls every few ms on those connections, and
  * gives them back to their pools when it ends (warm there, and a pool's end() never waits on the fence).
+ * catchUp(), just before the freeze, proves once on them and keeps them.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -131,6 +132,24 @@ export class ReplicationFence implements Fence {
 
   /** Writes the marker (or takes the LSN) and polls until the target has it; gives the connections back when done. */
   async prove(timeoutMs: number): Promise<FenceResult> {
+    try {
+      return await this.#proveHeld(timeoutMs);
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** prove() before the freeze, keeping the connections for the proof inside it; gives them back when it fails. */
+  async catchUp(timeoutMs: number): Promise<FenceResult> {
+    try {
+      return await this.#proveHeld(timeoutMs);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  async #proveHeld(timeoutMs: number): Promise<FenceResult> {
     const started = this.#o.now();
     try {
       const { held, method } = await this.#ready();
@@ -140,8 +159,6 @@ export class ReplicationFence implements Fence {
       const timedOut = error instanceof CodedError && error.code === ErrorCode.FenceTimeout;
       if (!timedOut) for (const h of [this.#held?.source, this.#held?.target]) if (h) h.failed = true;
       throw error;
-    } finally {
-      await this.close();
     }
   }
 

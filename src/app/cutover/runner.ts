@@ -23,6 +23,12 @@ export interface UndoResult {
  */
 const DEFERRABLE: ReadonlySet<CutoverStep> = new Set<CutoverStep>(['preconditions', 'fence', 'sequences']);
 
+/** In a run, steps that start with the fence (once the freeze holds) and are noted in their turn. */
+const BESIDE_THE_FENCE: ReadonlySet<CutoverStep> = new Set<CutoverStep>(['sequences']);
+
+/** A step's work, ended: its outcome and how long it took, or its error. */
+type Settled = { step: CutoverStep; outcome: StepOutcome; ms: number } | { step: CutoverStep; error: unknown };
+
 /** What run() did: each step's journaled detail, what was handed out, when writes froze, where the reverse stream starts. */
 export interface RunResult {
   done: Map<CutoverStep, Readonly<Record<string, unknown>>>;
@@ -72,7 +78,7 @@ export class StepRunner {
    * before it runs (recovery then knows writes may be frozen, and asks the proxy how far the run got:
    * see `recoveryDecision`); every other event lands in one statement after the last step, or, on a
    * failure, the events so far (the failed step's too) before the error is rethrown. The held writes
-   * are counted on the proxy's warm connection while the fence runs.
+   * are counted on the proxy's warm connection, and the sequences copied, while the fence runs.
    */
   async runThrough(ctx: StepContext, steps: readonly CutoverStep[], afterStartJournaled?: () => Promise<void>): Promise<{ frozenAt?: Date; reverseFrom?: string }> {
     const { session, attempt } = ctx;
@@ -84,40 +90,54 @@ export class StepRunner {
     const events: StepEvent[] = [];
     let patch: AttemptPatch = {};
     let failure: { error: unknown } | undefined;
-    const one = async (context: StepContext, step: CutoverStep, startJournaled = false): Promise<StepOutcome | undefined> => {
-      if (!startJournaled) events.push({ step, event: 'started' });
+    /** One step's work, timed; its events are noted in plan order (`note`), whenever it ran. */
+    const work = async (context: StepContext, step: CutoverStep): Promise<Settled> => {
       const started = performance.now();
       try {
         const outcome = await STEPS[step](context, this.#clock);
         // How long each step held writes: where a freeze's time went, for the summary and the benchmark.
-        events.push({ step, event: 'done', detail: { ...outcome.detail, ms: Math.round((performance.now() - started) * 10) / 10 } });
-        patch = { ...patch, ...outcome.patch };
-        return outcome;
+        return { step, outcome, ms: Math.round((performance.now() - started) * 10) / 10 };
       } catch (error) {
-        failure ??= { error };
-        events.push({ step, event: 'failed', detail: { code: asCodedError(error).code, message: error instanceof Error ? error.message : String(error) } });
-        // The freeze may have partly taken effect even though it failed: its start time still counts.
-        if (step === 'freeze') patch = { ...patch, frozenAt: this.#clock.now(), frozenWhat: ctx.machines.frozenWhat };
-        return undefined;
+        return { step, error };
       }
     };
-    const frozen = await one({ ...ctx, confirmLater: true }, first, true);
+    const note = (settled: Settled, startJournaled = false): StepOutcome | undefined => {
+      const { step } = settled;
+      if (!startJournaled) events.push({ step, event: 'started' });
+      if ('outcome' in settled) {
+        events.push({ step, event: 'done', detail: { ...settled.outcome.detail, ms: settled.ms } });
+        patch = { ...patch, ...settled.outcome.patch };
+        return settled.outcome;
+      }
+      const { error } = settled;
+      failure ??= { error };
+      events.push({ step, event: 'failed', detail: { code: asCodedError(error).code, message: error instanceof Error ? error.message : String(error) } });
+      // The freeze may have partly taken effect even though it failed: its start time still counts.
+      if (step === 'freeze') patch = { ...patch, frozenAt: this.#clock.now(), frozenWhat: ctx.machines.frozenWhat };
+      return undefined;
+    };
+    const frozen = note(await work({ ...ctx, confirmLater: true }, first), true);
     const countsHeld = !failure && rest.includes('resume_target');
     const run: StepContext = {
       ...ctx,
       ...(countsHeld ? { writesHeld: ctx.machines.writesHeld?.().catch(() => null) } : {}),
       ...(frozen?.confirmed ? { freezeConfirmed: frozen.confirmed } : {}),
     };
-    // One after the other: run beside the fence, the sequence copy slowed the fence more than it saved
-    // (measured in bench/cutover.bench.ts on two cores); pushed ahead before, it is one cheap statement.
+    const beside = new Map<CutoverStep, Promise<Settled>>();
     for (const step of rest) {
       if (failure) break;
-      await one(run, step);
+      const running = beside.get(step) ?? work(run, step);
+      // The sequences are read once the freeze holds (every write through the proxy is in): nothing about
+      // them waits on the fence, so they are copied while it runs (started after its marker is on its way).
+      if (step === 'fence') for (const next of rest.filter((s) => BESIDE_THE_FENCE.has(s))) beside.set(next, work(run, next));
+      note(await running);
       if (step === 'fence' && !failure) {
         run.snapshots = run.machines.verifier?.exportSnapshots().catch(() => undefined);
         run.switchPoint = run.machines.reverse?.establish().catch(() => null);
       }
     }
+    // Nothing still running once the run answers (a failure elsewhere may have cut the loop short).
+    await Promise.all(beside.values());
     if (failure) {
       await this.#journal.recordAll(session.id, attempt, events, patch).catch(() => undefined);
       throw failure.error;

@@ -9,10 +9,11 @@ import type { AttemptPatch } from '../../domain/attempt.js';
 import type { CutoverStep } from '../../domain/cutover-plan.js';
 import type { Clock } from '../../domain/ports/clock.js';
 import type { OnlineMigration } from '../../domain/ports/digitalocean.js';
+import type { Fence } from '../../domain/ports/replication.js';
 import type { ReverseAnchor } from '../../domain/ports/reverse-replication.js';
 import type { SessionMachines, TargetParameters } from '../../domain/ports/machines.js';
 import type { Session } from '../../domain/session.js';
-import { CodedError, ErrorCode } from '../../errors.js';
+import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
 import { observeProxy } from './common.js';
 
 export interface StepContext {
@@ -155,16 +156,38 @@ async function preconditions(ctx: StepContext): Promise<StepOutcome> {
   return { detail: { ...lagAtFreeze, ...replicateBack }, patch: { lagAtFreeze } };
 }
 
+/**
+ * Replication caught up just before writes stop: the fence inside the freeze then waits only for the
+ * writes of the drain (not for WAL a source on asynchronous commit had not flushed yet), and a stream
+ * that is stalled refuses the freeze instead of holding writes until the fence times out.
+ */
+async function catchUp(fence: Fence, ctx: StepContext): Promise<{ caughtUpMs: number } | Record<string, never>> {
+  const { settings } = ctx.machines;
+  if (!fence.catchUp) return {};
+  try {
+    return { caughtUpMs: (await fence.catchUp(Math.min(settings.fenceTimeoutSeconds * 1000, ctx.remainingMs()))).elapsedMs };
+  } catch (error) {
+    throw new CodedError(asCodedError(error).code, `Replication did not catch up just before the freeze, so writes were not frozen: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 export const STEPS: Record<CutoverStep, StepWork> = {
   preconditions,
   async freeze(ctx, clock) {
+    const caughtUp = await catchUp(ctx.machines.fence, ctx);
     // The freeze counts from the moment it is issued: clients wait from then.
     const frozenAt = clock.now();
     const freeze = ctx.machines.freeze;
     // In a run the fence starts as soon as the freeze holds; its confirmation is awaited before the repoint.
     const confirmed = ctx.confirmLater && freeze.freezeThenConfirm ? (await freeze.freezeThenConfirm()).confirmed : await freeze.freeze();
     const s = ctx.machines.settings;
-    return { patch: { frozenWhat: ctx.machines.frozenWhat, frozenAt, freezeBudgetSeconds: s.freezeBudgetSeconds }, ...(confirmed ? { confirmed } : {}) };
+    return {
+      detail: caughtUp,
+      patch: { frozenWhat: ctx.machines.frozenWhat, frozenAt, freezeBudgetSeconds: s.freezeBudgetSeconds },
+      ...(confirmed ? { confirmed } : {}),
+    };
   },
   async fence(ctx) {
     withinBudget(ctx);
@@ -240,8 +263,11 @@ export const STEPS: Record<CutoverStep, StepWork> = {
     return {};
   },
   async rollback_freeze_target(ctx) {
+    // The reverse stream, when there is one, catches up just before the target's writes stop.
+    const reverse = ctx.machines.reverse;
+    const caughtUp = reverse && (await reverse.status()).slot ? await catchUp(reverse.rollback.fence, ctx) : {};
     await ctx.machines.freeze.freeze();
-    return {};
+    return { detail: caughtUp };
   },
   async rollback_fence(ctx) {
     // The fence reversed: every write the target committed is on the source before writes go back there.

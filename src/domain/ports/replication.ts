@@ -44,6 +44,12 @@ export interface Fence {
   prove(timeoutMs: number): Promise<FenceResult>;
   /** Before the freeze: opens and holds what prove() needs, so nothing is opened inside it. */
   prepare?(): Promise<void>;
+  /**
+   * Just before writes stop: one proof while they still flow, keeping what prove() holds. Replication
+   * has then shipped and applied what was committed so far (a source on asynchronous commit has its
+   * WAL flushed), so the proof inside the freeze waits only for the writes of the drain.
+   */
+  catchUp?(timeoutMs: number): Promise<FenceResult>;
   /** Gives back what prepare() holds when prove() never runs (the freeze failed). */
   close?(): Promise<void>;
 }

@@ -23,6 +23,7 @@ export type MachineCall =
   | 'inspect'
   | 'freeze'
   | 'resume'
+  | 'catch_up'
   | 'fence'
   | 'sequences'
   | 'repoint:target'
@@ -42,7 +43,7 @@ export type MachineCall =
   | 'reverse_drop';
 
 /** Calls that only look: left out of `effects()`. */
-const READS: ReadonlySet<MachineCall> = new Set(['lag', 'preflight', 'inspect', 'get_migration', 'writes_held', 'get_cluster', 'reverse_switch_point', 'reverse_status']);
+const READS: ReadonlySet<MachineCall> = new Set(['lag', 'preflight', 'inspect', 'catch_up', 'get_migration', 'writes_held', 'get_cluster', 'reverse_switch_point', 'reverse_status']);
 
 export const SOURCE: Endpoint = { host: 'source.internal', port: 5432, database: 'orders' };
 export const TARGET: Endpoint = { host: 'db-target.ondigitalocean.com', port: 25060, database: 'orders', user: 'doadmin', password: new Secret('target-password-0123'), tls: true };
@@ -70,6 +71,7 @@ interface PendingHang extends Hang {
 const defaultError = (call: MachineCall): Error => {
   switch (call) {
     case 'fence':
+    case 'catch_up':
       return new CodedError(ErrorCode.FenceTimeout, 'The target did not confirm the source writes in time (fake).');
     case 'repoint:target':
     case 'repoint:source':
@@ -190,6 +192,8 @@ export class MachineWorld {
       getUser: async () => undefined,
     };
     const fence = {
+      // Before the freeze (its failure is set with fail('catch_up'); fenceTakesMs is the proof inside the freeze).
+      catchUp: () => call('catch_up', (): FenceResult => ({ method: 'marker', lsn: '0/3000000', elapsedMs: 1 })),
       prove: (timeoutMs: number) =>
         call('fence', async (): Promise<FenceResult> => {
           const takes = this.fenceTakesMs;

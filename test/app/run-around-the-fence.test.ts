@@ -1,0 +1,98 @@
+/**
+ * What the run does around the fence, on in-memory ports: replication catches up just before writes
+ * stop (a stream that does not refuses the freeze, and nothing is held), and the sequences are copied
+ * while the fence is proven, the journal keeping the plan's order.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { ErrorCode } from '../../src/errors.js';
+import { House, U, type Replica } from '../support/memory/house.js';
+
+const journalOf = async (house: House, sessionId: string) => (await house.store.journal.entries(sessionId)).map((e) => `${e.step}:${e.event}`);
+
+/** Both gates requested, the freeze approved: the switch approval runs the whole cutover. */
+async function oneApprovalAway(a: Replica) {
+  const s = await a.startSession('orders');
+  await a.perform('freeze_request', s.id, U.OPS);
+  await a.perform('switch_request', s.id, U.OPS);
+  await a.perform('freeze_approve', s.id, U.APP);
+  return s;
+}
+
+describe('the catch-up just before the freeze', () => {
+  it.each([['approve-first'], ['step-by-step']] as const)('%s: replication that does not catch up refuses the freeze; the proxy is never paused', async (flow) => {
+    const house = new House({ flow });
+    const a = house.replica('A');
+    house.world.fail('catch_up');
+    const s = flow === 'approve-first' ? await oneApprovalAway(a) : await a.startSession('orders');
+    const refused =
+      flow === 'approve-first'
+        ? a.perform('switch_approve', s.id, U.BOB)
+        : a.perform('freeze_request', s.id, U.OPS).then(() => a.perform('freeze_approve', s.id, U.APP));
+    await expect(refused).rejects.toMatchObject({ code: ErrorCode.CutoverStepFailed });
+    expect(house.world.count('catch_up')).toBe(1);
+    expect(house.world.count('freeze')).toBe(0);
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
+    expect((await house.session(s.id)).state).toBe('syncing');
+    expect(house.facts(s.id).at(-1)).toMatchObject({
+      type: 'resumed',
+      reason: expect.stringMatching(/^the freeze failed: Replication did not catch up just before the freeze, so writes were not frozen: The target did not confirm/),
+    });
+  });
+
+  it('a stream that catches up: the catch-up comes right before the freeze, and the freeze journals how long it took', async () => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await oneApprovalAway(a);
+    await a.perform('switch_approve', s.id, U.BOB);
+    const calls = house.world.calls;
+    expect(calls.indexOf('catch_up')).toBe(calls.indexOf('freeze') - 1);
+    const freeze = (await house.store.journal.entries(s.id)).find((e) => e.step === 'freeze' && e.event === 'done');
+    expect(freeze?.detail).toMatchObject({ caughtUpMs: 1 });
+  });
+});
+
+describe('the sequences beside the fence', () => {
+  it('are copied while the fence is still being proven; the journal keeps the plan order', async () => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await oneApprovalAway(a);
+    const fence = house.world.hang('fence');
+    const running = a.perform('switch_approve', s.id, U.BOB);
+    await fence.reached;
+    await vi.waitFor(() => expect(house.world.calls).toContain('sequences'));
+    // The fence has not answered: nothing was repointed yet.
+    expect(house.world.pointsTo).toBe('source');
+    fence.release();
+    expect((await running)?.state).toBe('switched');
+    const cutover = (await journalOf(house, s.id)).filter((e) => /^(freeze|fence|sequences|repoint|resume_target):/.test(e));
+    expect(cutover).toEqual([
+      'freeze:started',
+      'freeze:done',
+      'fence:started',
+      'fence:done',
+      'sequences:started',
+      'sequences:done',
+      'repoint:started',
+      'repoint:done',
+      'resume_target:started',
+      'resume_target:done',
+    ]);
+  });
+
+  it('a fence that fails while the sequences are copied: the copy ends before writes are resumed on the source', async () => {
+    const house = new House({ flow: 'approve-first' });
+    const a = house.replica('A');
+    const s = await oneApprovalAway(a);
+    house.world.fail('fence');
+    const copying = house.world.hang('sequences');
+    const running = a.perform('switch_approve', s.id, U.BOB);
+    await copying.reached;
+    await new Promise((r) => setTimeout(r, 20));
+    // The fence failed already; the undo waits for the copy still running.
+    expect(house.world.count('resume')).toBe(0);
+    copying.release();
+    await expect(running).rejects.toMatchObject({ code: ErrorCode.CutoverStepFailed });
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'resume']);
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
+  });
+});
