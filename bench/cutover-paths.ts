@@ -5,7 +5,7 @@
  * freeze the way PgBouncer itself shows it (SHOW DATABASES `paused`). Only the engine's public API and
  * the rig are used, so the bot's internals can change underneath.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { CutoverEngine } from '../src/app/cutover/engine.js';
@@ -189,6 +189,26 @@ export async function prepareFloor(rig: CutoverRig): Promise<Prepared> {
       await admin.end().catch(() => undefined);
     },
   };
+}
+
+/**
+ * The freeze as PgBouncer logged it: from its last `PAUSE '<db>' command issued` line to the first
+ * `RESUME '<db>' command issued` after it, each stamped by PgBouncer when it took the command (ms
+ * resolution), so neither a poll interval nor a busy event loop is in the measure. Undefined when
+ * the log does not show both.
+ */
+export function pauseInLog(logFile: string, database = 'orders'): number | undefined {
+  const stamp = (line: string) => {
+    const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) UTC /.exec(line);
+    return m ? Date.parse(`${m[1]}T${m[2]}Z`) : undefined;
+  };
+  const lines = readFileSync(logFile, 'utf8').split('\n');
+  const pauses = lines.flatMap((l, i) => (l.includes(`PAUSE '${database}' command issued`) ? [i] : []));
+  const paused = pauses.at(-1);
+  if (paused === undefined) return undefined;
+  const resumed = lines.findIndex((l, i) => i > paused && l.includes(`RESUME '${database}' command issued`));
+  const [from, to] = [stamp(lines[paused] ?? ''), resumed < 0 ? undefined : stamp(lines[resumed] ?? '')];
+  return from !== undefined && to !== undefined ? to - from : undefined;
 }
 
 export interface PauseSeen {

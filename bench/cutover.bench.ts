@@ -1,5 +1,7 @@
 /**
- * The cutover benchmark (issue 11): how long writes are held, as PgBouncer shows it, by the bot's
+ * The cutover benchmark (issue 11): how long writes are held, as PgBouncer logged it (its PAUSE and
+ * RESUME command lines, stamped by PgBouncer to the ms; its SHOW DATABASES polled every ~3 ms from a
+ * worker thread as a cross-check, whose gaps reach 10–20 ms on a busy 2-core machine), by the bot's
  * default path (switch approved ahead of time, one freeze() call), a DBA's hand-written pg script doing
  * the same steps, and the raw PAUSE/RESUME floor — alternated, each run on a fresh rig (two PostgreSQL 15
  * clusters with DO's logical replication through the simulator, PgBouncer in transaction pooling) so
@@ -20,6 +22,7 @@ import { startPacedWriter, type PacedWriter } from '../test/support/paced-writer
 import {
   BENCH_FENCE,
   absoluteNow,
+  pauseInLog,
   awaitReplication,
   prepareBaseline,
   prepareBot,
@@ -71,6 +74,8 @@ interface RunResult {
   round: number;
   error?: string;
   seen?: PauseSeen;
+  /** The freeze PgBouncer logged (PAUSE to RESUME command, its own ms stamps): the measure compared. */
+  loggedMs?: number;
   callMs?: number;
   steps?: Record<string, number>;
   acked: number;
@@ -121,6 +126,7 @@ async function oneRun(path: Path, round: number): Promise<RunResult> {
     const watching = watch;
     watch = undefined;
     result.seen = await watching.stop(call);
+    result.loggedMs = pauseInLog(rig.bouncer.logFile);
 
     const { acked, errors } = stopping;
     result.acked = acked.length;
@@ -159,8 +165,11 @@ const median = (values: number[]) => {
 };
 const defined = (values: (number | undefined)[]) => values.filter((v): v is number => v !== undefined);
 /** The freeze PgBouncer showed, or the upper bound when it fell between two polls. */
-const freeze = (r: RunResult) => r.seen?.frozenMs ?? r.seen?.shorterThanMs;
-const freezeText = (r: RunResult) =>
+/** The freeze PgBouncer logged: the measure compared. */
+const logged = (r: RunResult) => r.loggedMs;
+/** The freeze the watcher's polls showed, or the upper bound when it fell between two polls: a cross-check. */
+const polled = (r: RunResult) => r.seen?.frozenMs ?? r.seen?.shorterThanMs;
+const polledText = (r: RunResult) =>
   r.seen?.frozenMs === undefined && r.seen?.shorterThanMs !== undefined
     ? `< ${ms(r.seen.shorterThanMs)} ms (between two polls)`
     : `${ms(r.seen?.frozenMs)} ms`;
@@ -175,11 +184,12 @@ function runLine(r: RunResult): string {
     ...(r.bouncerLog?.map((line) => `pgbouncer: ${line}`) ?? []),
     r.lost > 0 ? `!!! ${r.lost} LOST WRITES` : '',
     r.seen?.stillPaused ? '!!! PGBOUNCER STILL PAUSED' : '',
-    r.seen && freeze(r) === undefined && !r.seen.stillPaused ? '!!! no pause seen' : '',
+    r.seen && polled(r) === undefined && !r.seen.stillPaused ? '!!! no pause seen' : '',
+    r.loggedMs === undefined && !r.error ? '!!! no PAUSE and RESUME in the PgBouncer log' : '',
     r.expectedOn && r.endedOn && r.expectedOn !== r.endedOn ? `!!! writes ended on the ${r.endedOn}, expected the ${r.expectedOn}` : '',
   ].filter(Boolean);
   return (
-    `[${r.path} #${r.round}] freeze ${freezeText(r)} as PgBouncer showed it ` +
+    `[${r.path} #${r.round}] freeze ${ms(r.loggedMs)} ms as PgBouncer logged it, ${polledText(r)} as its polls showed it ` +
     `(${r.seen?.polls ?? 0} polls, max gap ${ms(r.seen?.maxGapMs)} ms; call ${ms(r.callMs)} ms), ` +
     `client latency max ${ms(r.maxMs)} ms p99 ${ms(r.p99Ms)} ms, ${r.acked} acked (${r.perSecond}/s before the cutover), ` +
     `${r.failed} failed, ${r.lost} lost, writes ended on the ${r.endedOn ?? '?'}` +
@@ -189,37 +199,43 @@ function runLine(r: RunResult): string {
 }
 
 function table(results: RunResult[]): string {
-  const freezeOf = (path: Path) => defined(results.filter((r) => r.path === path).map(freeze));
-  const baseline = median(freezeOf('baseline'));
+  const of = (path: Path, measure: (r: RunResult) => number | undefined) => defined(results.filter((r) => r.path === path).map(measure));
+  const range = (v: number[]) => (v.length ? ` (${ms(Math.min(...v))}–${ms(Math.max(...v))})` : '');
+  const ratio = (measure: (r: RunResult) => number | undefined) => {
+    const [bot, baseline] = [median(of('bot', measure)), median(of('baseline', measure))];
+    return bot !== undefined && baseline ? bot / baseline : undefined;
+  };
   const lines = [
-    '| path | runs | freeze median (min–max) ms | max client latency median (min–max) ms | p99 latency median ms | failed | lost | ratio to baseline (freeze medians) |',
-    '|---|---|---|---|---|---|---|---|',
+    '| path | runs | freeze median (min–max) ms, PgBouncer log | polled median (min–max) ms | max client latency median (min–max) ms | p99 latency median ms | failed | lost | ratio to baseline (logged freeze medians) |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
+  const baseline = median(of('baseline', logged));
   for (const path of PATHS) {
     const runs = results.filter((r) => r.path === path);
-    const freezes = freezeOf(path);
+    const freezes = of(path, logged);
+    const polls = of(path, polled);
     const maxes = defined(runs.map((r) => r.maxMs));
     const m = median(freezes);
-    const range = (v: number[]) => (v.length ? ` (${ms(Math.min(...v))}–${ms(Math.max(...v))})` : '');
     const failed = runs.reduce((n, r) => n + r.failed, 0);
     const lost = runs.reduce((n, r) => n + r.lost, 0);
     const errored = runs.filter((r) => r.error).length;
     const between = runs.filter((r) => r.seen?.frozenMs === undefined && r.seen?.shorterThanMs !== undefined).length;
-    const note = between ? ` [${between} between two polls, counted at their upper bound]` : '';
+    const note = between ? ` [${between} between two polls, at their upper bound]` : '';
     lines.push(
-      `| ${path} | ${runs.length}${errored ? ` (${errored} errored)` : ''} | ${ms(m)}${range(freezes)}${note} | ${ms(median(maxes))}${range(maxes)} | ` +
+      `| ${path} | ${runs.length}${errored ? ` (${errored} errored)` : ''} | ${ms(m)}${range(freezes)} | ${ms(median(polls))}${range(polls)}${note} | ${ms(median(maxes))}${range(maxes)} | ` +
         `${ms(median(defined(runs.map((r) => r.p99Ms))))} | ${failed} | ${lost} | ${m !== undefined && baseline ? `×${(m / baseline).toFixed(2)}` : '–'} |`,
     );
   }
-  const bot = median(freezeOf('bot'));
   const perRound = [...new Set(results.map((r) => r.round))].map((round) => {
     const [b, s] = (['bot', 'baseline'] as const).map((p) => results.find((r) => r.round === round && r.path === p));
-    const [fb, fs] = [b && freeze(b), s && freeze(s)];
+    const [fb, fs] = [b && logged(b), s && logged(s)];
     return fb !== undefined && fs ? `#${round} ${(fb / fs).toFixed(2)}` : `#${round} –`;
   });
+  const [byLog, byPolls] = [ratio(logged), ratio(polled)];
   lines.push(
     '',
-    `bot/baseline ratio (median freeze): ${bot !== undefined && baseline ? (bot / baseline).toFixed(2) : '–'}; per round: ${perRound.join(', ')}`,
+    `bot/baseline ratio (median freeze, PgBouncer log): ${byLog !== undefined ? byLog.toFixed(2) : '–'}; per round: ${perRound.join(', ')}; ` +
+      `by the polls: ${byPolls !== undefined ? byPolls.toFixed(2) : '–'}`,
   );
   return lines.join('\n');
 }

@@ -108,7 +108,10 @@ describe('the fence on held connections (real logical replication)', () => {
     expect(src.onHeld[0]).toMatch(/^BEGIN READ WRITE;.*INSERT INTO public\.pgcutover_fence.*COMMIT; SELECT pg_current_wal_lsn/);
     // The polls, all on the held connection, each one indexed lookup of the marker's token.
     expect(tgt.onHeld.length).toBeGreaterThan(0);
-    expect(tgt.onHeld.every((q) => q.startsWith(`SELECT 1 FROM public.${FENCE_TABLE} WHERE token = `))).toBe(true);
+    expect(tgt.onHeld.every((q) => q.startsWith(`SELECT pg_current_wal_insert_lsn()::text AS at FROM public.${FENCE_TABLE} WHERE token = `))).toBe(true);
+    // The target's position read as the marker was found: at most where the target is now.
+    const now = (await targetPool.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+    expect(lsnOf(proved.targetLsn as string)).toBeLessThanOrEqual(lsnOf(now));
     // No trigger notifies on either side: a notifying commit is slow inside the freeze.
     for (const pool of [sourcePool, targetPool]) expect((await pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.${FENCE_TABLE}'::regclass AND NOT tgisinternal`)).rows).toEqual([]);
     expect([src.onPool, tgt.onPool]).toEqual([[], []]);

@@ -20,6 +20,11 @@ import { until } from '../support/wait.js';
 
 const SESSION = '5e55-10n0-0000-4000-8000-000000000015';
 
+const lsnOf = (lsn: string) => {
+  const [high, low] = lsn.split('/');
+  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
+};
+
 describe('reverse replication from the switch point (real clusters)', () => {
   let pair: BidirectionalPair;
   const { logger } = captureLogger('debug');
@@ -69,6 +74,43 @@ describe('reverse replication from the switch point (real clusters)', () => {
     } finally {
       await limited.end();
     }
+  });
+
+  it("the fence's own reading of the target is the switch point: every forward change it proved lies at or before it, a target write after the freeze past it", async () => {
+    const { sourcePool, targetPool } = pair;
+    const reverse = reverseFor(pair);
+    const fence = new ReplicationFence({ source: sourcePool, target: targetPool, slot: 'auto', logger });
+    /** The positions of the changes the reverse slot holds (peeked, not consumed); decoding reads flushed WAL only, and the rig commits asynchronously. */
+    const changesInSlot = async () => {
+      await targetPool.query('CHECKPOINT');
+      const { rows } = await targetPool.query<{ lsn: string }>(
+        "SELECT lsn::text FROM pg_logical_slot_peek_binary_changes($1::name, NULL, NULL, 'proto_version', '1', 'publication_names', $2::text)",
+        [reverse.name, reverse.name],
+      );
+      return rows.map((r) => lsnOf(r.lsn));
+    };
+    try {
+      expect((await reverse.prepare()).ok).toBe(true);
+      await sourcePool.query("INSERT INTO items (note, amount) VALUES ('forward, just before the freeze', 0)");
+      const proved = await fence.prove(30_000);
+      expect(proved.targetLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+      const proven = lsnOf(proved.targetLsn as string);
+      // The reading is the anchor, with no round trip.
+      expect(await reverse.establish(proved.targetLsn)).toMatchObject({ lsn: proved.targetLsn, elapsedMs: 0 });
+      const forward = await changesInSlot();
+      expect(forward.length).toBeGreaterThan(0); // the row and the marker, applied by the forward stream
+      expect(forward.every((lsn) => lsn <= proven)).toBe(true);
+      await doadmin.query("INSERT INTO items (id, note, amount) VALUES (1000000, 'on the target, after the switch', 0)");
+      expect((await changesInSlot()).some((lsn) => lsn > proven)).toBe(true);
+    } finally {
+      await fence.close();
+      await reverse.drop();
+    }
+    expect(await ourObjects(targetPool)).toEqual([]);
+    // The next test counts the rows: these two go again (the source's delete replicates to the target).
+    await doadmin.query("DELETE FROM items WHERE note = 'on the target, after the switch'");
+    await sourcePool.query("DELETE FROM items WHERE note = 'forward, just before the freeze'");
+    await until('the forward row gone from the target', async () => Number((await targetPool.query("SELECT count(*) AS n FROM items WHERE note LIKE 'forward, %'")).rows[0].n) === 0, 30_000);
   });
 
   it('carries every target write back, rolls back with nothing lost, watches the source, and drops everything', async () => {

@@ -9,13 +9,7 @@
 import type { ReverseAnchor, ReverseCapability, ReverseDropResult, ReverseReplication, ReverseStatus } from '../../domain/ports/reverse-replication.js';
 import type { SequenceCopyResult } from '../../domain/ports/sequences.js';
 import { settleAll } from '../settle-all.js';
-import { EveryDatabaseFence, type DatabasePart } from '../source/every-database.js';
-
-/** An LSN (`16/B374D848`) as a number that orders like the WAL. */
-function lsnValue(lsn: string): bigint {
-  const [high = '0', low = '0'] = lsn.split('/');
-  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
-}
+import { EveryDatabaseFence, latestLsn, type DatabasePart } from '../source/every-database.js';
 
 export function everyDatabaseReverse(parts: readonly DatabasePart<ReverseReplication>[]): ReverseReplication {
   const [only] = parts;
@@ -44,12 +38,12 @@ export function everyDatabaseReverse(parts: readonly DatabasePart<ReverseReplica
       if (!combined.ok) await drop();
       return combined;
     },
-    async establish(): Promise<ReverseAnchor | null> {
-      const anchors = await settleAll(parts, ({ part }) => part.establish());
+    async establish(proven): Promise<ReverseAnchor | null> {
+      const anchors = await settleAll(parts, ({ part }) => part.establish(proven));
       if (anchors.some((a) => a === null)) return null;
       const present = anchors as ReverseAnchor[];
-      const latest = present.reduce((a, b) => (lsnValue(b.lsn) > lsnValue(a.lsn) ? b : a));
-      return { slot: present.map((a) => a.slot).join(', '), lsn: latest.lsn, elapsedMs: Math.max(...present.map((a) => a.elapsedMs)) };
+      const lsn = latestLsn(present.map((a) => a.lsn)) as string;
+      return { slot: present.map((a) => a.slot).join(', '), lsn, elapsedMs: Math.max(...present.map((a) => a.elapsedMs)) };
     },
     async attach(from) {
       await settleAll(parts, ({ part }) => part.attach(from));

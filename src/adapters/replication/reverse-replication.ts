@@ -121,6 +121,8 @@ export class PgReverseReplication implements ReverseReplication {
   readonly #log: Logger;
   readonly #name: string;
   #held: pg.PoolClient | undefined;
+  /** prepare() created the slot in this process (a fence's reading can then be the switch point). */
+  #slotMade = false;
   readonly rollback: ReverseReplication['rollback'];
 
   constructor(options: ReverseReplicationOptions) {
@@ -153,6 +155,7 @@ export class PgReverseReplication implements ReverseReplication {
     await this.#dropSlot();
     await this.#createPublication(capability.publication, tables);
     await this.#o.target.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [this.#name]);
+    this.#slotMade = true;
     this.#held ??= await this.#o.target.connect();
     return capability;
   }
@@ -171,7 +174,14 @@ export class PgReverseReplication implements ReverseReplication {
     return { capability, tables: t.tables };
   }
 
-  async establish(): Promise<ReverseAnchor | null> {
+  async establish(proven?: string): Promise<ReverseAnchor | null> {
+    if (proven !== undefined && this.#slotMade) {
+      // The fence read a position past everything it proved, on the target, as it found the marker: no round trip.
+      await this.close();
+      const anchor = { slot: this.#name, lsn: proven, elapsedMs: 0 };
+      this.#log.info(anchor, 'switch point taken for the reverse stream (the fence read it)');
+      return anchor;
+    }
     const started = performance.now();
     const client = this.#held ?? (await this.#o.target.connect());
     this.#held = undefined;
@@ -262,6 +272,7 @@ export class PgReverseReplication implements ReverseReplication {
 
   async drop(): Promise<ReverseDropResult> {
     await this.close();
+    this.#slotMade = false;
     const result = await dropReverseReplication(this.#o.source, this.#o.target, this.#name);
     this.#log.info(result, 'reverse replication removed');
     return result;

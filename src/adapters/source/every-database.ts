@@ -7,7 +7,7 @@
 import { settleAll } from '../settle-all.js';
 import type { DatabaseLag, Fence, FenceResult, LagSample } from '../../domain/ports/replication.js';
 import type { SequenceCopyResult } from '../../domain/ports/sequences.js';
-import type { SlotReading } from './lag-probe.js';
+import { lsnToBigInt, type SlotReading } from './lag-probe.js';
 import type { SequencePusher, SequencePushResult } from './sequences.js';
 
 export interface DatabasePart<T> {
@@ -69,6 +69,11 @@ export class EveryDatabaseLagProbe {
   }
 }
 
+/** The latest of some LSNs of one cluster (`16/B374D848`), by WAL order. */
+export function latestLsn(lsns: readonly string[]): string | undefined {
+  return lsns.reduce<string | undefined>((a, b) => (a === undefined || lsnToBigInt(b) > lsnToBigInt(a) ? b : a), undefined);
+}
+
 /** A fence per database, proved at once: resolves when every database's marker arrived on the target. */
 export class EveryDatabaseFence implements Fence {
   readonly #fences: readonly DatabasePart<Fence>[];
@@ -96,9 +101,13 @@ export class EveryDatabaseFence implements Fence {
 
   async #every(proof: (fence: Fence) => Promise<FenceResult>): Promise<FenceResult> {
     const results = await settleAll(this.#fences, async (f) => ({ database: f.database, ...(await proof(f.part)) }));
-    if (results.length === 1) return { method: results[0]!.method, lsn: results[0]!.lsn, elapsedMs: results[0]!.elapsedMs };
+    // One target cluster: the latest position any database's proof read is past every one of them.
+    const targetLsns = results.map((r) => r.targetLsn);
+    const targetLsn = targetLsns.every((l): l is string => l !== undefined) ? latestLsn(targetLsns) : undefined;
+    const at = targetLsn === undefined ? {} : { targetLsn };
+    if (results.length === 1) return { method: results[0]!.method, lsn: results[0]!.lsn, elapsedMs: results[0]!.elapsedMs, ...at };
     const slowest = results.reduce((a, b) => (b.elapsedMs > a.elapsedMs ? b : a));
-    return { method: slowest.method, lsn: slowest.lsn, elapsedMs: slowest.elapsedMs, databases: results };
+    return { method: slowest.method, lsn: slowest.lsn, elapsedMs: slowest.elapsedMs, ...at, databases: results };
   }
 }
 

@@ -172,13 +172,19 @@ export class ReplicationFence implements Fence {
     const source = held.source.client;
     const target: Queryable = held.target?.client ?? this.#o.target;
     let lsn: string;
+    let targetLsn: string | undefined;
     let done: () => Promise<boolean>;
     if (method === 'marker') {
       const token = randomUUID();
       lsn = await this.#writeMarker(source, token);
       // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
-      const poll = `SELECT 1 FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
-      done = async () => (await target.query(poll)).rows.length > 0;
+      // The insert position is read after the statement's snapshot, which shows the marker: it lies past it.
+      const poll = `SELECT pg_current_wal_insert_lsn()::text AS at FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
+      done = async () => {
+        const at = (await target.query<{ at: string }>(poll)).rows[0]?.at;
+        if (at !== undefined) targetLsn = at;
+        return at !== undefined;
+      };
     } else {
       const slot = await resolveSlot(source, this.#o.slot);
       if (!slot.ok) throw new CodedError(ErrorCode.LagUnknown, `Cannot prove replication by slot position: ${slot.reason}.`);
@@ -193,7 +199,8 @@ export class ReplicationFence implements Fence {
         return confirmed != null && lsnToBigInt(confirmed) >= wanted;
       };
     }
-    return this.#wait(done, method, lsn, started, deadline, timeoutMs);
+    const result = await this.#wait(done, method, lsn, started, deadline, timeoutMs);
+    return targetLsn === undefined ? result : { ...result, targetLsn };
   }
 
   /** Asks `done` every poll interval until it says yes. */

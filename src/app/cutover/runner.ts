@@ -130,10 +130,12 @@ export class StepRunner {
       // The sequences are read once the freeze holds (every write through the proxy is in): nothing about
       // them waits on the fence, so they are copied while it runs (started after its marker is on its way).
       if (step === 'fence') for (const next of rest.filter((s) => BESIDE_THE_FENCE.has(s))) beside.set(next, work(run, next));
-      note(await running);
-      if (step === 'fence' && !failure) {
+      const settled = await running;
+      note(settled);
+      if (step === 'fence' && 'outcome' in settled) {
         run.snapshots = run.machines.verifier?.exportSnapshots().catch(() => undefined);
-        run.switchPoint = run.machines.reverse?.establish().catch(() => null);
+        const proven = settled.outcome.detail?.targetLsn;
+        run.switchPoint = run.machines.reverse?.establish(typeof proven === 'string' ? proven : undefined).catch(() => null);
       }
     }
     // Nothing still running once the run answers (a failure elsewhere may have cut the loop short).

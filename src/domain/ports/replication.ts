@@ -32,6 +32,11 @@ export interface FenceResult {
   /** The source LSN the fence proved applied on the target. */
   lsn: string;
   elapsedMs: number;
+  /**
+   * The target's WAL insert position, read in the statement that found the marker there: past every
+   * change the proof covers (marker method only). Inside a freeze it is the reverse stream's switch point.
+   */
+  targetLsn?: string;
   /** With several migrated databases: each one's fence (the fields above are the slowest one's). */
   databases?: (Omit<FenceResult, 'databases'> & { database: string })[];
 }

@@ -3,7 +3,7 @@
  * back to the source, so a rollback loses nothing. When each call happens relative to the cutover:
  *
  *   before the freeze   prepare()    checks both sides, creates the target's publication and slot, holds a target connection
- *   inside the freeze   establish()  after the fence, before repoint/resume: reads the switch point on the target (one round trip)
+ *   inside the freeze   establish()  after the fence, before repoint/resume: the switch point on the target (the fence's own reading, or one round trip)
  *   after the resume    attach(lsn)  once the forward stream is stopped: the slot moved to the switch point, the subscription on the source
  *   any time after      status()     the reverse slot's retained WAL and whether the source applies
  *   rollback            rollback.fence / rollback.sequences, inside a freeze of the target
@@ -59,8 +59,10 @@ export interface ReverseReplication {
    * Inside the freeze, after the fence proved source == target and before the first application write
    * can reach the target: the target's WAL position there, the switch point the reverse stream starts at;
    * null when the target has no reverse slot (prepare() found reverse replication impossible).
+   * `proven` (the fence's targetLsn) is such a position already: then nothing is read when prepare()
+   * made the slot in this process.
    */
-  establish(): Promise<ReverseAnchor | null>;
+  establish(proven?: string): Promise<ReverseAnchor | null>;
   /**
    * After the resume, once the forward stream (DigitalOcean's migration) is stopped: moves the slot to
    * `from` (the anchor's LSN) and creates the source's subscription on it (no copy, no new slot). Idempotent.
