@@ -105,10 +105,16 @@ export async function prepareBot(rig: CutoverRig, logger: Logger): Promise<Prepa
         for (const e of entries) {
           if (e.attempt === attempt && e.event === 'done' && typeof e.detail?.ms === 'number') laps[e.step] = e.detail.ms;
         }
+        // The freeze step catches replication up before its PAUSE: shown apart, as the drain is what writes wait for.
+        const caughtUp = entries.find((e) => e.attempt === attempt && e.step === 'freeze' && e.event === 'done')?.detail?.caughtUpMs;
+        const waited = entries.find((e) => e.attempt === attempt && e.step === 'resume_target' && e.event === 'done')?.detail?.waitedMs;
+        if (typeof waited === 'number') laps.resume_waited = waited;
+        const { freeze, ...rest } = laps;
+        const steps = typeof caughtUp === 'number' && freeze !== undefined ? { catch_up: caughtUp, pause: Math.round((freeze - caughtUp) * 10) / 10, ...rest } : laps;
         // The production path: the switch point read in the freeze, the target's writes flowing back after it.
         const back = entries.find((e) => e.attempt === attempt && e.step === 'replicate_back' && e.event === 'done');
         if (back?.detail?.replicateBack !== 'on') throw new Error(`the bot did not replicate back (${JSON.stringify(back?.detail ?? 'no replicate_back step')})`);
-        return laps;
+        return steps;
       },
       async close() {
         await engine.close().catch(() => undefined);

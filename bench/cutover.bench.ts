@@ -88,6 +88,8 @@ interface RunResult {
   endedOn?: 'source' | 'target';
   expectedOn?: 'source' | 'target';
   maxMs?: number;
+  /** When the slowest write was sent, ms from the cutover call's start (negative: before it). */
+  maxSentMs?: number;
   p99Ms?: number;
 }
 
@@ -136,6 +138,8 @@ async function oneRun(path: Path, round: number): Promise<RunResult> {
     result.firstFailure = errors[0]?.message;
     const latencies = acked.map((a) => a.ackedAt - a.sentAt).sort((a, b) => a - b);
     result.maxMs = latencies.at(-1);
+    const slowest = acked.reduce<(typeof acked)[number] | undefined>((s, a) => (!s || a.ackedAt - a.sentAt > s.ackedAt - s.sentAt ? a : s), undefined);
+    if (slowest) result.maxSentMs = slowest.sentAt - cutoverAt;
     result.p99Ms = latencies[Math.max(0, Math.ceil(latencies.length * 0.99) - 1)];
     // The side the writes ended on is where the last acknowledged write went; every write must be there.
     const last = acked.reduce<(typeof acked)[number] | undefined>((l, a) => (!l || a.ackedAt > l.ackedAt ? a : l), undefined);
@@ -191,7 +195,7 @@ function runLine(r: RunResult): string {
   return (
     `[${r.path} #${r.round}] freeze ${ms(r.loggedMs)} ms as PgBouncer logged it, ${polledText(r)} as its polls showed it ` +
     `(${r.seen?.polls ?? 0} polls, max gap ${ms(r.seen?.maxGapMs)} ms; call ${ms(r.callMs)} ms), ` +
-    `client latency max ${ms(r.maxMs)} ms p99 ${ms(r.p99Ms)} ms, ${r.acked} acked (${r.perSecond}/s before the cutover), ` +
+    `client latency max ${ms(r.maxMs)} ms (sent at ${r.maxSentMs === undefined ? '?' : `${r.maxSentMs >= 0 ? '+' : ''}${r.maxSentMs}`} ms of the call) p99 ${ms(r.p99Ms)} ms, ${r.acked} acked (${r.perSecond}/s before the cutover), ` +
     `${r.failed} failed, ${r.lost} lost, writes ended on the ${r.endedOn ?? '?'}` +
     (r.steps && Object.keys(r.steps).length ? `; steps ${Object.entries(r.steps).map(([k, v]) => `${k} ${ms(v)}`).join(', ')} ms` : '') +
     (trouble.length ? `\n    ${trouble.join('\n    ')}` : '')

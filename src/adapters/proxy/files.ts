@@ -8,10 +8,12 @@ import { CodedError, ErrorCode } from '../../errors.js';
  * a rename, so a reader sees the old file or the new one, never half of one. For inside a freeze: the
  * read, write and rename are synchronous (page-cache calls of microseconds, where each asynchronous
  * file call is a thread-pool round trip), and the flush to disk (fsync of the file, then of the
- * directory) runs after, in `flushed`. Until it ends, a power loss (not a process crash) can leave the
- * old file or an empty one: PgBouncer then refuses the entry rather than sending it anywhere unintended.
+ * directory) runs when the caller starts it, with `flush()` (once its reader has the file: a flush
+ * forces a file-system journal commit that held up PgBouncer's RELOAD reading the file). Until it ends,
+ * a power loss (not a process crash) can leave the old file or an empty one: PgBouncer then refuses the
+ * entry rather than sending it anywhere unintended.
  */
-export function replaceThenFlush(file: string, transform: (text: string) => string): { before: string; flushed: Promise<void> } {
+export function replaceThenFlush(file: string, transform: (text: string) => string): { before: string; flush(): Promise<void> } {
   const directory = dirname(file);
   const temp = tempName(file);
   let fd: number | undefined;
@@ -27,29 +29,29 @@ export function replaceThenFlush(file: string, transform: (text: string) => stri
     throw rewriteFailed(file, cause);
   }
   const written = fd;
-  const flushed = (async () => {
+  const flush = async () => {
     try {
-      await new Promise<void>((resolve, reject) => fsync(written, (error) => (error ? reject(error) : resolve())));
-    } finally {
-      closeSync(written);
+      try {
+        await new Promise<void>((resolve, reject) => fsync(written, (error) => (error ? reject(error) : resolve())));
+      } finally {
+        closeSync(written);
+      }
+      await syncDirectory(directory);
+    } catch (cause) {
+      throw rewriteFailed(file, cause);
     }
-    await syncDirectory(directory);
-  })().catch((cause: unknown) => {
-    throw rewriteFailed(file, cause);
-  });
-  // Awaited by the caller; never an unhandled rejection meanwhile.
-  flushed.catch(() => undefined);
-  return { before, flushed };
+  };
+  return { before, flush };
 }
 
 /** A replacement of a file written and flushed ahead of time, put in place later by one rename. */
 export interface StagedReplacement {
   /**
    * Renames the staged file into place when the file still holds the text it was staged from and
-   * `transform` still gives the staged text (undefined otherwise, nothing touched); the directory is
-   * flushed in `flushed`, after it.
+   * `transform` still gives the staged text (undefined otherwise, nothing touched); `flush()` then
+   * flushes the directory (see replaceThenFlush for when to start it).
    */
-  put(transform: (text: string) => string): { before: string; flushed: Promise<void> } | undefined;
+  put(transform: (text: string) => string): { before: string; flush(): Promise<void> } | undefined;
   /** Removes what the stage left beside the file (after put() too: the second name is then all there is). */
   discard(): Promise<void>;
 }
@@ -91,14 +93,13 @@ export async function stageReplacement(file: string, transform: (text: string) =
       } catch (cause) {
         throw rewriteFailed(file, cause);
       }
-      const flushed = syncDirectory(directory)
-        .then(discard)
-        .catch((cause: unknown) => {
-          throw rewriteFailed(file, cause);
-        });
-      // Awaited by the caller; never an unhandled rejection meanwhile.
-      flushed.catch(() => undefined);
-      return { before, flushed };
+      const flush = () =>
+        syncDirectory(directory)
+          .then(discard)
+          .catch((cause: unknown) => {
+            throw rewriteFailed(file, cause);
+          });
+      return { before, flush };
     },
     discard,
   };

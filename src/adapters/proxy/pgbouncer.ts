@@ -265,19 +265,19 @@ export class PgBouncerAdmin implements ProxyAdmin {
       }
     }
     // Inside the freeze: the new file (staged, or written now) is renamed into place for the RELOAD
-    // (PgBouncer reads it at once) and flushed to disk behind the freeze; close() waits for the flush.
+    // (PgBouncer reads it at once) and flushed to disk once PgBouncer has read it; close() waits for the flush.
     const rewrite = rewriteFor(targets);
     const staged = this.#staged;
     this.#staged = undefined;
-    const { before, flushed } = staged?.put(rewrite) ?? replaceThenFlush(file, rewrite);
-    this.#flushing = flushed
+    const { before, flush } = staged?.put(rewrite) ?? replaceThenFlush(file, rewrite);
+    // Both on the wire at once (the console connections are pipelined; each call sends at once, in
+    // this order): PgBouncer answers the SHOW only after the reload, so the rows show its outcome.
+    const [reloaded, shown] = await Promise.allSettled([this.#reload(admin), this.#databaseRows(admin)]);
+    this.#flushing = flush()
       .catch((err: unknown) => this.#log.error({ err }, 'flushing the databases file to disk failed; it is in place but may not survive a power loss'))
       // A stage for other targets or an older file is dropped behind the freeze too.
       .then(() => staged?.discard())
       .catch((err: unknown) => this.#log.warn({ err }, 'removing the staged databases file failed'));
-    // Both on the wire at once (the console connections are pipelined; each call sends at once, in
-    // this order): PgBouncer answers the SHOW only after the reload, so the rows show its outcome.
-    const [reloaded, shown] = await Promise.allSettled([this.#reload(admin), this.#databaseRows(admin)]);
     if (reloaded.status === 'rejected') throw reloaded.reason;
     if (shown.status === 'rejected') throw shown.reason;
     const rows = shown.value;

@@ -210,17 +210,20 @@ export const STEPS: Record<CutoverStep, StepWork> = {
   async resume_target(ctx, clock) {
     // The switch point: source and target are the same until the resume. A failed export skips the
     // verification, a failed read of the reverse switch point the replication back (told after the switch), never the switch.
+    const waiting = performance.now();
     const [, anchor] = await Promise.all([
       (ctx.snapshots ?? ctx.machines.verifier?.exportSnapshots())?.catch(() => undefined),
       (ctx.switchPoint ?? ctx.machines.reverse?.establish())?.catch(() => null),
     ]);
     const writesHeld = (await (ctx.writesHeld ?? ctx.machines.writesHeld?.())?.catch(() => null)) ?? null;
+    // How long writes waited on those readings after the steps before (where a freeze's time goes).
+    const waitedMs = Math.round((performance.now() - waiting) * 10) / 10;
     // A freeze in the source database is not lifted: the router now sends the applications to the target,
     // and a client that bypasses it must not write on the old source (lifted by a rollback).
     const keepSourceLocked = ctx.machines.frozenWhat.method !== 'proxy-pause';
     if (!keepSourceLocked) await retry(() => ctx.machines.freeze.resume());
     const now = clock.now();
-    const detail = { ...(anchor ? { reverseFrom: anchor.lsn } : {}), ...(keepSourceLocked ? { sourceKeptLocked: true } : {}) };
+    const detail = { ...(anchor ? { reverseFrom: anchor.lsn } : {}), ...(keepSourceLocked ? { sourceKeptLocked: true } : {}), waitedMs };
     return { detail, patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
   },
   async replicate_back(ctx) {
