@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FENCE_TABLE, ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
+import { sequenceCopier } from '../../src/adapters/source/sequences.js';
 import { captureLogger } from '../support/capture-log.js';
 import type { Cluster } from '../support/pg-cluster.js';
 import { startReplicationPair } from '../support/replication-pair.js';
@@ -163,6 +164,33 @@ describe('the fence on held connections (real logical replication)', () => {
     }
     // Once the stream flows again, every marker written meanwhile arrives, and a new proof passes.
     expect((await new ReplicationFence({ source: sourcePool, target: targetPool, slot: 'auto', logger }).prove(20_000)).method).toBe('marker');
+  });
+
+  it("with the sequence copier's rider, the marker's one message also reads the sequences: the copy beside the proof sends nothing to the source", async () => {
+    await Promise.all([sourcePool, targetPool].map((pool) => pool.query('CREATE SEQUENCE IF NOT EXISTS rider_seq')));
+    await sourcePool.query("SELECT setval('rider_seq', 500)");
+    const src = counted(sourcePool);
+    const tgt = counted(targetPool);
+    const copier = sequenceCopier({ source: src.as, target: tgt.as, margin: 100 });
+    const fence = new ReplicationFence({ source: src.as, target: tgt.as, slot: 'auto', rider: copier.rider, logger });
+    await fence.prepare();
+    src.reset();
+
+    // As in a run: the copy starts beside the proof and waits for the marker's rows.
+    const [proved, copied] = await Promise.all([fence.prove(10_000), copier.copy()]);
+
+    expect(proved.method).toBe('marker');
+    expect(src.onHeld).toHaveLength(1);
+    expect(src.onHeld[0]).toMatch(/COMMIT; SELECT pg_current_wal_lsn\(\)::text AS lsn; SELECT schemaname, sequencename/);
+    expect(src.onPool).toEqual([]);
+    expect(copied).toMatchObject({ copied: 2, set: 2 }); // rider_seq and the marker table's own id sequence
+    expect((await targetPool.query<{ v: string }>("SELECT last_value::text AS v FROM pg_sequences WHERE sequencename = 'rider_seq'")).rows[0]?.v).toBe('600');
+
+    // A copy with no proof before it reads the source itself.
+    await sourcePool.query("SELECT setval('rider_seq', 700)");
+    expect(await copier.copy()).toMatchObject({ set: 1 });
+    expect(src.onPool).toHaveLength(1);
+    expect((await targetPool.query<{ v: string }>("SELECT last_value::text AS v FROM pg_sequences WHERE sequencename = 'rider_seq'")).rows[0]?.v).toBe('800');
   });
 
   it('writes the marker under a read-only-database freeze', async () => {
