@@ -193,6 +193,44 @@ describe('the fence on held connections (real logical replication)', () => {
     expect((await targetPool.query<{ v: string }>("SELECT last_value::text AS v FROM pg_sequences WHERE sequencename = 'rider_seq'")).rows[0]?.v).toBe('800');
   });
 
+  it("looks for the marker on the target from the moment it is sent: it is found there while the source's answer is still on its way", async () => {
+    const polls: { at: number; found: boolean }[] = [];
+    const watched = {
+      query: targetPool.query.bind(targetPool),
+      connect: async () => {
+        const client = await targetPool.connect();
+        return new Proxy(client, {
+          get(target, prop, receiver) {
+            if (prop === 'query') {
+              return async (text: string, values?: unknown[]) => {
+                const result = await target.query(text, values);
+                if (text.includes(`token = '`)) polls.push({ at: performance.now(), found: result.rows.length > 0 });
+                return result;
+              };
+            }
+            const value: unknown = Reflect.get(target, prop, receiver);
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+      },
+    } as unknown as pg.Pool;
+    // A rider that keeps the source's answer back (after the marker's commit) for 300 ms.
+    let answeredAt = 0;
+    const slowAnswer = { sql: 'SELECT pg_sleep(0.3)', begin: () => undefined, take: () => void (answeredAt = performance.now()), drop: () => undefined };
+    const fence = new ReplicationFence({ source: sourcePool, target: watched, slot: 'auto', rider: slowAnswer, logger });
+    await fence.prepare();
+    polls.length = 0;
+
+    const proved = await fence.prove(10_000);
+
+    expect(proved.method).toBe('marker');
+    const found = polls.find((p) => p.found);
+    expect(found).toBeDefined();
+    expect(found!.at).toBeLessThan(answeredAt);
+    expect(polls.filter((p) => p.found)).toHaveLength(1);
+    for (const pool of [sourcePool, targetPool]) expect(pool.totalCount - pool.idleCount).toBe(0);
+  });
+
   it('writes the marker under a read-only-database freeze', async () => {
     await source.query('ALTER DATABASE orders SET default_transaction_read_only = on');
     const frozen = new pg.Pool({ connectionString: source.connectionString('orders'), max: 1 });

@@ -6,8 +6,9 @@
  *
  * Nothing slow inside the freeze: prepare() (before the freeze; else prove() on first use) chooses the
  * method and checks out a source connection and, when the target is a pool, a target connection;
- * prove() then writes the marker in one round trip and polls every few ms on those connections, and
- * gives them back to their pools when it ends (warm there, and a pool's end() never waits on the fence).
+ * prove() then writes the marker in one round trip and, from the same moment, polls for it every
+ * millisecond on those connections, and gives them back to their pools when it ends (warm there, and a
+ * pool's end() never waits on the fence).
  * catchUp(), just before the freeze, proves once on them and keeps them.
  */
 import { randomUUID } from 'node:crypto';
@@ -74,6 +75,13 @@ export interface FenceOptions {
   pollIntervalMs?: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
+}
+
+/** How long a proof may take, for its polls and its timeout. */
+interface Limit {
+  deadline: number;
+  timeoutMs: number;
+  method: 'marker' | 'slot-lsn';
 }
 
 /** A connection checked out of a pool for the fence, and whether it failed (then it is not reused). */
@@ -190,62 +198,75 @@ export class ReplicationFence implements Fence {
     timeoutMs: number,
     rider: MarkerRider | undefined,
   ): Promise<FenceResult> {
-    const deadline = started + timeoutMs;
+    const limit = { deadline: started + timeoutMs, timeoutMs, method };
     const source = held.source.client;
     const target: Queryable = held.target?.client ?? this.#o.target;
-    let lsn: string;
-    let targetLsn: string | undefined;
-    let done: () => Promise<boolean>;
-    if (method === 'marker') {
-      const token = randomUUID();
-      lsn = await this.#writeMarker(source, token, rider);
-      // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
-      // The insert position is read after the statement's snapshot, which shows the marker: it lies past it.
-      const poll = `SELECT pg_current_wal_insert_lsn()::text AS at FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
-      done = async () => {
-        const at = (await target.query<{ at: string }>(poll)).rows[0]?.at;
-        if (at !== undefined) targetLsn = at;
-        return at !== undefined;
-      };
-    } else {
-      const slot = await resolveSlot(source, this.#o.slot);
-      if (!slot.ok) throw new CodedError(ErrorCode.LagUnknown, `Cannot prove replication by slot position: ${slot.reason}.`);
-      lsn = await this.#currentLsn(source);
-      const wanted = lsnToBigInt(lsn);
-      done = async () => {
-        const { rows } = await source.query<{ lsn: string | null }>(
-          'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
-          [slot.slot],
-        );
-        const confirmed = rows[0]?.lsn;
-        return confirmed != null && lsnToBigInt(confirmed) >= wanted;
-      };
-    }
-    const result = await this.#wait(done, method, lsn, started, deadline, timeoutMs);
-    return targetLsn === undefined ? result : { ...result, targetLsn };
+    const proved = method === 'marker' ? await this.#proveByMarker(source, target, limit, rider) : await this.#proveBySlot(source, limit);
+    const result: FenceResult = { method, ...proved, elapsedMs: Math.round(this.#o.now() - started) };
+    this.#log.info(result, 'fence proved');
+    return result;
   }
 
-  /** Asks `done` every poll interval until it says yes. */
-  async #wait(
-    done: () => Promise<boolean>,
-    method: 'marker' | 'slot-lsn',
-    lsn: string,
-    started: number,
-    deadline: number,
-    timeoutMs: number,
-  ): Promise<FenceResult> {
+  /**
+   * The marker is written on the source and looked for on the target from the same moment: it can only
+   * arrive there after everything the source committed before it, so finding it is the proof, and the
+   * polls overlap the marker's own round trip (whose answer brings the source LSN and the rider's rows).
+   */
+  async #proveByMarker(source: pg.PoolClient, target: Queryable, limit: Limit, rider: MarkerRider | undefined): Promise<{ lsn: string; targetLsn: string }> {
+    const token = randomUUID();
+    // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
+    // The insert position is read after the statement's snapshot, which shows the marker: it lies past it.
+    const poll = `SELECT pg_current_wal_insert_lsn()::text AS at FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
+    let written: string | undefined;
+    let failed = false;
+    const writing = this.#writeMarker(source, token, rider).then(
+      (lsn) => (written = lsn),
+      (error: unknown) => {
+        failed = true;
+        throw error;
+      },
+    );
+    const seeking = this.#until(async () => (await target.query<{ at: string }>(poll)).rows[0]?.at, limit, {
+      stopped: () => failed,
+      upTo: () => written ?? 'the marker',
+    });
+    // Both ended before anything is thrown: no poll runs on the held connection once it is given back.
+    const [wrote, seen] = await Promise.allSettled([writing, seeking]);
+    if (wrote.status === 'rejected') throw wrote.reason;
+    if (seen.status === 'rejected') throw seen.reason;
+    return { lsn: wrote.value, targetLsn: seen.value as string };
+  }
+
+  async #proveBySlot(source: pg.PoolClient, limit: Limit): Promise<{ lsn: string }> {
+    const slot = await resolveSlot(source, this.#o.slot);
+    if (!slot.ok) throw new CodedError(ErrorCode.LagUnknown, `Cannot prove replication by slot position: ${slot.reason}.`);
+    const lsn = await this.#currentLsn(source);
+    const wanted = lsnToBigInt(lsn);
+    await this.#until(
+      async () => {
+        const { rows } = await source.query<{ lsn: string | null }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot.slot]);
+        const confirmed = rows[0]?.lsn;
+        return confirmed != null && lsnToBigInt(confirmed) >= wanted ? confirmed : undefined;
+      },
+      limit,
+      { stopped: () => false, upTo: () => lsn },
+    );
+    return { lsn };
+  }
+
+  /** Asks `ask` every poll interval until it answers (its answer), `stopped()` says to give up (undefined), or the deadline passes (FenceTimeout). */
+  async #until<T>(ask: () => Promise<T | undefined>, limit: Limit, o: { stopped: () => boolean; upTo: () => string }): Promise<T | undefined> {
     for (;;) {
-      if (await done()) {
-        const result: FenceResult = { method, lsn, elapsedMs: Math.round(this.#o.now() - started) };
-        this.#log.info(result, 'fence proved');
-        return result;
-      }
-      if (this.#o.now() >= deadline) {
+      if (o.stopped()) return undefined;
+      const answer = await ask();
+      if (answer !== undefined) return answer;
+      if (this.#o.now() >= limit.deadline) {
+        const lsn = o.upTo();
         throw new CodedError(
           ErrorCode.FenceTimeout,
-          `The target did not confirm the source's writes up to ${lsn} within ${Math.round(timeoutMs / 1000)} s (${method}). ` +
+          `The target did not confirm the source's writes up to ${lsn} within ${Math.round(limit.timeoutMs / 1000)} s (${limit.method}). ` +
             'Replication may be stalled: check the migration status and lag; writes stay frozen only as long as the freeze budget allows.',
-          { details: { method, lsn, timeoutMs } },
+          { details: { method: limit.method, lsn, timeoutMs: limit.timeoutMs } },
         );
       }
       await this.#o.sleep(this.#o.pollIntervalMs);
