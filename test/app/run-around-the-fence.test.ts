@@ -51,6 +51,26 @@ describe('the catch-up just before the freeze', () => {
   });
 });
 
+describe('a crash inside the catch-up (nothing paused yet)', () => {
+  it.each([['approve-first'], ['step-by-step']] as const)('%s: a new process finds writes flowing on the source and leaves them so', async (flow) => {
+    const house = new House({ flow });
+    const a = house.replica('A');
+    const s = flow === 'approve-first' ? await oneApprovalAway(a) : await a.startSession('orders');
+    if (flow === 'step-by-step') await a.perform('freeze_request', s.id, U.OPS);
+    const catchingUp = house.world.hang('catch_up');
+    void (flow === 'approve-first' ? a.perform('switch_approve', s.id, U.BOB) : a.perform('freeze_approve', s.id, U.APP)).catch(() => undefined);
+    await catchingUp.reached;
+    a.kill();
+
+    const b = house.replica('B');
+    await b.engine.recover();
+    expect(house.world.count('freeze')).toBe(0);
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
+    expect((await house.session(s.id)).state).toBe('syncing');
+    expect(await b.engine.recover()).toEqual([]);
+  });
+});
+
 describe('the sequences beside the fence', () => {
   it('are copied while the fence is still being proven; the journal keeps the plan order', async () => {
     const house = new House({ flow: 'approve-first' });
