@@ -145,14 +145,18 @@ export class ProfileMachines {
     if (routed && !proxy) throw new CodedError(ErrorCode.ConfigInvalid, `Profile "${session.profile}" uses the proxy strategy without a proxy.`);
     const routing = routed && proxy ? { router: proxy, source: sourceEndpoint, target: await targetEndpoint() } : undefined;
 
-    // Per database, the sequence copy's source read rides in the fence marker's message.
-    const perDatabase = databases.map((database) => {
-      const copier = sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin });
-      const proof = new ReplicationFence({ source: sourceOf(database), target: targetOf(database), slot: slotOf(database), rider: copier.rider, logger: log });
-      return { database, copier, proof };
-    });
-    const fence = new EveryDatabaseFence(perDatabase.map(({ database, proof }) => ({ database, part: proof })));
-    const sequences = everyDatabaseSequences(perDatabase.map(({ database, copier }) => ({ database, part: copier })));
+    const fence = new EveryDatabaseFence(
+      databases.map((database) => ({
+        database,
+        part: new ReplicationFence({ source: sourceOf(database), target: targetOf(database), slot: slotOf(database), logger: log }),
+      })),
+    );
+    const sequences = everyDatabaseSequences(
+      databases.map((database) => ({
+        database,
+        part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
+      })),
+    );
     // The profile's own database is compared at the switch point (the others are fenced and copied).
     const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
     // Behind a router the applications write on the target after the switch: their writes flow back for a rollback.

@@ -155,11 +155,10 @@ export async function startCutoverRig(logger: Logger, options: { replicateBack?:
       });
       const inDatabase = overrides.inDatabaseFreeze === true;
       // As production builds them (src/adapters/session-machines.ts): the fence's default poll, the
-      // held writes counted on the warm admin connection, the predicted freeze's figures measured, the
-      // sequence read riding in the fence marker's message.
-      const sequences = sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin });
-      const fence = new ReplicationFence({ source: src, target: tgt, slot: 'auto', rider: sequences.rider, logger });
+      // held writes counted on the warm admin connection, the predicted freeze's figures measured.
+      const fence = new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger });
       const lag = new SlotLagProbe({ source: src, slot: 'auto' });
+      const sequences = sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin });
       const verifier = new SnapshotSwitchPointVerifier({ source: src, target: tgt, logger });
       const targetConnection = { host: target.host, port: target.port, database: 'orders', user: target.user, password: new Secret(target.password), sslmode: 'disable' as const };
       const reverse =

@@ -130,11 +130,9 @@ export class PgReverseReplication implements ReverseReplication {
     const suffix = options.database === undefined ? '' : `_${options.database.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 30)}`;
     this.#name = `${objectName(REVERSE_PREFIX, options.sessionId)}${suffix}`;
     this.#log = options.logger.child({ name: 'reverse-replication', object: this.#name });
-    // The fence and the sequences with their roles swapped; the sequence read rides in the marker's message.
-    const sequences = sequenceCopier({ source: options.target, target: options.source, margin: options.sequenceMargin });
     this.rollback = {
-      fence: new ReplicationFence({ source: options.target, target: options.source, slot: this.#name, rider: sequences.rider, logger: options.logger }),
-      sequences,
+      fence: new ReplicationFence({ source: options.target, target: options.source, slot: this.#name, logger: options.logger }),
+      sequences: sequenceCopier({ source: options.target, target: options.source, margin: options.sequenceMargin }),
     };
   }
 

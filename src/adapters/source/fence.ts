@@ -47,28 +47,12 @@ export async function installFence(source: Queryable): Promise<void> {
  */
 const DROP_NOTIFY_TRIGGER = `DROP TRIGGER IF EXISTS ${FENCE_TABLE}_notify ON public.${FENCE_TABLE}; DROP FUNCTION IF EXISTS public.${FENCE_TABLE}_notify();`;
 
-/**
- * A read taken on the source in the marker's own message, right after its commit: when the writes of
- * the freeze are known to be in, with no round trip and no other backend to wake while writes wait.
- * prove() announces it (`begin`) before anything else, then hands over the rows (`take`) or says there
- * are none (`drop`, also after `take`: then it does nothing).
- */
-export interface MarkerRider {
-  /** One statement without parameters. */
-  readonly sql: string;
-  begin(): void;
-  take(rows: unknown[]): void;
-  drop(): void;
-}
-
 export interface FenceOptions {
   source: Queryable & Pick<pg.Pool, 'connect'>;
   /** With `connect` (a pool), the fence holds one of its connections; without, it polls through `query`. */
   target: Queryable & Partial<Pick<pg.Pool, 'connect'>>;
   /** The migration slot (profile `replication.slot`, `auto` = the only active logical slot). */
   slot: string;
-  /** Read in prove()'s marker message (not the catch-up's): the sequence copy's source read. */
-  rider?: MarkerRider;
   logger: Logger;
   /** `auto` (default): marker when the table exists on both sides, else slot-lsn. */
   method?: 'auto' | 'marker' | 'slot-lsn';
@@ -92,8 +76,7 @@ interface Held {
 }
 
 export class ReplicationFence implements Fence {
-  readonly #o: Required<Omit<FenceOptions, 'logger' | 'rider'>>;
-  readonly #rider: MarkerRider | undefined;
+  readonly #o: Required<Omit<FenceOptions, 'logger'>>;
   readonly #log: Logger;
   #method: 'marker' | 'slot-lsn' | undefined;
   #held: { source: Held; target: Held | undefined } | undefined;
@@ -107,7 +90,6 @@ export class ReplicationFence implements Fence {
       now: () => performance.now(),
       ...options,
     };
-    this.#rider = options.rider;
     this.#log = options.logger.child({ name: 'fence' });
   }
 
@@ -158,12 +140,9 @@ export class ReplicationFence implements Fence {
 
   /** Writes the marker (or takes the LSN) and polls until the target has it; gives the connections back when done. */
   async prove(timeoutMs: number): Promise<FenceResult> {
-    const rider = this.#rider;
-    rider?.begin();
     try {
-      return await this.#proveHeld(timeoutMs, rider);
+      return await this.#proveHeld(timeoutMs);
     } finally {
-      rider?.drop();
       await this.close();
     }
   }
@@ -178,11 +157,11 @@ export class ReplicationFence implements Fence {
     }
   }
 
-  async #proveHeld(timeoutMs: number, rider?: MarkerRider): Promise<FenceResult> {
+  async #proveHeld(timeoutMs: number): Promise<FenceResult> {
     const started = this.#o.now();
     try {
       const { held, method } = await this.#ready();
-      return await this.#prove(held, method, started, timeoutMs, rider);
+      return await this.#prove(held, method, started, timeoutMs);
     } catch (error) {
       // Only a timeout leaves the connections in a known state; after anything else they are not reused.
       const timedOut = error instanceof CodedError && error.code === ErrorCode.FenceTimeout;
@@ -196,12 +175,11 @@ export class ReplicationFence implements Fence {
     method: 'marker' | 'slot-lsn',
     started: number,
     timeoutMs: number,
-    rider: MarkerRider | undefined,
   ): Promise<FenceResult> {
     const limit = { deadline: started + timeoutMs, timeoutMs, method };
     const source = held.source.client;
     const target: Queryable = held.target?.client ?? this.#o.target;
-    const proved = method === 'marker' ? await this.#proveByMarker(source, target, limit, rider) : await this.#proveBySlot(source, limit);
+    const proved = method === 'marker' ? await this.#proveByMarker(source, target, limit) : await this.#proveBySlot(source, limit);
     const result: FenceResult = { method, ...proved, elapsedMs: Math.round(this.#o.now() - started) };
     this.#log.info(result, 'fence proved');
     return result;
@@ -210,16 +188,16 @@ export class ReplicationFence implements Fence {
   /**
    * The marker is written on the source and looked for on the target from the same moment: it can only
    * arrive there after everything the source committed before it, so finding it is the proof, and the
-   * polls overlap the marker's own round trip (whose answer brings the source LSN and the rider's rows).
+   * polls overlap the marker's own round trip (whose answer brings the source LSN).
    */
-  async #proveByMarker(source: pg.PoolClient, target: Queryable, limit: Limit, rider: MarkerRider | undefined): Promise<{ lsn: string; targetLsn: string }> {
+  async #proveByMarker(source: pg.PoolClient, target: Queryable, limit: Limit): Promise<{ lsn: string; targetLsn: string }> {
     const token = randomUUID();
     // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
     // The insert position is read after the statement's snapshot, which shows the marker: it lies past it.
     const poll = `SELECT pg_current_wal_insert_lsn()::text AS at FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
     let written: string | undefined;
     let failed = false;
-    const writing = this.#writeMarker(source, token, rider).then(
+    const writing = this.#writeMarker(source, token).then(
       (lsn) => (written = lsn),
       (error: unknown) => {
         failed = true;
@@ -286,19 +264,17 @@ export class ReplicationFence implements Fence {
   /**
    * Inserts the marker in its own read-write transaction (works under a read-only-database freeze) and
    * returns the LSN after its commit, in one round trip: one simple-protocol message of five statements
-   * (the token is our own UUID, inlined), and the rider's read after them.
+   * (the token is our own UUID, inlined).
    */
-  async #writeMarker(source: pg.PoolClient, token: string, rider: MarkerRider | undefined): Promise<string> {
+  async #writeMarker(source: pg.PoolClient, token: string): Promise<string> {
     try {
       // Flush this commit (and all WAL before it) now: the walsender only sends flushed WAL, and with
       // synchronous_commit=off the WAL writer could hold it for wal_writer_delay. `local` waits for no standby.
       const results: unknown = await source.query(
-        `BEGIN READ WRITE; SET LOCAL synchronous_commit = 'local'; INSERT INTO public.${FENCE_TABLE} (token) VALUES ('${token}'); COMMIT; SELECT pg_current_wal_lsn()::text AS lsn` +
-          (rider ? `; ${rider.sql}` : ''),
+        `BEGIN READ WRITE; SET LOCAL synchronous_commit = 'local'; INSERT INTO public.${FENCE_TABLE} (token) VALUES ('${token}'); COMMIT; SELECT pg_current_wal_lsn()::text AS lsn`,
       );
-      const all = (Array.isArray(results) ? results : [results]) as pg.QueryResult[];
-      if (rider) rider.take(all.pop()?.rows ?? []);
-      return (all.at(-1)?.rows[0] as { lsn?: string } | undefined)?.lsn ?? '0/0';
+      const last = (Array.isArray(results) ? results.at(-1) : results) as pg.QueryResult<{ lsn: string }> | undefined;
+      return last?.rows[0]?.lsn ?? '0/0';
     } catch (error) {
       // A failed statement leaves the rest of the message skipped and the transaction open (aborted).
       await source.query('ROLLBACK').catch(() => undefined);

@@ -1,16 +1,14 @@
 /**
  * Sequence values are not replicated by logical replication: the bot sets each target sequence to the
  * source value plus a safety margin (in the sequence's direction, clamped to its bounds). pushAhead()
- * does it while syncing; the copy inside the freeze then reads the source (in the fence marker's own
- * message, through `rider`, or one statement of its own) and sends one target statement only for
- * sequences the source has caught up with since, or none at all.
+ * does it while syncing; the copy inside the freeze then reads the source (one statement) and sends
+ * one target statement only for sequences the source has caught up with since, or none at all.
  * Absolute setval, and never backward (a target already at or past the source is left), so running
  * either twice is harmless.
  */
 import type pg from 'pg';
 import type { SequenceCopier, SequenceCopyResult } from '../../domain/ports/sequences.js';
 import { CodedError, ErrorCode } from '../../errors.js';
-import type { MarkerRider } from './fence.js';
 
 type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
 /** A pool the copier may keep one connection of, from pushAhead() to the copy: nothing to open inside the freeze. */
@@ -38,19 +36,18 @@ interface SequenceRow {
   readable: boolean;
 }
 
-/** Every sequence of the user schemas: one statement without parameters, so it can ride in the fence marker's message. */
-const READ_SEQUENCES = `SELECT schemaname, sequencename, last_value::text, increment_by::text, min_value::text, max_value::text,
+const SYSTEM_SCHEMAS = ['pg_catalog', 'information_schema'];
+
+export async function readSequences(source: Queryable): Promise<SequenceState[]> {
+  const { rows } = await source.query<SequenceRow>(
+    `SELECT schemaname, sequencename, last_value::text, increment_by::text, min_value::text, max_value::text,
             start_value::text,
             has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT') AS readable
        FROM pg_sequences
-      WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
-      ORDER BY schemaname, sequencename`;
-
-export async function readSequences(source: Queryable): Promise<SequenceState[]> {
-  return sequenceStates((await source.query<SequenceRow>(READ_SEQUENCES)).rows);
-}
-
-function sequenceStates(rows: readonly SequenceRow[]): SequenceState[] {
+      WHERE schemaname <> ALL ($1::text[])
+      ORDER BY schemaname, sequencename`,
+    [SYSTEM_SCHEMAS],
+  );
   const unreadable = rows.filter((r) => !r.readable).map((r) => `${r.schemaname}.${r.sequencename}`);
   if (unreadable.length > 0) {
     throw new CodedError(
@@ -142,10 +139,7 @@ export interface SequencePusher extends SequenceCopier {
  * source: trusted because nothing but the bot sets sequences on the target before the switch
  * (logical replication never does), and a target that moved on its own only moved forward.
  */
-export function sequenceCopier(options: { source: Holdable; target: Holdable; margin: number }): SequencePusher & {
-  /** The source read, for the fence to take in its marker's message (the copy inside the freeze then reads nothing itself). */
-  readonly rider: MarkerRider;
-} {
+export function sequenceCopier(options: { source: Holdable; target: Holdable; margin: number }): SequencePusher {
   const known = new Map<string, bigint>();
   let held: { source: pg.PoolClient; target: pg.PoolClient; broken: boolean } | undefined;
   // A checked-out client's error event needs a listener (else it crashes the process); a broken one is not reused.
@@ -165,26 +159,10 @@ export function sequenceCopier(options: { source: Holdable; target: Holdable; ma
     for (const client of [source, target]) client.on('error', onError);
     held = { source, target, broken: false };
   };
-  // The rows the latest proof's marker message reads (announced by begin(), settled by take() or drop()),
-  // unclaimed till the copy claims them: a copy uses a proof's rows once, and never an older proof's.
-  type Announced = { rows: Promise<SequenceRow[] | undefined>; settle(rows: SequenceRow[] | undefined): void };
-  let announced: Announced | undefined;
-  let unclaimed: Announced | undefined;
-  const rider: MarkerRider = {
-    sql: READ_SEQUENCES,
-    begin() {
-      let settle!: (rows: SequenceRow[] | undefined) => void;
-      const rows = new Promise<SequenceRow[] | undefined>((resolve) => (settle = resolve));
-      announced = unclaimed = { rows, settle };
-    },
-    take: (rows) => announced?.settle(rows as SequenceRow[]),
-    drop: () => announced?.settle(undefined),
-  };
   const keyOf = (s: SequenceState) => JSON.stringify([s.schema, s.name]);
   const remember = (items: readonly Advance[], lastValues: readonly bigint[]) =>
     items.forEach((a, i) => known.set(keyOf(a.seq), lastValues[i] ?? a.value));
   return {
-    rider,
     async pushAhead() {
       const started = performance.now();
       const sequences = (await readSequences(options.source)).filter((s) => s.lastValue !== null);
@@ -211,12 +189,9 @@ export function sequenceCopier(options: { source: Holdable; target: Holdable; ma
     },
   };
 
-  /** Inside the freeze: the rows the fence's marker read (else one source statement), and a target statement only for sequences behind. */
+  /** Inside the freeze: one source statement, and a target one only for sequences behind. */
   async function copyOn(source: Queryable, target: Queryable, started: number) {
-    const claimed = unclaimed;
-    unclaimed = undefined;
-    const rows = await claimed?.rows;
-    const sequences = rows ? sequenceStates(rows) : await readSequences(source);
+    const sequences = await readSequences(source);
     const behind = sequences.filter((seq) => {
       if (seq.lastValue === null) return false;
       const last = known.get(keyOf(seq));
