@@ -4,8 +4,9 @@
  * sequences → repoint → resume in one go, journaling nothing while writes wait. The bot process is
  * killed while it waits in a step (held there by the real parts, not by a hook in the bot):
  *   - the drain: a write transaction left open through PgBouncer, so PAUSE cannot answer;
- *   - the fence: the target's apply blocked by a SHARE lock on the fence table (reads still pass);
- *   - the repoint: PgBouncer stopped (SIGSTOP) once paused and the fence released, so RELOAD hangs;
+ *   - the fence: the target's apply blocked by a SHARE lock on the fence table (reads still pass), taken
+ *     while PAUSE waits for an open transaction (the catch-up before the freeze must get through);
+ *   - the repoint: PgBouncer stopped (SIGSTOP) while the fence is held, then the fence released, so RELOAD hangs;
  *   - right after the switch.
  * And what guards the data around the run: a row removed on the target behind replication's back is
  * caught by the verification at the switch point (Finish refused until acknowledged), and a column
@@ -81,27 +82,33 @@ describe("the approve-first run on real parts: a SIGKILL at each step, the verif
     const frozenStarted = () =>
       until('the run journaled its freeze', async () => (await rig.journal.entries(sessionId)).some((e) => e.step === 'freeze' && e.event === 'started') || undefined, 30_000, thread);
     const paused = () => until('PgBouncer paused', async () => ((await rig.entry())?.paused === 1 ? true : undefined), 30_000, thread);
-    if (point === 'drain') {
-      // A write transaction left open through PgBouncer: PAUSE waits for it.
-      const open = new pg.Client({ connectionString: rig.bouncer.connectionString('orders') });
-      await open.connect();
-      await open.query('BEGIN');
-      await open.query("INSERT INTO writes (id, port) VALUES ('open-transaction', inet_server_port())");
-      cleanups.push(() => open.end());
-      return { kill: async () => void (await frozenStarted(), await sleep(500)), release: async () => void (await open.query('COMMIT'), await open.end()) };
-    }
-    // The fence waits while the target cannot apply a row into the fence table.
+    // A write transaction left open through PgBouncer: PAUSE waits for it (PgBouncer shows the pause at once).
+    const open = new pg.Client({ connectionString: rig.bouncer.connectionString('orders') });
+    await open.connect();
+    await open.query('BEGIN');
+    await open.query(`INSERT INTO writes (id, port) VALUES ('open-transaction-${point}', inet_server_port())`);
+    cleanups.push(() => open.end());
+    const commit = async () => void (await open.query('COMMIT'), await open.end());
+    if (point === 'drain') return { kill: async () => void (await frozenStarted(), await sleep(500)), release: commit };
+    // The fence waits while the target cannot apply a row into the fence table. The lock is taken once
+    // PAUSE waits for the open transaction: the catch-up before the freeze must still get through.
     const lock = new pg.Client({ connectionString: rig.target.connectionString('orders') });
     await lock.connect();
-    await lock.query('BEGIN');
-    await lock.query(`LOCK TABLE public.${FENCE_TABLE} IN SHARE MODE`);
     cleanups.push(() => lock.end());
+    const heldInTheFence = async () => {
+      await paused();
+      await lock.query('BEGIN');
+      await lock.query(`LOCK TABLE public.${FENCE_TABLE} IN SHARE MODE`);
+      // The drain ends; the run writes its marker, which the target cannot apply.
+      await commit();
+      await sleep(500);
+    };
     const unlock = async () => void (await lock.query('COMMIT'), await lock.end());
-    if (point === 'fence') return { kill: async () => void (await paused(), await sleep(500)), release: unlock };
-    // The repoint: PgBouncer stopped once paused, then the fence let through: RELOAD hangs.
+    if (point === 'fence') return { kill: heldInTheFence, release: unlock };
+    // The repoint: PgBouncer stopped while the fence is held, then the fence let through: RELOAD hangs.
     return {
       kill: async () => {
-        await paused();
+        await heldInTheFence();
         process.kill(rig.bouncer.pid, 'SIGSTOP');
         await unlock();
         // The fence row arrives; the run goes on to its RELOAD, which the stopped PgBouncer never answers.
