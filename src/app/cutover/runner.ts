@@ -128,7 +128,7 @@ export class StepRunner {
       if (failure) break;
       const running = beside.get(step) ?? work(run, step);
       // The sequences are read once the freeze holds (every write through the proxy is in): nothing about
-      // them waits on the fence, so they are copied while it runs (started after its marker is on its way).
+      // them waits on the fence, so they are copied while it runs (started right after it).
       if (step === 'fence') for (const next of rest.filter((s) => BESIDE_THE_FENCE.has(s))) beside.set(next, work(run, next));
       const settled = await running;
       note(settled);
