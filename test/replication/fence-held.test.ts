@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FENCE_TABLE, ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
+import { lsnToBigInt } from '../../src/adapters/source/lag-probe.js';
 import { captureLogger } from '../support/capture-log.js';
 import type { Cluster } from '../support/pg-cluster.js';
 import { startReplicationPair } from '../support/replication-pair.js';
@@ -60,11 +61,6 @@ function counted(pool: pg.Pool): Counted & { as: pg.Pool } {
   return Object.assign(c, { as });
 }
 
-const lsnOf = (lsn: string) => {
-  const [high, low] = lsn.split('/');
-  return BigInt(`0x${high}`) * 2n ** 32n + BigInt(`0x${low}`);
-};
-
 describe('the fence on held connections (real logical replication)', () => {
   let source: Cluster;
   let target: Cluster;
@@ -111,7 +107,7 @@ describe('the fence on held connections (real logical replication)', () => {
     expect(tgt.onHeld.every((q) => q.startsWith(`SELECT pg_current_wal_insert_lsn()::text AS at FROM public.${FENCE_TABLE} WHERE token = `))).toBe(true);
     // The target's position read as the marker was found: at most where the target is now.
     const now = (await targetPool.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
-    expect(lsnOf(proved.targetLsn as string)).toBeLessThanOrEqual(lsnOf(now));
+    expect(lsnToBigInt(proved.targetLsn as string)).toBeLessThanOrEqual(lsnToBigInt(now));
     // No trigger notifies on either side: a notifying commit is slow inside the freeze.
     for (const pool of [sourcePool, targetPool]) expect((await pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.${FENCE_TABLE}'::regclass AND NOT tgisinternal`)).rows).toEqual([]);
     expect([src.onPool, tgt.onPool]).toEqual([[], []]);
@@ -146,7 +142,7 @@ describe('the fence on held connections (real logical replication)', () => {
 
     expect([src.connects, tgt.connects]).toEqual([0, 0]);
     expect(src.onHeld).toHaveLength(1);
-    expect(lsnOf(proved.lsn)).toBeGreaterThan(lsnOf(caughtUp.lsn));
+    expect(lsnToBigInt(proved.lsn)).toBeGreaterThan(lsnToBigInt(caughtUp.lsn));
     expect(Number((await targetPool.query(`SELECT count(*) AS n FROM ${FENCE_TABLE}`)).rows[0].n)).toBe(markersBefore + 2);
     for (const pool of [sourcePool, targetPool]) expect(pool.totalCount - pool.idleCount).toBe(0);
   });

@@ -12,6 +12,7 @@ import { PgReverseReplication } from '../../src/adapters/replication/reverse-rep
 import { SlotSplitBrainWatch } from '../../src/adapters/replication/split-brain-watch.js';
 import { SnapshotSwitchPointVerifier } from '../../src/adapters/replication/switch-point-verifier.js';
 import { ReplicationFence } from '../../src/adapters/source/fence.js';
+import { lsnToBigInt } from '../../src/adapters/source/lag-probe.js';
 import { sequenceCopier } from '../../src/adapters/source/sequences.js';
 import { Secret } from '../../src/secret.js';
 import { DATABASE, ourObjects, startBidirectionalPair, type BidirectionalPair } from '../support/bidirectional-pair.js';
@@ -19,11 +20,6 @@ import { captureLogger } from '../support/capture-log.js';
 import { until } from '../support/wait.js';
 
 const SESSION = '5e55-10n0-0000-4000-8000-000000000015';
-
-const lsnOf = (lsn: string) => {
-  const [high, low] = lsn.split('/');
-  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
-};
 
 describe('reverse replication from the switch point (real clusters)', () => {
   let pair: BidirectionalPair;
@@ -87,14 +83,14 @@ describe('reverse replication from the switch point (real clusters)', () => {
         "SELECT lsn::text FROM pg_logical_slot_peek_binary_changes($1::name, NULL, NULL, 'proto_version', '1', 'publication_names', $2::text)",
         [reverse.name, reverse.name],
       );
-      return rows.map((r) => lsnOf(r.lsn));
+      return rows.map((r) => lsnToBigInt(r.lsn));
     };
     try {
       expect((await reverse.prepare()).ok).toBe(true);
       await sourcePool.query("INSERT INTO items (note, amount) VALUES ('forward, just before the freeze', 0)");
       const proved = await fence.prove(30_000);
       expect(proved.targetLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
-      const proven = lsnOf(proved.targetLsn as string);
+      const proven = lsnToBigInt(proved.targetLsn as string);
       // The reading is the anchor, with no round trip.
       expect(await reverse.establish(proved.targetLsn)).toMatchObject({ lsn: proved.targetLsn, elapsedMs: 0 });
       const forward = await changesInSlot();

@@ -10,19 +10,15 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { openEmbedded, type Database } from '../../src/adapters/store/database.js';
 import { migrate } from '../../src/adapters/store/migrate.js';
 import { ReportStateStore } from '../../src/adapters/store/report-state.js';
-import { ReportTickStore } from '../../src/adapters/store/report-ticks.js';
 import { SessionStore } from '../../src/adapters/store/session-store.js';
 import type { ReverseDropResult, ReverseStatus } from '../../src/domain/ports/reverse-replication.js';
 import type { ReplicatingBack } from '../../src/domain/rollback-window.js';
 import type { Session } from '../../src/domain/session.js';
-import { createLogger } from '../../src/log.js';
 import type { ReportProfile, ReverseReplications, SessionObserver } from '../../src/reports/ports.js';
-import { ReportScheduler } from '../../src/reports/scheduler.js';
+import type { ReportScheduler } from '../../src/reports/scheduler.js';
+import { T0, minuteScheduler, postedAlerts, tickAt } from '../support/minute-ticks.js';
 import { RecordingPoster } from '../support/report-recording-poster.js';
 
-const log = createLogger('silent');
-/** A whole hour a day ahead of the real clock (the sessions are created now). */
-const T0 = Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 24 * 3_600_000;
 const MB = 1024 * 1024;
 const profile: ReportProfile = {
   reports: { schedule: 'every 5m', alerts: { lagBytes: 1 << 30, consecutiveSamples: 2, twoWeekLimitWarningHours: 1 } },
@@ -76,26 +72,9 @@ describe('the rollback window on the sample ticks of a switched session', () => 
   let poster: RecordingPoster;
   let scheduler: ReportScheduler;
 
-  const replica = (replicaId: string) =>
-    new ReportScheduler({
-      sessions,
-      ticks: new ReportTickStore(db),
-      state,
-      profiles: new Map([['orders', profile]]),
-      observer: noObserver,
-      poster: new RecordingPoster(replicaId, poster.log),
-      reverse,
-      log,
-      replicaId,
-      clock: { now: () => new Date(T0) },
-      options: { sampleEverySeconds: 60 },
-    });
-  const step = async (minute: number, by = scheduler) => {
-    const summary = await by.tick(new Date(T0 + minute * 60_000));
-    expect(summary.failures).toEqual([]);
-    return summary.alerts.map((a) => `${a.kind} ${a.action}`);
-  };
-  const alerts = () => poster.log.flatMap((p) => (p.kind === 'alert' ? [p.alert] : []));
+  const replica = (replicaId: string) => minuteScheduler(db, { replicaId, profile, sessions, log: poster.log, observer: noObserver, state, reverse });
+  const step = async (minute: number, by = scheduler) => (await tickAt(by, minute)).alerts.map((a) => `${a.kind} ${a.action}`);
+  const alerts = () => postedAlerts(poster.log);
   const redraws = () => poster.log.filter((p) => p.kind === 'status').length;
   const switched = async (channelId: string) => {
     const created = await sessions.create({ channelId, profile: 'orders', strategy: 'proxy', startedBy: 'U1' });

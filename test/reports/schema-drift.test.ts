@@ -7,18 +7,13 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openEmbedded, type Database } from '../../src/adapters/store/database.js';
 import { migrate } from '../../src/adapters/store/migrate.js';
-import { ReportStateStore } from '../../src/adapters/store/report-state.js';
-import { ReportTickStore } from '../../src/adapters/store/report-ticks.js';
 import { SessionStore } from '../../src/adapters/store/session-store.js';
 import type { Session } from '../../src/domain/session.js';
-import { createLogger } from '../../src/log.js';
 import type { ReportProfile, SchemaDriftChecks, SessionObserver } from '../../src/reports/ports.js';
-import { ReportScheduler } from '../../src/reports/scheduler.js';
+import type { ReportScheduler } from '../../src/reports/scheduler.js';
+import { minuteScheduler, postedAlerts, tickAt } from '../support/minute-ticks.js';
 import { RecordingPoster } from '../support/report-recording-poster.js';
 
-const log = createLogger('silent');
-/** A whole hour a day ahead of the real clock (the sessions are created now). */
-const T0 = Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 24 * 3_600_000;
 const profile: ReportProfile = {
   reports: { schedule: 'every 2m', alerts: { lagBytes: 1 << 30, consecutiveSamples: 3, twoWeekLimitWarningHours: 1 } },
   gates: { operators: ['U0OPS'], maxLagBytesToFreeze: 1 << 24 },
@@ -56,26 +51,9 @@ describe('schema drift on the report ticks of a syncing session', () => {
   let poster: RecordingPoster;
   let scheduler: ReportScheduler;
 
-  const replica = (replicaId: string) =>
-    new ReportScheduler({
-      sessions,
-      ticks: new ReportTickStore(db),
-      state: new ReportStateStore(db),
-      profiles: new Map([['orders', profile]]),
-      observer: steady,
-      poster: new RecordingPoster(replicaId, poster.log),
-      schemaDrift: checks,
-      log,
-      replicaId,
-      clock: { now: () => new Date(T0) },
-      options: { sampleEverySeconds: 60 },
-    });
-  const step = async (minute: number, by = scheduler) => {
-    const summary = await by.tick(new Date(T0 + minute * 60_000));
-    expect(summary.failures).toEqual([]);
-    return summary.alerts;
-  };
-  const alerts = () => poster.log.flatMap((p) => (p.kind === 'alert' ? [p.alert] : []));
+  const replica = (replicaId: string) => minuteScheduler(db, { replicaId, profile, sessions, log: poster.log, observer: steady, schemaDrift: checks });
+  const step = async (minute: number, by = scheduler) => (await tickAt(by, minute)).alerts;
+  const alerts = () => postedAlerts(poster.log);
 
   beforeAll(async () => {
     db = await openEmbedded(undefined);

@@ -105,9 +105,8 @@ export class EveryDatabaseFence implements Fence {
     const targetLsns = results.map((r) => r.targetLsn);
     const targetLsn = targetLsns.every((l): l is string => l !== undefined) ? latestLsn(targetLsns) : undefined;
     const at = targetLsn === undefined ? {} : { targetLsn };
-    if (results.length === 1) return { method: results[0]!.method, lsn: results[0]!.lsn, elapsedMs: results[0]!.elapsedMs, ...at };
     const slowest = results.reduce((a, b) => (b.elapsedMs > a.elapsedMs ? b : a));
-    return { method: slowest.method, lsn: slowest.lsn, elapsedMs: slowest.elapsedMs, ...at, databases: results };
+    return { method: slowest.method, lsn: slowest.lsn, elapsedMs: slowest.elapsedMs, ...at, ...(results.length > 1 ? { databases: results } : {}) };
   }
 }
 
