@@ -145,10 +145,19 @@ export class ProfileMachines {
     if (routed && !proxy) throw new CodedError(ErrorCode.ConfigInvalid, `Profile "${session.profile}" uses the proxy strategy without a proxy.`);
     const routing = routed && proxy ? { router: proxy, source: sourceEndpoint, target: await targetEndpoint() } : undefined;
 
+    // The profile's own database is compared at the switch point (the others are fenced and copied):
+    // its fence's proof inside the freeze takes the snapshots for it.
+    const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
     const fence = new EveryDatabaseFence(
       databases.map((database) => ({
         database,
-        part: new ReplicationFence({ source: sourceOf(database), target: targetOf(database), slot: slotOf(database), logger: log }),
+        part: new ReplicationFence({
+          source: sourceOf(database),
+          target: targetOf(database),
+          slot: slotOf(database),
+          logger: log,
+          ...(database === own ? { switchPoint: verifier } : {}),
+        }),
       })),
     );
     const sequences = everyDatabaseSequences(
@@ -157,8 +166,6 @@ export class ProfileMachines {
         part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
       })),
     );
-    // The profile's own database is compared at the switch point (the others are fenced and copied).
-    const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
     // Behind a router the applications write on the target after the switch: their writes flow back for a rollback.
     const reverse = routing
       ? sessionReverse({

@@ -48,6 +48,30 @@ describe('verification at the switch point and the schema guard (real clusters)'
     }
   });
 
+  it('the fence’s proof takes the snapshots: what either side writes after it is not compared, and no transaction is left open', async () => {
+    const verifier = new SnapshotSwitchPointVerifier({ source: pair.sourcePool, target: pair.targetPool, logger });
+    const fence = new ReplicationFence({ source: pair.sourcePool, target: pair.targetPool, slot: 'auto', logger, switchPoint: verifier });
+    await Promise.all([verifier.prepare(), fence.prepare()]);
+    await fence.prove(30_000);
+    // After the proof, before any export: a snapshot exported now would see these rows.
+    await pair.targetPool.query("INSERT INTO big (id, payload) VALUES (900001, 'written on the target after the switch point')");
+    await pair.sourcePool.query("INSERT INTO items (note) VALUES ('written on the source after the switch point')");
+    try {
+      // As a cutover asks for them right after the fence: the ones its proof took.
+      await verifier.exportSnapshots();
+      const report = await verifier.verify(LIMITS);
+      expect(report).toMatchObject({ ok: true, tables: 3, differing: [] });
+    } finally {
+      await verifier.close();
+      await fence.close();
+      await pair.targetPool.query('DELETE FROM big WHERE id = 900001');
+    }
+    for (const db of [pair.sourcePool, pair.targetPool]) {
+      const { rows } = await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'");
+      expect(rows[0]?.n).toBe(0);
+    }
+  });
+
   it('a row deleted and a value changed on the target behind replication’s back are caught, the tables named', async () => {
     await pair.targetPool.query('DELETE FROM big WHERE id = 1234');
     await pair.targetPool.query("UPDATE items SET note = 'tampered' WHERE id = 7");

@@ -1,6 +1,8 @@
 /**
- * Verification at the switch point on real connections. Inside the freeze, right after the fence,
- * exportSnapshots() sends one message per side on a connection held since prepare():
+ * Verification at the switch point on real connections. Inside the freeze, the fence's own proof takes
+ * the snapshots and hands them over with their connections (adopt(): no round trip of their own, see
+ * source/fence.ts); when it could not (no marker table), exportSnapshots() right after the fence sends
+ * one message per side on a connection held since prepare():
  * `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot()`, both sides at once.
  * Both snapshots then show the same data (the fence proved it, writes are frozen). After the resume,
  * verify() imports each snapshot on a second connection (SET TRANSACTION SNAPSHOT), so neither the
@@ -27,6 +29,7 @@ import {
 } from '../../domain/switch-point.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { HeldSnapshot, SwitchPointHolder } from '../source/fence.js';
 import { USER_SCHEMA, type Pool } from './common.js';
 
 const SHAPES_SQL = `
@@ -47,7 +50,7 @@ const PINNED_OUTPUT =
 
 type Side = 'source' | 'target';
 
-export class SnapshotSwitchPointVerifier implements SwitchPointVerifier {
+export class SnapshotSwitchPointVerifier implements SwitchPointVerifier, SwitchPointHolder {
   readonly #pools: Record<Side, Pool>;
   readonly #log: Logger;
   #held: Partial<Record<Side, pg.PoolClient>> = {};
@@ -62,7 +65,30 @@ export class SnapshotSwitchPointVerifier implements SwitchPointVerifier {
     await Promise.all((['source', 'target'] as const).map(async (side) => (this.#held[side] ??= await checkOut(this.#pools[side]))));
   }
 
+  /**
+   * The snapshots the fence exported in its proof, with the connections whose open transactions keep
+   * them: they replace the ones prepare() held (idle, given back). Identifiers of another form are
+   * refused (never inlined): their connections are dropped and exportSnapshots() exports its own.
+   */
+  adopt(held: { source: HeldSnapshot; target: HeldSnapshot }): void {
+    const sides = [held.source, held.target];
+    for (const { client } of sides) client.on('error', ignore);
+    if (!sides.every((h) => SNAPSHOT_ID.test(h.snapshot))) {
+      for (const { client } of sides) client.release(true);
+      this.#log.warn('the fence handed over snapshots of an unexpected form; exporting my own');
+      return;
+    }
+    for (const client of Object.values(this.#held)) {
+      client.off('error', ignore);
+      client.release();
+    }
+    this.#held = { source: held.source.client, target: held.target.client };
+    this.#snapshots = { source: held.source.snapshot, target: held.target.snapshot };
+  }
+
+  /** The snapshots the fence handed over, else exported now (one round trip per side, both at once). */
   async exportSnapshots(): Promise<SwitchPointSnapshots> {
+    if (this.#snapshots) return { ...this.#snapshots, elapsedMs: 0 };
     const started = performance.now();
     await this.prepare();
     try {
@@ -112,6 +138,8 @@ export class SnapshotSwitchPointVerifier implements SwitchPointVerifier {
   async close(destroy = false): Promise<void> {
     const held = Object.values(this.#held);
     this.#held = {};
+    // The exporting transactions end here: their snapshots can no longer be imported.
+    this.#snapshots = undefined;
     for (const client of held) client.off('error', ignore);
     await Promise.all(
       held.map(async (client) => {

@@ -10,6 +10,12 @@
  * millisecond on those connections, and gives them back to their pools when it ends (warm there, and a
  * pool's end() never waits on the fence).
  * catchUp(), just before the freeze, proves once on them and keeps them.
+ *
+ * Given a `switchPoint` holder, the proof inside the freeze also takes the switch-point snapshots with
+ * no round trip of its own: the marker's message ends in a repeatable-read transaction exporting the
+ * source's snapshot (the source writes nothing more), and each poll runs in one exporting the target's
+ * when it finds the marker (the target then has everything the source committed, and nothing else).
+ * Both connections, their transactions open, go to the holder (the verifier) instead of their pools.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -47,6 +53,17 @@ export async function installFence(source: Queryable): Promise<void> {
  */
 const DROP_NOTIFY_TRIGGER = `DROP TRIGGER IF EXISTS ${FENCE_TABLE}_notify ON public.${FENCE_TABLE}; DROP FUNCTION IF EXISTS public.${FENCE_TABLE}_notify();`;
 
+/** An exported snapshot and the connection whose open transaction keeps it importable. */
+export interface HeldSnapshot {
+  snapshot: string;
+  client: pg.PoolClient;
+}
+
+/** Takes over the snapshots a proof inside the freeze exported (the verifier): it ends their transactions and gives the connections back. */
+export interface SwitchPointHolder {
+  adopt(held: { source: HeldSnapshot; target: HeldSnapshot }): void;
+}
+
 export interface FenceOptions {
   source: Queryable & Pick<pg.Pool, 'connect'>;
   /** With `connect` (a pool), the fence holds one of its connections; without, it polls through `query`. */
@@ -54,6 +71,8 @@ export interface FenceOptions {
   /** The migration slot (profile `replication.slot`, `auto` = the only active logical slot). */
   slot: string;
   logger: Logger;
+  /** Given, prove() exports the switch-point snapshots in its own messages and hands them over (marker method, held target connection). */
+  switchPoint?: SwitchPointHolder;
   /** `auto` (default): marker when the table exists on both sides, else slot-lsn. */
   method?: 'auto' | 'marker' | 'slot-lsn';
   pollIntervalMs?: number;
@@ -68,6 +87,13 @@ interface Limit {
   method: 'marker' | 'slot-lsn';
 }
 
+/** What a proof found: the source LSN, the target's position (marker), the switch-point snapshots (when asked). */
+interface Proved {
+  lsn: string;
+  targetLsn?: string;
+  snapshots?: { source: string; target: string };
+}
+
 /** A connection checked out of a pool for the fence, and whether it failed (then it is not reused). */
 interface Held {
   client: pg.PoolClient;
@@ -76,7 +102,8 @@ interface Held {
 }
 
 export class ReplicationFence implements Fence {
-  readonly #o: Required<Omit<FenceOptions, 'logger'>>;
+  readonly #o: Required<Omit<FenceOptions, 'logger' | 'switchPoint'>>;
+  readonly #switchPoint: SwitchPointHolder | undefined;
   readonly #log: Logger;
   #method: 'marker' | 'slot-lsn' | undefined;
   #held: { source: Held; target: Held | undefined } | undefined;
@@ -91,6 +118,7 @@ export class ReplicationFence implements Fence {
       ...options,
     };
     this.#log = options.logger.child({ name: 'fence' });
+    this.#switchPoint = options.switchPoint;
   }
 
   /**
@@ -138,10 +166,10 @@ export class ReplicationFence implements Fence {
     return Promise.resolve();
   }
 
-  /** Writes the marker (or takes the LSN) and polls until the target has it; gives the connections back when done. */
+  /** Writes the marker (or takes the LSN) and polls until the target has it; gives the connections back (or to the switch-point holder) when done. */
   async prove(timeoutMs: number): Promise<FenceResult> {
     try {
-      return await this.#proveHeld(timeoutMs);
+      return await this.#proveHeld(timeoutMs, this.#switchPoint);
     } finally {
       await this.close();
     }
@@ -157,15 +185,18 @@ export class ReplicationFence implements Fence {
     }
   }
 
-  async #proveHeld(timeoutMs: number): Promise<FenceResult> {
+  async #proveHeld(timeoutMs: number, switchPoint?: SwitchPointHolder): Promise<FenceResult> {
     const started = this.#o.now();
+    // Snapshots need a transaction kept open on each side: the marker method, on a held target connection.
+    let snapshots = false;
     try {
       const { held, method } = await this.#ready();
-      return await this.#prove(held, method, started, timeoutMs);
+      snapshots = switchPoint !== undefined && method === 'marker' && held.target !== undefined;
+      return await this.#prove(held, method, started, timeoutMs, snapshots ? switchPoint : undefined);
     } catch (error) {
-      // Only a timeout leaves the connections in a known state; after anything else they are not reused.
+      // Only a timeout leaves the connections in a known state (and no transaction open); after anything else they are not reused.
       const timedOut = error instanceof CodedError && error.code === ErrorCode.FenceTimeout;
-      if (!timedOut) for (const h of [this.#held?.source, this.#held?.target]) if (h) h.failed = true;
+      if (!timedOut || snapshots) for (const h of [this.#held?.source, this.#held?.target]) if (h) h.failed = true;
       throw error;
     }
   }
@@ -175,12 +206,22 @@ export class ReplicationFence implements Fence {
     method: 'marker' | 'slot-lsn',
     started: number,
     timeoutMs: number,
+    switchPoint?: SwitchPointHolder,
   ): Promise<FenceResult> {
     const limit = { deadline: started + timeoutMs, timeoutMs, method };
     const source = held.source.client;
     const target: Queryable = held.target?.client ?? this.#o.target;
-    const proved = method === 'marker' ? await this.#proveByMarker(source, target, limit) : await this.#proveBySlot(source, limit);
-    const result: FenceResult = { method, ...proved, elapsedMs: Math.round(this.#o.now() - started) };
+    const proved: Proved = method === 'marker' ? await this.#proveByMarker(source, target, limit, switchPoint !== undefined) : await this.#proveBySlot(source, limit);
+    if (switchPoint) {
+      const { snapshots } = proved;
+      if (snapshots && held.target) {
+        this.#handOver(switchPoint, { source: { snapshot: snapshots.source, client: held.source.client }, target: { snapshot: snapshots.target, client: held.target.client } });
+      } else {
+        // Their transactions are open: never back to a pool (the verifier exports its own instead).
+        for (const h of [held.source, held.target]) if (h) h.failed = true;
+      }
+    }
+    const result: FenceResult = { method, lsn: proved.lsn, ...(proved.targetLsn ? { targetLsn: proved.targetLsn } : {}), elapsedMs: Math.round(this.#o.now() - started) };
     this.#log.info(result, 'fence proved');
     return result;
   }
@@ -190,29 +231,53 @@ export class ReplicationFence implements Fence {
    * arrive there after everything the source committed before it, so finding it is the proof, and the
    * polls overlap the marker's own round trip (whose answer brings the source LSN).
    */
-  async #proveByMarker(source: pg.PoolClient, target: Queryable, limit: Limit): Promise<{ lsn: string; targetLsn: string }> {
+  async #proveByMarker(
+    source: pg.PoolClient,
+    target: Queryable,
+    limit: Limit,
+    snapshots: boolean,
+  ): Promise<Proved> {
     const token = randomUUID();
     // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
     // The insert position is read after the statement's snapshot, which shows the marker: it lies past it.
-    const poll = `SELECT pg_current_wal_insert_lsn()::text AS at FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
-    let written: string | undefined;
+    // With snapshots, each poll is a repeatable-read transaction exporting its snapshot only if it sees
+    // the marker (the function runs per row found); one that did not is ended by the next poll.
+    const select = `SELECT pg_current_wal_insert_lsn()::text AS at${snapshots ? ', pg_export_snapshot() AS snapshot' : ''} FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
+    let open = false;
+    const poll = async () => {
+      if (!snapshots) return (await target.query<{ at: string }>(select)).rows[0];
+      const text = `${open ? 'ROLLBACK; ' : ''}${SNAPSHOT_TRANSACTION}; ${select}`;
+      open = true;
+      return lastRow<{ at: string; snapshot: string }>(await target.query(text));
+    };
+    let written: { lsn: string; snapshot?: string } | undefined;
     let failed = false;
-    const writing = this.#writeMarker(source, token).then(
+    const writing = this.#writeMarker(source, token, snapshots).then(
       (lsn) => (written = lsn),
       (error: unknown) => {
         failed = true;
         throw error;
       },
     );
-    const seeking = this.#until(async () => (await target.query<{ at: string }>(poll)).rows[0]?.at, limit, {
+    const seeking = this.#until(poll, limit, {
       stopped: () => failed,
-      upTo: () => written ?? 'the marker',
+      upTo: () => written?.lsn ?? 'the marker',
     });
     // Both ended before anything is thrown: no poll runs on the held connection once it is given back.
     const [wrote, seen] = await Promise.allSettled([writing, seeking]);
     if (wrote.status === 'rejected') throw wrote.reason;
     if (seen.status === 'rejected') throw seen.reason;
-    return { lsn: wrote.value, targetLsn: seen.value as string };
+    const found = seen.value as { at: string; snapshot?: string };
+    const taken = wrote.value.snapshot && found.snapshot ? { snapshots: { source: wrote.value.snapshot, target: found.snapshot } } : {};
+    return { lsn: wrote.value.lsn, targetLsn: found.at, ...taken };
+  }
+
+  /** The held connections go to `holder` with their transactions open; the fence forgets them (close() releases nothing). */
+  #handOver(holder: SwitchPointHolder, held: { source: HeldSnapshot; target: HeldSnapshot }): void {
+    const mine = this.#held;
+    this.#held = undefined;
+    holder.adopt(held);
+    for (const h of [mine?.source, mine?.target]) h?.client.off('error', h.onError);
   }
 
   async #proveBySlot(source: pg.PoolClient, limit: Limit): Promise<{ lsn: string }> {
@@ -264,17 +329,18 @@ export class ReplicationFence implements Fence {
   /**
    * Inserts the marker in its own read-write transaction (works under a read-only-database freeze) and
    * returns the LSN after its commit, in one round trip: one simple-protocol message of five statements
-   * (the token is our own UUID, inlined).
+   * (the token is our own UUID, inlined). With `snapshot`, the message ends in a repeatable-read
+   * transaction, left open, that exports the source's snapshot just after the marker.
    */
-  async #writeMarker(source: pg.PoolClient, token: string): Promise<string> {
+  async #writeMarker(source: pg.PoolClient, token: string, snapshot: boolean): Promise<{ lsn: string; snapshot?: string }> {
     try {
       // Flush this commit (and all WAL before it) now: the walsender only sends flushed WAL, and with
       // synchronous_commit=off the WAL writer could hold it for wal_writer_delay. `local` waits for no standby.
-      const results: unknown = await source.query(
-        `BEGIN READ WRITE; SET LOCAL synchronous_commit = 'local'; INSERT INTO public.${FENCE_TABLE} (token) VALUES ('${token}'); COMMIT; SELECT pg_current_wal_lsn()::text AS lsn`,
+      const after = snapshot ? `${SNAPSHOT_TRANSACTION}; SELECT pg_current_wal_lsn()::text AS lsn, pg_export_snapshot() AS snapshot` : 'SELECT pg_current_wal_lsn()::text AS lsn';
+      const row = lastRow<{ lsn: string; snapshot?: string }>(
+        await source.query(`BEGIN READ WRITE; SET LOCAL synchronous_commit = 'local'; INSERT INTO public.${FENCE_TABLE} (token) VALUES ('${token}'); COMMIT; ${after}`),
       );
-      const last = (Array.isArray(results) ? results.at(-1) : results) as pg.QueryResult<{ lsn: string }> | undefined;
-      return last?.rows[0]?.lsn ?? '0/0';
+      return { lsn: row?.lsn ?? '0/0', ...(row?.snapshot ? { snapshot: row.snapshot } : {}) };
     } catch (error) {
       // A failed statement leaves the rest of the message skipped and the transaction open (aborted).
       await source.query('ROLLBACK').catch(() => undefined);
@@ -295,6 +361,15 @@ export class ReplicationFence implements Fence {
   }
 }
 
+
+/** The transaction a switch-point snapshot is exported in: read only, one snapshot for all it reads. */
+const SNAPSHOT_TRANSACTION = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+
+/** The first row of the last statement's result of a simple-protocol message. */
+function lastRow<T>(results: unknown): T | undefined {
+  const last = (Array.isArray(results) ? results.at(-1) : results) as pg.QueryResult<T & pg.QueryResultRow> | undefined;
+  return last?.rows[0];
+}
 
 /** Checks a connection out of `pool`, noting a failure (an error event on a checked-out client would otherwise be unhandled). */
 async function hold(pool: Pick<pg.Pool, 'connect'>): Promise<Held> {
