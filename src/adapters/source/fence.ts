@@ -12,9 +12,9 @@
  * catchUp(), just before the freeze, proves once on them and keeps them.
  *
  * Given a `switchPoint` holder, the proof inside the freeze also takes the switch-point snapshots with
- * no round trip of its own: the marker's message ends in a repeatable-read transaction exporting the
- * source's snapshot (the source writes nothing more), and each poll runs in one exporting the target's
- * when it finds the marker (the target then has everything the source committed, and nothing else).
+ * no round trip of its own: the marker's message ends in a transaction exporting the source's snapshot
+ * (the source writes nothing more), and the polls run in one whose statement that finds the marker
+ * exports the target's (the target then has everything the source committed, and nothing else).
  * Both connections, their transactions open, go to the holder (the verifier) instead of their pools.
  */
 import { randomUUID } from 'node:crypto';
@@ -240,15 +240,15 @@ export class ReplicationFence implements Fence {
     const token = randomUUID();
     // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
     // The insert position is read after the statement's snapshot, which shows the marker: it lies past it.
-    // With snapshots, each poll is a repeatable-read transaction exporting its snapshot only if it sees
-    // the marker (the function runs per row found); one that did not is ended by the next poll.
+    // With snapshots, the polls run in one read-committed transaction (each statement sees what is
+    // committed when it starts) and the one that sees the marker exports its own snapshot (the function
+    // runs per row found): still one statement per poll, the first one opening the transaction.
     const select = `SELECT pg_current_wal_insert_lsn()::text AS at${snapshots ? ', pg_export_snapshot() AS snapshot' : ''} FROM public.${FENCE_TABLE} WHERE token = '${token}'`;
-    let open = false;
+    let opened = !snapshots;
     const poll = async () => {
-      if (!snapshots) return (await target.query<{ at: string }>(select)).rows[0];
-      const text = `${open ? 'ROLLBACK; ' : ''}${SNAPSHOT_TRANSACTION}; ${select}`;
-      open = true;
-      return lastRow<{ at: string; snapshot: string }>(await target.query(text));
+      const text = opened ? select : `${SNAPSHOT_TRANSACTION}; ${select}`;
+      opened = true;
+      return lastRow<{ at: string; snapshot?: string }>(await target.query(text));
     };
     let written: { lsn: string; snapshot?: string } | undefined;
     let failed = false;
@@ -329,8 +329,8 @@ export class ReplicationFence implements Fence {
   /**
    * Inserts the marker in its own read-write transaction (works under a read-only-database freeze) and
    * returns the LSN after its commit, in one round trip: one simple-protocol message of five statements
-   * (the token is our own UUID, inlined). With `snapshot`, the message ends in a repeatable-read
-   * transaction, left open, that exports the source's snapshot just after the marker.
+   * (the token is our own UUID, inlined). With `snapshot`, the message ends in a transaction, left
+   * open, that exports the source's snapshot just after the marker.
    */
   async #writeMarker(source: pg.PoolClient, token: string, snapshot: boolean): Promise<{ lsn: string; snapshot?: string }> {
     try {
@@ -362,8 +362,12 @@ export class ReplicationFence implements Fence {
 }
 
 
-/** The transaction a switch-point snapshot is exported in: read only, one snapshot for all it reads. */
-const SNAPSHOT_TRANSACTION = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+/**
+ * The transaction a switch-point snapshot is exported in, kept open until the verifier has imported it.
+ * Read committed is enough: pg_export_snapshot() exports the snapshot of the statement calling it, and
+ * the importing transaction (the verifier's) is the repeatable-read one.
+ */
+const SNAPSHOT_TRANSACTION = 'BEGIN READ ONLY';
 
 /** The first row of the last statement's result of a simple-protocol message. */
 function lastRow<T>(results: unknown): T | undefined {
