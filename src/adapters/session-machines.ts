@@ -148,24 +148,25 @@ export class ProfileMachines {
     // The profile's own database is compared at the switch point (the others are fenced and copied):
     // its fence's proof inside the freeze takes the snapshots for it.
     const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
+    const copiers = databases.map((database) => ({
+      database,
+      part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
+    }));
+    // Each database's fence reads its sequences in its marker's message.
     const fence = new EveryDatabaseFence(
-      databases.map((database) => ({
+      copiers.map(({ database, part: copier }) => ({
         database,
         part: new ReplicationFence({
           source: sourceOf(database),
           target: targetOf(database),
           slot: slotOf(database),
           logger: log,
+          ...(copier.alongTheMarker ? { alongTheMarker: copier.alongTheMarker } : {}),
           ...(database === own ? { switchPoint: verifier } : {}),
         }),
       })),
     );
-    const sequences = everyDatabaseSequences(
-      databases.map((database) => ({
-        database,
-        part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
-      })),
-    );
+    const sequences = everyDatabaseSequences(copiers);
     // Behind a router the applications write on the target after the switch: their writes flow back for a rollback.
     const reverse = routing
       ? sessionReverse({

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FENCE_TABLE, ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
 import { lsnToBigInt } from '../../src/adapters/source/lag-probe.js';
+import { sequenceCopier } from '../../src/adapters/source/sequences.js';
 import { captureLogger } from '../support/capture-log.js';
 import type { Cluster } from '../support/pg-cluster.js';
 import { startReplicationPair } from '../support/replication-pair.js';
@@ -229,5 +230,48 @@ describe('the fence on held connections (real logical replication)', () => {
     } finally {
       await source.query(`ALTER TABLE public.${FENCE_TABLE} DROP CONSTRAINT never`, [], 'orders');
     }
+  });
+  describe('the sequences read in the marker’s message', () => {
+    const MARGIN = 10;
+    /** A sequence on both sides, pushed ahead while "syncing", then used past the margin on the source. */
+    async function sequencePastTheMargin(name: string) {
+      for (const pool of [sourcePool, targetPool]) await pool.query(`CREATE SEQUENCE ${name}`);
+      await sourcePool.query(`SELECT nextval('${name}')`);
+      const src = counted(sourcePool);
+      const copier = sequenceCopier({ source: src.as, target: targetPool, margin: MARGIN });
+      await copier.pushAhead();
+      await sourcePool.query(`SELECT nextval('${name}') FROM generate_series(1, 50)`);
+      return { src, copier };
+    }
+    const targetValue = async (name: string) => Number((await targetPool.query(`SELECT last_value FROM ${name}`)).rows[0].last_value);
+
+    it('a proof inside the freeze carries the copy’s read: nothing else goes to the source, and the target is set past it', async () => {
+      const { src, copier } = await sequencePastTheMargin('along_ok');
+      const fence = new ReplicationFence({ source: src.as, target: targetPool, slot: 'auto', logger, alongTheMarker: copier.alongTheMarker });
+      await fence.prepare();
+      src.reset();
+
+      // As a run starts them: the proof first, the copy beside it.
+      const [proved, copied] = await Promise.all([fence.prove(10_000), copier.copy()]);
+
+      expect(proved.method).toBe('marker');
+      expect(src.onHeld).toHaveLength(1);
+      expect(src.onHeld[0]).toMatch(/COMMIT; SELECT pg_current_wal_lsn.*FROM pg_sequences/s);
+      expect(copied).toMatchObject({ set: 1 });
+      expect(await targetValue('along_ok')).toBe(51 + MARGIN);
+      await copier.close();
+    });
+
+    it('a proof that fails before its marker leaves the copy to read the source itself', async () => {
+      const { src, copier } = await sequencePastTheMargin('along_failed');
+      const fence = new ReplicationFence({ source: src.as, target: targetPool, slot: 'no_such_slot', method: 'slot-lsn', logger, alongTheMarker: copier.alongTheMarker });
+
+      const [proof, copied] = await Promise.all([fence.prove(1_000).catch((e: unknown) => e), copier.copy()]);
+
+      expect(proof).toBeInstanceOf(Error);
+      expect(copied).toMatchObject({ set: 1 });
+      expect(await targetValue('along_failed')).toBe(51 + MARGIN);
+      await copier.close();
+    });
   });
 });

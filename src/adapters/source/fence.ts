@@ -16,6 +16,8 @@
  * (the source writes nothing more), and the polls run in one whose statement that finds the marker
  * exports the target's (the target then has everything the source committed, and nothing else).
  * Both connections, their transactions open, go to the holder (the verifier) instead of their pools.
+ * Given `alongTheMarker` (the sequences' read), the proof inside the freeze sends that read in the
+ * marker's message too, after the marker's commit: nothing else is sent to the source while it runs.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -64,6 +66,17 @@ export interface SwitchPointHolder {
   adopt(held: { source: HeldSnapshot; target: HeldSnapshot }): void;
 }
 
+/**
+ * A read of the source inside the freeze that rides in the fence marker's message (after its commit,
+ * when the drain is over): one statement without parameters. arm() is called as a proof inside the
+ * freeze starts, and what it returns once the read's rows are known, or that there are none (the
+ * proof failed first, or by another method).
+ */
+export interface ReadAlongTheMarker {
+  readonly sql: string;
+  arm(): (outcome: { rows: unknown[] } | { failed: true }) => void;
+}
+
 export interface FenceOptions {
   source: Queryable & Pick<pg.Pool, 'connect'>;
   /** With `connect` (a pool), the fence holds one of its connections; without, it polls through `query`. */
@@ -71,6 +84,8 @@ export interface FenceOptions {
   /** The migration slot (profile `replication.slot`, `auto` = the only active logical slot). */
   slot: string;
   logger: Logger;
+  /** Given, prove() sends this read in the marker's message and hands it the rows. */
+  alongTheMarker?: ReadAlongTheMarker;
   /** Given, prove() exports the switch-point snapshots in its own messages and hands them over (marker method, held target connection). */
   switchPoint?: SwitchPointHolder;
   /** `auto` (default): marker when the table exists on both sides, else slot-lsn. */
@@ -85,6 +100,18 @@ interface Limit {
   deadline: number;
   timeoutMs: number;
   method: 'marker' | 'slot-lsn';
+}
+
+/** A read riding in the marker's message, armed for one proof. */
+interface Along {
+  sql: string;
+  settle: ReturnType<ReadAlongTheMarker['arm']>;
+}
+
+/** What a proof inside the freeze does besides proving (catchUp() does neither). */
+interface InFreeze {
+  switchPoint?: SwitchPointHolder | undefined;
+  along?: Along | undefined;
 }
 
 /** What a proof found: the source LSN, the target's position (marker), the switch-point snapshots (when asked). */
@@ -102,7 +129,8 @@ interface Held {
 }
 
 export class ReplicationFence implements Fence {
-  readonly #o: Required<Omit<FenceOptions, 'logger' | 'switchPoint'>>;
+  readonly #o: Required<Omit<FenceOptions, 'logger' | 'switchPoint' | 'alongTheMarker'>>;
+  readonly #along: ReadAlongTheMarker | undefined;
   readonly #switchPoint: SwitchPointHolder | undefined;
   readonly #log: Logger;
   #method: 'marker' | 'slot-lsn' | undefined;
@@ -119,6 +147,7 @@ export class ReplicationFence implements Fence {
     };
     this.#log = options.logger.child({ name: 'fence' });
     this.#switchPoint = options.switchPoint;
+    this.#along = options.alongTheMarker;
   }
 
   /**
@@ -168,9 +197,12 @@ export class ReplicationFence implements Fence {
 
   /** Writes the marker (or takes the LSN) and polls until the target has it; gives the connections back (or to the switch-point holder) when done. */
   async prove(timeoutMs: number): Promise<FenceResult> {
+    // Armed before the first await: whoever waits on the read knows a proof will answer it.
+    const along = this.#along && { sql: this.#along.sql, settle: this.#along.arm() };
     try {
-      return await this.#proveHeld(timeoutMs, this.#switchPoint);
+      return await this.#proveHeld(timeoutMs, { switchPoint: this.#switchPoint, along });
     } finally {
+      along?.settle({ failed: true });
       await this.close();
     }
   }
@@ -185,14 +217,15 @@ export class ReplicationFence implements Fence {
     }
   }
 
-  async #proveHeld(timeoutMs: number, switchPoint?: SwitchPointHolder): Promise<FenceResult> {
+  async #proveHeld(timeoutMs: number, inFreeze: InFreeze = {}): Promise<FenceResult> {
+    const { switchPoint } = inFreeze;
     const started = this.#o.now();
     // Snapshots need a transaction kept open on each side: the marker method, on a held target connection.
     let snapshots = false;
     try {
       const { held, method } = await this.#ready();
       snapshots = switchPoint !== undefined && method === 'marker' && held.target !== undefined;
-      return await this.#prove(held, method, started, timeoutMs, snapshots ? switchPoint : undefined);
+      return await this.#prove(held, method, started, timeoutMs, { ...inFreeze, switchPoint: snapshots ? switchPoint : undefined });
     } catch (error) {
       // Only a timeout leaves the connections in a known state (and no transaction open); after anything else they are not reused.
       const timedOut = error instanceof CodedError && error.code === ErrorCode.FenceTimeout;
@@ -206,12 +239,12 @@ export class ReplicationFence implements Fence {
     method: 'marker' | 'slot-lsn',
     started: number,
     timeoutMs: number,
-    switchPoint?: SwitchPointHolder,
+    { switchPoint, along }: InFreeze,
   ): Promise<FenceResult> {
     const limit = { deadline: started + timeoutMs, timeoutMs, method };
     const source = held.source.client;
     const target: Queryable = held.target?.client ?? this.#o.target;
-    const proved: Proved = method === 'marker' ? await this.#proveByMarker(source, target, limit, switchPoint !== undefined) : await this.#proveBySlot(source, limit);
+    const proved: Proved = method === 'marker' ? await this.#proveByMarker(source, target, limit, { snapshots: switchPoint !== undefined, along }) : await this.#proveBySlot(source, limit);
     if (switchPoint) {
       const { snapshots } = proved;
       if (snapshots && held.target) {
@@ -235,7 +268,7 @@ export class ReplicationFence implements Fence {
     source: pg.PoolClient,
     target: Queryable,
     limit: Limit,
-    snapshots: boolean,
+    { snapshots, along }: { snapshots: boolean; along: Along | undefined },
   ): Promise<Proved> {
     const token = randomUUID();
     // The token is our own UUID (hex and dashes): inlined, the poll is one simple-protocol message.
@@ -252,7 +285,7 @@ export class ReplicationFence implements Fence {
     };
     let written: { lsn: string; snapshot?: string } | undefined;
     let failed = false;
-    const writing = this.#writeMarker(source, token, snapshots).then(
+    const writing = this.#writeMarker(source, token, { snapshot: snapshots, along }).then(
       (lsn) => (written = lsn),
       (error: unknown) => {
         failed = true;
@@ -332,14 +365,17 @@ export class ReplicationFence implements Fence {
    * (the token is our own UUID, inlined). With `snapshot`, the message ends in a transaction, left
    * open, that exports the source's snapshot just after the marker.
    */
-  async #writeMarker(source: pg.PoolClient, token: string, snapshot: boolean): Promise<{ lsn: string; snapshot?: string }> {
+  async #writeMarker(source: pg.PoolClient, token: string, o: { snapshot: boolean; along: Along | undefined }): Promise<{ lsn: string; snapshot?: string }> {
     try {
       // Flush this commit (and all WAL before it) now: the walsender only sends flushed WAL, and with
       // synchronous_commit=off the WAL writer could hold it for wal_writer_delay. `local` waits for no standby.
-      const after = snapshot ? `${SNAPSHOT_TRANSACTION}; SELECT pg_current_wal_lsn()::text AS lsn, pg_export_snapshot() AS snapshot` : 'SELECT pg_current_wal_lsn()::text AS lsn';
-      const row = lastRow<{ lsn: string; snapshot?: string }>(
-        await source.query(`BEGIN READ WRITE; SET LOCAL synchronous_commit = 'local'; INSERT INTO public.${FENCE_TABLE} (token) VALUES ('${token}'); COMMIT; ${after}`),
+      const after = o.snapshot ? `${SNAPSHOT_TRANSACTION}; SELECT pg_current_wal_lsn()::text AS lsn, pg_export_snapshot() AS snapshot` : 'SELECT pg_current_wal_lsn()::text AS lsn';
+      const results: unknown = await source.query(
+        `BEGIN READ WRITE; SET LOCAL synchronous_commit = 'local'; INSERT INTO public.${FENCE_TABLE} (token) VALUES ('${token}'); COMMIT; ${after}${o.along ? `; ${o.along.sql}` : ''}`,
       );
+      const all = (Array.isArray(results) ? results : [results]) as pg.QueryResult[];
+      if (o.along) o.along.settle({ rows: all.at(-1)?.rows ?? [] });
+      const row = (o.along ? all.at(-2) : all.at(-1))?.rows[0] as { lsn?: string; snapshot?: string } | undefined;
       return { lsn: row?.lsn ?? '0/0', ...(row?.snapshot ? { snapshot: row.snapshot } : {}) };
     } catch (error) {
       // A failed statement leaves the rest of the message skipped and the transaction open (aborted).

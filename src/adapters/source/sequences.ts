@@ -2,13 +2,16 @@
  * Sequence values are not replicated by logical replication: the bot sets each target sequence to the
  * source value plus a safety margin (in the sequence's direction, clamped to its bounds). pushAhead()
  * does it while syncing; the copy inside the freeze then reads the source (one statement) and sends
- * one target statement only for sequences the source has caught up with since, or none at all.
+ * one target statement only for sequences the source has caught up with since, or none at all. The
+ * source's read can ride along the fence's marker (`alongTheMarker`): the copy then sends nothing of
+ * its own to the source.
  * Absolute setval, and never backward (a target already at or past the source is left), so running
  * either twice is harmless.
  */
 import type pg from 'pg';
 import type { SequenceCopier, SequenceCopyResult } from '../../domain/ports/sequences.js';
 import { CodedError, ErrorCode } from '../../errors.js';
+import type { ReadAlongTheMarker } from './fence.js';
 
 type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
 /** A pool the copier may keep one connection of, from pushAhead() to the copy: nothing to open inside the freeze. */
@@ -36,18 +39,19 @@ interface SequenceRow {
   readable: boolean;
 }
 
-const SYSTEM_SCHEMAS = ['pg_catalog', 'information_schema'];
-
-export async function readSequences(source: Queryable): Promise<SequenceState[]> {
-  const { rows } = await source.query<SequenceRow>(
-    `SELECT schemaname, sequencename, last_value::text, increment_by::text, min_value::text, max_value::text,
+/** Every sequence outside the system schemas: one statement without parameters (it is also sent inside another message). */
+const SEQUENCES_SQL = `SELECT schemaname, sequencename, last_value::text, increment_by::text, min_value::text, max_value::text,
             start_value::text,
             has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT') AS readable
        FROM pg_sequences
-      WHERE schemaname <> ALL ($1::text[])
-      ORDER BY schemaname, sequencename`,
-    [SYSTEM_SCHEMAS],
-  );
+      WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+      ORDER BY schemaname, sequencename`;
+
+export async function readSequences(source: Queryable): Promise<SequenceState[]> {
+  return sequenceStates((await source.query<SequenceRow>(SEQUENCES_SQL)).rows);
+}
+
+function sequenceStates(rows: readonly SequenceRow[]): SequenceState[] {
   const unreadable = rows.filter((r) => !r.readable).map((r) => `${r.schemaname}.${r.sequencename}`);
   if (unreadable.length > 0) {
     throw new CodedError(
@@ -126,6 +130,8 @@ export interface SequencePushResult {
 
 /** The copier the engine uses, plus pushAhead() for before the freeze. */
 export interface SequencePusher extends SequenceCopier {
+  /** The source's read inside the freeze, for the fence to send along its marker (see ReadAlongTheMarker). */
+  readonly alongTheMarker?: ReadAlongTheMarker;
   /** Sets every target sequence behind source + margin to source + margin. Call while syncing, before the freeze. */
   pushAhead(): Promise<SequencePushResult>;
   /** Inside the freeze: SequenceCopyResult plus how many target sequences had to be set (0: no target statement sent). */
@@ -159,12 +165,30 @@ export function sequenceCopier(options: { source: Holdable; target: Holdable; ma
     for (const client of [source, target]) client.on('error', onError);
     held = { source, target, broken: false };
   };
+  // The rows the fence's proof under way reads along its marker: the copy takes them instead of reading.
+  let along: Promise<readonly SequenceRow[] | undefined> | undefined;
+  const alongTheMarker: ReadAlongTheMarker = {
+    sql: SEQUENCES_SQL,
+    arm() {
+      let settle!: (rows: readonly SequenceRow[] | undefined) => void;
+      along = new Promise((resolve) => (settle = resolve));
+      let settled = false;
+      return (outcome) => {
+        if (settled) return;
+        settled = true;
+        settle('rows' in outcome ? (outcome.rows as SequenceRow[]) : undefined);
+      };
+    },
+  };
   const keyOf = (s: SequenceState) => JSON.stringify([s.schema, s.name]);
   const remember = (items: readonly Advance[], lastValues: readonly bigint[]) =>
     items.forEach((a, i) => known.set(keyOf(a.seq), lastValues[i] ?? a.value));
   return {
+    alongTheMarker,
     async pushAhead() {
       const started = performance.now();
+      // Before a freeze: a read left from an earlier one is not this freeze's.
+      along = undefined;
       const sequences = (await readSequences(options.source)).filter((s) => s.lastValue !== null);
       const items = sequences.map((seq) => {
         const { value } = targetValue(seq, options.margin);
@@ -189,9 +213,13 @@ export function sequenceCopier(options: { source: Holdable; target: Holdable; ma
     },
   };
 
-  /** Inside the freeze: one source statement, and a target one only for sequences behind. */
+  /** Inside the freeze: the source read along the marker (else one source statement), and a target statement only for sequences behind. */
   async function copyOn(source: Queryable, target: Queryable, started: number) {
-    const sequences = await readSequences(source);
+    const alongside = along;
+    along = undefined;
+    // The marker's message failed or carried no read: read here (the proof fails anyway if the source is gone).
+    const rows = alongside && (await alongside);
+    const sequences = rows ? sequenceStates(rows) : await readSequences(source);
     const behind = sequences.filter((seq) => {
       if (seq.lastValue === null) return false;
       const last = known.get(keyOf(seq));
