@@ -116,3 +116,33 @@ describe('the sequences beside the fence', () => {
     expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
   });
 });
+
+describe('a router that is the freeze (PgBouncer): each repoint leaves with its resume', () => {
+  it('the cutover and the rollback each send their repoint with the resume, journaled in plan order', async () => {
+    const house = new House({ flow: 'approve-first' });
+    house.world.oneProxy = true;
+    const a = house.replica('A');
+    const s = await oneApprovalAway(a);
+    expect((await a.perform('switch_approve', s.id, U.BOB))?.state).toBe('switched');
+    expect((await a.perform('rollback', s.id, U.OPS))?.state).toBe('rolled_back');
+
+    // The repoint comes no sooner than before: after the fence and the sequences, right before the resume.
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'resume', 'stop_migration', 'freeze', 'repoint:source', 'resume']);
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
+    const entries = await house.store.journal.entries(s.id);
+    expect(entries.find((e) => e.step === 'repoint' && e.event === 'done')?.detail).toMatchObject({ sentWith: 'resume_target' });
+    expect(entries.find((e) => e.step === 'rollback_repoint' && e.event === 'done')?.detail).toMatchObject({ sentWith: 'rollback_resume_source' });
+  });
+
+  it('a repoint the proxy does not take: writes resumed where it pointed, on the source, and the switch is told as failed', async () => {
+    const house = new House({ flow: 'approve-first' });
+    house.world.oneProxy = true;
+    const a = house.replica('A');
+    const s = await oneApprovalAway(a);
+    house.world.fail('repoint:target');
+    await expect(a.perform('switch_approve', s.id, U.BOB)).rejects.toMatchObject({ code: ErrorCode.CutoverStepFailed });
+    expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
+    expect((await house.session(s.id)).state).toBe('syncing');
+    expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'resumed', reason: expect.stringMatching(/^the switch failed: The proxy did not take the new line/) });
+  });
+});

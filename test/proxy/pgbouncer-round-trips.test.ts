@@ -224,6 +224,39 @@ describe('PgBouncer freeze → repoint → resume on warm admin connections (rea
       expect(leftovers()).toEqual([]);
     });
 
+    it('repointAndResume(): RELOAD, SHOW DATABASES and RESUME leave together; a line PgBouncer rejects resumes writes where it still points', async () => {
+      const admin = driver(bouncer);
+      const sent = vi.spyOn(pg.Connection.prototype, 'query');
+      try {
+        await admin.freeze();
+        sent.mockClear();
+        process.kill(bouncer.pid, 'SIGSTOP');
+        let switched: Promise<unknown>;
+        try {
+          switched = admin.repointAndResume(targetEndpoint()).catch((e: unknown) => e);
+          await until('RESUME on the wire', () => sent.mock.calls.length >= 3, 5000);
+          expect(sent.mock.calls.map(([text]) => text)).toEqual(['RELOAD', 'SHOW DATABASES', 'RESUME orders']);
+        } finally {
+          process.kill(bouncer.pid, 'SIGCONT');
+        }
+        expect(await switched).toBeUndefined();
+        expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: false });
+
+        await admin.freeze();
+        const broken = `orders = host=${target.host} port=${target.port} dbname=orders sslmode=require\n`;
+        writeFileSync(file(), broken);
+        const error = await admin.repointAndResume(sourceEndpoint()).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(CodedError);
+        expect(error).toMatchObject({ code: ErrorCode.ProxyVerifyFailed, details: { resumed: true } });
+        expect(readFileSync(file(), 'utf8')).toBe(broken);
+        expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: false });
+      } finally {
+        process.kill(bouncer.pid, 'SIGCONT');
+        await backToSource(admin);
+      }
+      expect(leftovers()).toEqual([]);
+    });
+
     it('prepare(to) writes the new file before the freeze; the repoint renames that very file into place', async () => {
       const admin = driver(bouncer);
       const before = readFileSync(file(), 'utf8');

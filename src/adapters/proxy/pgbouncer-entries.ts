@@ -134,6 +134,12 @@ export class PgBouncerEntries implements ProxyAdmin {
     await this.#primary.repointEntries(new Map(covered.map((e) => [e.name, this.#endpointOf(e, to)])));
   }
 
+  /** repoint() with every entry's RESUME in the same message, on the primary's console connection. */
+  async repointAndResume(to: Endpoint): Promise<void> {
+    const covered = await this.#entries();
+    await this.#primary.repointEntries(new Map(covered.map((e) => [e.name, this.#endpointOf(e, to)])), { resume: covered.map((e) => e.name) });
+  }
+
   /** The primary entry's status; frozen when any entry is paused, healthy when every entry is. */
   async inspect(): Promise<RouterStatus> {
     const covered = await this.#entries();

@@ -12,8 +12,9 @@
  * Nothing slow inside the freeze: freeze, repoint and resume run on two admin connections opened by
  * prepare() (or on first use) and kept until close(), so a cutover sends PAUSE + one SHOW DATABASES,
  * RELOAD + one SHOW DATABASES (sent together: one round trip), RESUME + one SHOW DATABASES, and opens
- * no connection in between. prepare(to) also writes the repoint's databases file ahead, so that the
- * file's part of the repoint inside the freeze is one rename.
+ * no connection in between; a run sends RELOAD, SHOW DATABASES and RESUME together (repointAndResume).
+ * prepare(to) also writes the repoint's databases file ahead, so that the file's part of the repoint
+ * inside the freeze is one rename.
  */
 import pg from 'pg';
 import type { Logger } from '../../log.js';
@@ -244,11 +245,18 @@ export class PgBouncerAdmin implements ProxyAdmin {
     await this.repointEntries(new Map([[this.#db, to]]));
   }
 
+  /** repoint(), with RESUME sent right behind its RELOAD and SHOW DATABASES (Router.repointAndResume). */
+  async repointAndResume(to: Endpoint): Promise<void> {
+    await this.repointEntries(new Map([[this.#db, to]]), { resume: [this.#db] });
+  }
+
   /**
    * repoint() for several entries of the same databases file at once: one rewrite, one RELOAD, one
    * SHOW DATABASES that must show every entry where it was sent (else the previous file is put back).
+   * With `resume`, a RESUME of each of those entries leaves with them: PgBouncer resumes right after
+   * the RELOAD, and a mismatch then means writes resumed where the entries still pointed.
    */
-  async repointEntries(targets: ReadonlyMap<string, Endpoint>): Promise<void> {
+  async repointEntries(targets: ReadonlyMap<string, Endpoint>, o: { resume?: readonly string[] } = {}): Promise<void> {
     const file = this.#options.databasesFile;
     checkTargets(targets);
     const admin = await this.#console.warm('checker');
@@ -270,9 +278,11 @@ export class PgBouncerAdmin implements ProxyAdmin {
     const staged = this.#staged;
     this.#staged = undefined;
     const { before, flush } = staged?.put(rewrite) ?? replaceThenFlush(file, rewrite);
-    // Both on the wire at once (the console connections are pipelined; each call sends at once, in
-    // this order): PgBouncer answers the SHOW only after the reload, so the rows show its outcome.
-    const [reloaded, shown] = await Promise.allSettled([this.#reload(admin), this.#databaseRows(admin)]);
+    // All on the wire at once (the console connections are pipelined; each call sends at once, in
+    // this order): PgBouncer answers the SHOW only after the reload, so the rows show its outcome,
+    // and it resumes (with `resume`) right after them, without waiting for us to read them.
+    const resume = o.resume ?? [];
+    const [reloaded, shown, ...resumed] = await Promise.allSettled([this.#reload(admin), this.#databaseRows(admin), ...resume.map((name) => this.#resumeOn(admin, name))]);
     this.#flushing = flush()
       .catch((err: unknown) => this.#log.error({ err }, 'flushing the databases file to disk failed; it is in place but may not survive a power loss'))
       // A stage for other targets or an older file is dropped behind the freeze too.
@@ -280,6 +290,8 @@ export class PgBouncerAdmin implements ProxyAdmin {
       .catch((err: unknown) => this.#log.warn({ err }, 'removing the staged databases file failed'));
     if (reloaded.status === 'rejected') throw reloaded.reason;
     if (shown.status === 'rejected') throw shown.reason;
+    const notResumed = resumed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (notResumed) throw notResumed.reason;
     const rows = shown.value;
     const wrong = [...targets].filter(([name, to]) => {
       const row = rows.get(name);
@@ -302,10 +314,11 @@ export class PgBouncerAdmin implements ProxyAdmin {
     } catch (error) {
       restored = `restore failed: ${(error as Error).message}`;
     }
+    const writes = resume.length > 0 ? ` Writes resumed there.` : '';
     throw new CodedError(
       ErrorCode.ProxyVerifyFailed,
-      `PgBouncer did not take the new line for "${name}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).`,
-      { details: { seen, wantedHost: to.host, wantedPort: to.port } },
+      `PgBouncer did not take the new line for "${name}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).${writes}`,
+      { details: { seen, wantedHost: to.host, wantedPort: to.port, resumed: resume.length > 0 } },
     );
   }
 
@@ -372,9 +385,9 @@ export class PgBouncerAdmin implements ProxyAdmin {
     }
   }
 
-  async #resumeOn(admin: pg.Client): Promise<void> {
+  async #resumeOn(admin: pg.Client, entry = this.#db): Promise<void> {
     try {
-      const result = await simple(admin, `RESUME ${this.#db}`, this.#queryTimeout);
+      const result = await simple(admin, `RESUME ${checkIdent(entry, 'PgBouncer database name')}`, this.#queryTimeout);
       if (result.command !== 'RESUME') {
         throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer answered RESUME with "${result.command}"`);
       }
@@ -382,7 +395,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
       const message = (error as Error).message;
       if (/is not paused|not paused\/suspended/.test(message)) return; // already running: idempotent
       if (error instanceof CodedError) throw error;
-      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer refused RESUME ${this.#db}: ${message}`, {
+      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer refused RESUME ${entry}: ${message}`, {
         cause: error,
       });
     }

@@ -9,7 +9,7 @@ import type { Clock } from '../../domain/ports/clock.js';
 import type { TargetParameters } from '../../domain/ports/machines.js';
 import type { JournalRepository, StepEvent } from '../../domain/ports/stores.js';
 import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
-import { STEPS, mustRepointToSource, retry, type StepContext, type StepOutcome } from './steps.js';
+import { STEPS, canRepointWithResume, mustRepointToSource, retry, type StepContext, type StepOutcome } from './steps.js';
 
 export interface UndoResult {
   resumed: boolean;
@@ -120,6 +120,8 @@ export class StepRunner {
     const countsHeld = !failure && rest.includes('resume_target');
     const run: StepContext = {
       ...ctx,
+      // Each repoint leaves with its resume when the router is the freeze: writes resume as it reloads.
+      repointWithResume: canRepointWithResume(ctx.machines),
       ...(countsHeld ? { writesHeld: ctx.machines.writesHeld?.().catch(() => null) } : {}),
       ...(frozen?.confirmed ? { freezeConfirmed: frozen.confirmed } : {}),
     };

@@ -36,6 +36,8 @@ export interface StepContext {
   switchPoint?: Promise<ReverseAnchor | null>;
   /** `replicate_back`: the switch point the resume journaled (where the reverse stream starts). */
   reverseFrom?: string;
+  /** In a run through a router that is the freeze (PgBouncer): each repoint leaves in one message with its resume (Router.repointAndResume). */
+  repointWithResume?: boolean;
 }
 
 export interface StepOutcome {
@@ -59,6 +61,19 @@ export function budgetExceeded(seconds: number): CodedError {
 
 function withinBudget(ctx: StepContext): void {
   if (ctx.remainingMs() <= 0) throw budgetExceeded(ctx.machines.settings.freezeBudgetSeconds);
+}
+
+/** Whether a run can send each repoint with its resume: the router is the freeze, and can. */
+export function canRepointWithResume(machines: SessionMachines): boolean {
+  const routing = machines.routing;
+  return routing !== undefined && (routing.router as unknown) === machines.freeze && routing.router.repointAndResume !== undefined;
+}
+
+/** The repoint to `to` that a resume sends with it, or the resume alone (retried: it puts writes back). */
+async function resumeTowards(ctx: StepContext, to: 'source' | 'target'): Promise<void> {
+  const routing = ctx.machines.routing;
+  if (ctx.repointWithResume && routing?.router.repointAndResume) await routing.router.repointAndResume(routing[to]);
+  else await retry(() => ctx.machines.freeze.resume());
 }
 
 function routingOf(ctx: StepContext) {
@@ -204,6 +219,8 @@ export const STEPS: Record<CutoverStep, StepWork> = {
     await ctx.freezeConfirmed;
     withinBudget(ctx);
     const routing = routingOf(ctx);
+    // In a run the repoint leaves with the resume, in one message (resume_target).
+    if (ctx.repointWithResume) return { detail: { sentWith: 'resume_target' } };
     await routing.router.repoint(routing.target);
     return {};
   },
@@ -221,7 +238,7 @@ export const STEPS: Record<CutoverStep, StepWork> = {
     // A freeze in the source database is not lifted: the router now sends the applications to the target,
     // and a client that bypasses it must not write on the old source (lifted by a rollback).
     const keepSourceLocked = ctx.machines.frozenWhat.method !== 'proxy-pause';
-    if (!keepSourceLocked) await retry(() => ctx.machines.freeze.resume());
+    if (!keepSourceLocked) await resumeTowards(ctx, 'target');
     const now = clock.now();
     const detail = { ...(anchor ? { reverseFrom: anchor.lsn } : {}), ...(keepSourceLocked ? { sourceKeptLocked: true } : {}), waitedMs };
     return { detail, patch: { switchedAt: now, resumedAt: now, resumedOn: 'target', writesHeld, outcome: 'switched' } };
@@ -286,11 +303,12 @@ export const STEPS: Record<CutoverStep, StepWork> = {
   },
   async rollback_repoint(ctx) {
     const routing = routingOf(ctx);
+    if (ctx.repointWithResume) return { detail: { sentWith: 'rollback_resume_source' } };
     await retry(() => routing.router.repoint(routing.source));
     return {};
   },
   async rollback_resume_source(ctx) {
-    await retry(() => ctx.machines.freeze.resume());
+    await resumeTowards(ctx, 'source');
     return {};
   },
 };

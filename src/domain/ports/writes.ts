@@ -55,5 +55,13 @@ export interface Router {
   repoint(to: Endpoint): Promise<void>;
   /** Before the freeze: opens and checks what repoint() needs; given `to`, readies the repoint to it. */
   prepare?(to?: Endpoint): Promise<void>;
+  /**
+   * repoint() and the resume of the router's own freeze (it pauses too: PgBouncer) sent together, for a
+   * run whose every other step is done: writes resume as soon as the router has the new target, without
+   * waiting for the bot to read the check back. If the router did not take `to`, writes resumed where
+   * it still pointed (the freeze is over either way): it is pointed there again and ProxyVerifyFailed
+   * is thrown with `details.resumed` true.
+   */
+  repointAndResume?(to: Endpoint): Promise<void>;
   close(): Promise<void>;
 }

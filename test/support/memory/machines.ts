@@ -112,6 +112,8 @@ export class MachineWorld {
   drainMs = 0;
   /** Where the proxy's entry is named in the plan (a different name is a different plan). */
   routerLabel = 'pgbouncer database orders';
+  /** The router is the freeze and sends a repoint with its resume (PgBouncer): a run then does (Router.repointAndResume). */
+  oneProxy = false;
   /** Machines built and not closed yet. */
   open = 0;
   /** Whether the target can replicate back (its rights, as the reverse replication's prepare() finds them). */
@@ -176,6 +178,16 @@ export class MachineWorld {
       },
       close: async () => undefined,
     };
+    // One proxy for both, as PgBouncer: a repoint sent with the resume resumes even when it did not take.
+    const proxy = this.oneProxy
+      ? Object.assign({}, router, freeze, {
+          repointAndResume: async (to: Endpoint) => {
+            const refused = await router.repoint(to).then(() => undefined, (error: unknown) => error);
+            await freeze.resume();
+            if (refused) throw refused;
+          },
+        })
+      : undefined;
     const digitalocean: DigitalOceanApi = {
       startOnlineMigration: (_cluster) => call('start_migration', () => this.#start()),
       getOnlineMigration: () => call('get_migration', () => (this.migration ? { ...this.migration } : undefined)),
@@ -240,9 +252,9 @@ export class MachineWorld {
       lag: { measure: () => call('lag', () => this.lagSample(o.clock)) },
       fence,
       sequences: { copy: () => call('sequences', () => ({ copied: 3, unused: 1, elapsedMs: 4 })) },
-      freeze,
+      freeze: proxy ?? freeze,
       frozenWhat: o.frozenWhat,
-      ...(o.routed ? { routing: { router, source: SOURCE, target: TARGET }, routerLabel: this.routerLabel, reverse } : {}),
+      ...(o.routed ? { routing: { router: proxy ?? router, source: SOURCE, target: TARGET }, routerLabel: this.routerLabel, reverse } : {}),
       freezeInputs: async () => ({
         drainMs: this.drainMs,
         sourceRttMs: 1,
