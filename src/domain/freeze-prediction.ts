@@ -3,9 +3,10 @@
  *
  * The prediction adds up what the run does while writes wait, from figures measured a moment before:
  * the drain (PAUSE answers once the longest open write transaction ends), the proxy's admin round
- * trips (PAUSE and its check; RELOAD and its check; RESUME), the fence (a row written on the source,
- * carried by replication, read on the target) and the sequence copy (one statement per side), which
- * runs beside the fence. The in-database freeze locks roles out on the source instead of pausing.
+ * trips (PAUSE, its check beside the fence; RELOAD, its check and RESUME in one message), the fence (a
+ * row written on the source, carried by replication, read on the target) and the sequence copy (its
+ * read in the fence marker's message, one target statement), which runs beside the fence. The
+ * in-database freeze locks roles out on the source instead of pausing.
  */
 import type { Strategy } from './session.js';
 
@@ -39,12 +40,12 @@ const round = (ms: number) => Math.round(ms * 10) / 10;
 
 export function predictFreeze(i: FreezeInputs, strategy: Strategy): FreezePrediction {
   const proxy = i.proxyRttMs;
-  // Proxy pause: PAUSE + one check; in-database freeze: lock the roles out + end their sessions.
-  const freeze = proxy !== null && strategy === 'proxy' ? 2 * proxy : 2 * i.sourceRttMs;
+  // Proxy pause: PAUSE (its check runs beside the fence); in-database freeze: lock the roles out + end their sessions.
+  const freeze = proxy !== null && strategy === 'proxy' ? proxy : 2 * i.sourceRttMs;
   const fence = i.sourceRttMs + (i.applyDelayMs ?? DEFAULT_APPLY_MS) + 2 * i.targetRttMs;
   const sequences = i.sequences > 0 ? i.sourceRttMs + i.targetRttMs : 0;
-  // Proxy: rewrite + RELOAD + check, then RESUME. Connection parameters: nothing waits for a hand-out.
-  const switchMs = strategy === 'proxy' && proxy !== null ? FILE_REWRITE_MS + 3 * proxy : 0;
+  // Proxy: rewrite, then RELOAD, its check and RESUME in one message. Connection parameters: nothing waits for a hand-out.
+  const switchMs = strategy === 'proxy' && proxy !== null ? FILE_REWRITE_MS + proxy : 0;
   const parts = { drain: round(i.drainMs), freeze: round(freeze), fence: round(fence), sequences: round(sequences), switch: round(switchMs) };
   return { ms: round(i.drainMs + freeze + Math.max(fence, sequences) + switchMs), parts };
 }

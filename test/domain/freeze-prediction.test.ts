@@ -12,16 +12,16 @@ const inputs: FreezeInputs = {
 };
 
 describe('the predicted freeze', () => {
-  it('proxy: PAUSE and its check, then the fence beside the sequence copy, then RELOAD, its check and RESUME', () => {
+  it('proxy: PAUSE, then the fence beside the sequence copy, then RELOAD, its check and RESUME in one message', () => {
     const p = predictFreeze(inputs, 'proxy');
-    expect(p.parts).toEqual({ drain: 0, freeze: 1, fence: 15, sequences: 3, switch: 2.5 });
+    expect(p.parts).toEqual({ drain: 0, freeze: 0.5, fence: 15, sequences: 3, switch: 1.5 });
     // The sequences run beside the fence: only the longer of the two counts.
-    expect(p.ms).toBe(18.5);
+    expect(p.ms).toBe(17);
   });
 
   it('waits for the oldest open write transaction first (the drain), and for a slow apply', () => {
     const slow = predictFreeze({ ...inputs, drainMs: 400, applyDelayMs: 2000 }, 'proxy');
-    expect(slow.ms).toBe(400 + 1 + 1 + 2000 + 4 + 2.5);
+    expect(slow.ms).toBe(400 + 0.5 + 1 + 2000 + 4 + 1.5);
   });
 
   it('with no sequences the copy costs nothing; with the lag unknown a walsender wake-up is assumed', () => {
