@@ -35,16 +35,14 @@ import { resolveTarget, targetFor, type TargetConnection } from './digitalocean/
 import { createProxyAndFreeze } from './proxy/index.js';
 import { parseFreezeRecord, type InDatabaseFreezeRecord } from './proxy/in-database-freeze.js';
 import { pool } from './source/connect.js';
-import { EveryDatabaseFence, everyDatabaseSequences } from './source/every-database.js';
-import { installFence, ReplicationFence } from './source/fence.js';
+import { installFence } from './source/fence.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
 import { driftInEveryDatabase } from './replication/schema-catalog.js';
 import { sessionReverse } from './replication/session-reverse.js';
 import { SlotSplitBrainWatch } from './replication/split-brain-watch.js';
-import { SnapshotSwitchPointVerifier } from './replication/switch-point-verifier.js';
+import { freezeParts } from './replication/freeze-parts.js';
 import { gatherPreflightFacts, type PreflightDeps } from './source/preflight-gatherer.js';
-import { sequenceCopier } from './source/sequences.js';
 import { SourceRegistry } from './source/source-registry.js';
 import { settleAll } from './settle-all.js';
 import { PgBouncerEntries } from './proxy/pgbouncer-entries.js';
@@ -145,28 +143,16 @@ export class ProfileMachines {
     if (routed && !proxy) throw new CodedError(ErrorCode.ConfigInvalid, `Profile "${session.profile}" uses the proxy strategy without a proxy.`);
     const routing = routed && proxy ? { router: proxy, source: sourceEndpoint, target: await targetEndpoint() } : undefined;
 
-    // The profile's own database is compared at the switch point (the others are fenced and copied):
-    // its fence's proof inside the freeze takes the snapshots for it.
-    const verifier = new SnapshotSwitchPointVerifier({ source: sourceOf(own), target: targetOf(own), logger: log });
-    const copiers = databases.map((database) => ({
-      database,
-      part: sequenceCopier({ source: sourceOf(database), target: targetOf(database), margin: profile.sequences.margin }),
-    }));
-    // Each database's fence reads its sequences in its marker's message.
-    const fence = new EveryDatabaseFence(
-      copiers.map(({ database, part: copier }) => ({
-        database,
-        part: new ReplicationFence({
-          source: sourceOf(database),
-          target: targetOf(database),
-          slot: slotOf(database),
-          logger: log,
-          ...(copier.alongTheMarker ? { alongTheMarker: copier.alongTheMarker } : {}),
-          ...(database === own ? { switchPoint: verifier } : {}),
-        }),
-      })),
-    );
-    const sequences = everyDatabaseSequences(copiers);
+    // The fence, the sequence copy and the switch-point verifier, working together inside the freeze.
+    const { fence, sequences, verifier } = freezeParts({
+      databases,
+      own,
+      sourceOf,
+      targetOf,
+      slotOf,
+      sequenceMargin: profile.sequences.margin,
+      logger: log,
+    });
     // Behind a router the applications write on the target after the switch: their writes flow back for a rollback.
     const reverse = routing
       ? sessionReverse({

@@ -8,9 +8,8 @@
  */
 import pg from 'pg';
 import { PgReverseReplication } from '../../src/adapters/replication/reverse-replication.js';
-import { SnapshotSwitchPointVerifier } from '../../src/adapters/replication/switch-point-verifier.js';
+import { freezeParts } from '../../src/adapters/replication/freeze-parts.js';
 import { measureFreezeInputs } from '../../src/adapters/source/freeze-inputs.js';
-import { sequenceCopier } from '../../src/adapters/source/sequences.js';
 import type { EventListener } from '../../src/app/facts.js';
 import { factLine } from '../../src/adapters/slack/texts.js';
 import type { CutoverSettings, PreflightItem, SessionMachines } from '../../src/domain/ports/machines.js';
@@ -21,7 +20,7 @@ import type { Logger } from '../../src/log.js';
 import { InDatabaseFreeze } from '../../src/adapters/proxy/in-database-freeze.js';
 import { PgBouncerAdmin } from '../../src/adapters/proxy/pgbouncer.js';
 import type { Endpoint } from '../../src/domain/ports/writes.js';
-import { ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
+import { installFence } from '../../src/adapters/source/fence.js';
 import { SlotLagProbe } from '../../src/adapters/source/lag-probe.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
@@ -156,10 +155,16 @@ export async function startCutoverRig(logger: Logger, options: { replicateBack?:
       const inDatabase = overrides.inDatabaseFreeze === true;
       // As production builds them (src/adapters/session-machines.ts): the fence's default poll, the
       // held writes counted on the warm admin connection, the predicted freeze's figures measured.
-      const fence = new ReplicationFence({ source: src, target: tgt, slot: 'auto', logger });
+      const { fence, sequences, verifier } = freezeParts({
+        databases: ['orders'],
+        own: 'orders',
+        sourceOf: () => src,
+        targetOf: () => tgt,
+        slotOf: () => 'auto',
+        sequenceMargin: effective.sequenceMargin,
+        logger,
+      });
       const lag = new SlotLagProbe({ source: src, slot: 'auto' });
-      const sequences = sequenceCopier({ source: src, target: tgt, margin: effective.sequenceMargin });
-      const verifier = new SnapshotSwitchPointVerifier({ source: src, target: tgt, logger });
       const targetConnection = { host: target.host, port: target.port, database: 'orders', user: target.user, password: new Secret(target.password), sslmode: 'disable' as const };
       const reverse =
         options.replicateBack && !inDatabase
