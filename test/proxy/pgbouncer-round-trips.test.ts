@@ -189,33 +189,41 @@ describe('PgBouncer freeze → repoint → resume on warm admin connections (rea
       await console_.end();
     };
 
-    it('sends RELOAD and SHOW DATABASES together; a line PgBouncer rejects is still caught and the previous file put back', async () => {
-      const admin = driver(bouncer);
+    /**
+     * What `call` puts on the wire while PgBouncer is stopped (it answers nothing meanwhile: all of it
+     * was sent without waiting for an answer), and what `call` ends with once PgBouncer runs again.
+     */
+    const sentWhileStopped = async (call: () => Promise<unknown>, count: number) => {
       // What pg writes to the socket (a third-party class, called through).
       const sent = vi.spyOn(pg.Connection.prototype, 'query');
+      process.kill(bouncer.pid, 'SIGSTOP');
+      let outcome: Promise<unknown>;
+      try {
+        outcome = call().catch((e: unknown) => e);
+        await until(`${count} commands on the wire`, () => sent.mock.calls.length >= count, 5000);
+      } finally {
+        process.kill(bouncer.pid, 'SIGCONT');
+      }
+      const texts = sent.mock.calls.map(([text]) => text);
+      sent.mockRestore();
+      return { texts, outcome: await outcome };
+    };
+    /** A key PgBouncer rejects on a database line (sslmode is global only): RELOAD answers RELOAD anyway. */
+    const brokenLine = () => `orders = host=${target.host} port=${target.port} dbname=orders sslmode=require\n`;
+
+    it('sends RELOAD and SHOW DATABASES together; a line PgBouncer rejects is still caught and the previous file put back', async () => {
+      const admin = driver(bouncer);
       try {
         await admin.freeze();
-        sent.mockClear();
-        // PgBouncer answers nothing while stopped: whatever reaches the wire meanwhile was sent without waiting.
-        process.kill(bouncer.pid, 'SIGSTOP');
-        let repointed: Promise<unknown>;
-        try {
-          repointed = admin.repoint(targetEndpoint()).catch((e: unknown) => e);
-          await until('SHOW DATABASES on the wire', () => sent.mock.calls.length >= 2, 5000);
-          expect(sent.mock.calls.map(([text]) => text)).toEqual(['RELOAD', 'SHOW DATABASES']);
-        } finally {
-          process.kill(bouncer.pid, 'SIGCONT');
-        }
-        expect(await repointed).toBeUndefined();
+        const repointed = await sentWhileStopped(() => admin.repoint(targetEndpoint()), 2);
+        expect(repointed).toEqual({ texts: ['RELOAD', 'SHOW DATABASES'], outcome: undefined });
         expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: true });
 
-        // A key PgBouncer rejects on a database line (sslmode is global only): RELOAD answers RELOAD anyway.
-        const broken = `orders = host=${target.host} port=${target.port} dbname=orders sslmode=require\n`;
-        writeFileSync(file(), broken);
+        writeFileSync(file(), brokenLine());
         const error = await admin.repoint(sourceEndpoint()).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(CodedError);
         expect((error as CodedError).code).toBe(ErrorCode.ProxyVerifyFailed);
-        expect(readFileSync(file(), 'utf8')).toBe(broken);
+        expect(readFileSync(file(), 'utf8')).toBe(brokenLine());
         expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: true });
       } finally {
         process.kill(bouncer.pid, 'SIGCONT');
@@ -226,29 +234,18 @@ describe('PgBouncer freeze → repoint → resume on warm admin connections (rea
 
     it('repointAndResume(): RELOAD, SHOW DATABASES and RESUME leave together; a line PgBouncer rejects resumes writes where it still points', async () => {
       const admin = driver(bouncer);
-      const sent = vi.spyOn(pg.Connection.prototype, 'query');
       try {
         await admin.freeze();
-        sent.mockClear();
-        process.kill(bouncer.pid, 'SIGSTOP');
-        let switched: Promise<unknown>;
-        try {
-          switched = admin.repointAndResume(targetEndpoint()).catch((e: unknown) => e);
-          await until('RESUME on the wire', () => sent.mock.calls.length >= 3, 5000);
-          expect(sent.mock.calls.map(([text]) => text)).toEqual(['RELOAD', 'SHOW DATABASES', 'RESUME orders']);
-        } finally {
-          process.kill(bouncer.pid, 'SIGCONT');
-        }
-        expect(await switched).toBeUndefined();
+        const switched = await sentWhileStopped(() => admin.repointAndResume(targetEndpoint()), 3);
+        expect(switched).toEqual({ texts: ['RELOAD', 'SHOW DATABASES', 'RESUME orders'], outcome: undefined });
         expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: false });
 
         await admin.freeze();
-        const broken = `orders = host=${target.host} port=${target.port} dbname=orders sslmode=require\n`;
-        writeFileSync(file(), broken);
+        writeFileSync(file(), brokenLine());
         const error = await admin.repointAndResume(sourceEndpoint()).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(CodedError);
         expect(error).toMatchObject({ code: ErrorCode.ProxyVerifyFailed, details: { resumed: true } });
-        expect(readFileSync(file(), 'utf8')).toBe(broken);
+        expect(readFileSync(file(), 'utf8')).toBe(brokenLine());
         expect(await admin.inspect()).toMatchObject({ pointsTo: targetEndpoint(), frozen: false });
       } finally {
         process.kill(bouncer.pid, 'SIGCONT');
