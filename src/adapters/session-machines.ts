@@ -35,7 +35,7 @@ import { resolveTarget, targetFor, type TargetConnection } from './digitalocean/
 import { createProxyAndFreeze } from './proxy/index.js';
 import { parseFreezeRecord, type InDatabaseFreezeRecord } from './proxy/in-database-freeze.js';
 import { pool } from './source/connect.js';
-import { installFence } from './source/fence.js';
+import { installFence } from './source/fence-table.js';
 import type { Queryable } from './source/lag-probe.js';
 import { measureFreezeInputs } from './source/freeze-inputs.js';
 import { driftInEveryDatabase } from './replication/schema-catalog.js';

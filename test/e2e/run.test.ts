@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FENCE_TABLE } from '../../src/adapters/source/fence.js';
+import { FENCE_TABLE } from '../../src/adapters/source/fence-table.js';
 import { captureLogger } from '../support/capture-log.js';
 import { DO_CLUSTER } from '../support/cutover-rig.js';
 import { startWriter, type Writer } from '../support/cutover-writer.js';

@@ -6,7 +6,8 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FENCE_TABLE, ReplicationFence, installFence } from '../../src/adapters/source/fence.js';
+import { ReplicationFence } from '../../src/adapters/source/fence.js';
+import { FENCE_TABLE, installFence } from '../../src/adapters/source/fence-table.js';
 import { lsnToBigInt } from '../../src/adapters/source/lag-probe.js';
 import { sequenceCopier } from '../../src/adapters/source/sequences.js';
 import { captureLogger } from '../support/capture-log.js';

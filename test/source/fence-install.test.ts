@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FENCE_TABLE, installFence } from '../../src/adapters/source/fence.js';
+import { FENCE_TABLE, installFence } from '../../src/adapters/source/fence-table.js';
 import { startCluster, type Cluster } from '../support/pg-cluster.js';
 
 describe('installFence (real PostgreSQL)', () => {

@@ -4,7 +4,7 @@
  * subscription on the target, initial copy done. For reverse replication and the switch-point checks.
  */
 import pg from 'pg';
-import { installFence } from '../../src/adapters/source/fence.js';
+import { installFence } from '../../src/adapters/source/fence-table.js';
 import { startCluster, type Cluster } from './pg-cluster.js';
 import { until } from './wait.js';
 

@@ -20,7 +20,7 @@ import type { Logger } from '../../src/log.js';
 import { InDatabaseFreeze } from '../../src/adapters/proxy/in-database-freeze.js';
 import { PgBouncerAdmin } from '../../src/adapters/proxy/pgbouncer.js';
 import type { Endpoint } from '../../src/domain/ports/writes.js';
-import { installFence } from '../../src/adapters/source/fence.js';
+import { installFence } from '../../src/adapters/source/fence-table.js';
 import { SlotLagProbe } from '../../src/adapters/source/lag-probe.js';
 import { Secret } from '../../src/secret.js';
 import { startDoSimulator, type DoSimulator } from '../../src/simulator/digitalocean/index.js';
