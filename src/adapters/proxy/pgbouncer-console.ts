@@ -145,3 +145,27 @@ export async function drainState(admin: pg.Client, database: string, timeoutMs: 
   };
 }
 
+/** RELOAD, its command tag checked (a tag other than RELOAD is an error). */
+export async function reload(admin: pg.Client, timeoutMs: number): Promise<void> {
+  const result = await simple(admin, 'RELOAD', timeoutMs);
+  if (result.command !== 'RELOAD') {
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer answered RELOAD with "${result.command}"`);
+  }
+}
+
+/** RESUME of one entry, its command tag checked; idempotent (an entry not paused is fine). */
+export async function resumeEntry(admin: pg.Client, entry: string, timeoutMs: number): Promise<void> {
+  try {
+    const result = await simple(admin, `RESUME ${checkIdent(entry, 'PgBouncer database name')}`, timeoutMs);
+    if (result.command !== 'RESUME') {
+      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer answered RESUME with "${result.command}"`);
+    }
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/is not paused|not paused\/suspended/.test(message)) return; // already running: idempotent
+    if (error instanceof CodedError) throw error;
+    throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer refused RESUME ${entry}: ${message}`, {
+      cause: error,
+    });
+  }
+}

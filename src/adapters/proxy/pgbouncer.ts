@@ -2,7 +2,8 @@
  * PgBouncer (1.18+) through its admin console. Freeze = `PAUSE <db>` (queries wait in cl_waiting, no
  * client errors in transaction pooling), confirmed from a second connection; repoint = rewrite the db's
  * line in the %include'd databases file atomically, RELOAD, verify with SHOW DATABASES (RELOAD says
- * success even when the file is bad, so a mismatch puts the old file back); resume = `RESUME <db>`.
+ * success even when the file is bad, so a mismatch puts the old file back: pgbouncer-repoint.ts);
+ * resume = `RESUME <db>`.
  *
  * The console speaks the simple query protocol only: never pass parameters, never set statement_timeout
  * (it is a startup parameter PgBouncer rejects), check every command tag (WAIT_CLOSE bug), never send
@@ -20,13 +21,12 @@ import pg from 'pg';
 import type { Logger } from '../../log.js';
 import { CodedError, ErrorCode } from '../../errors.js';
 import type { Secret } from '../../secret.js';
-import { atomicWrite, replaceThenFlush, stageReplacement, type StagedReplacement } from './files.js';
-import { checkEndpoint, checkIdent, databaseRows, drainState, pools, showConfig, simple, sum, type DatabaseRow, type DrainState } from './pgbouncer-console.js';
+import { checkIdent, databaseRows, drainState, pools, reload, resumeEntry, showConfig, simple, sum, type DatabaseRow, type DrainState } from './pgbouncer-console.js';
 export type { DrainState } from './pgbouncer-console.js';
 import { ConsoleConnections } from './pgbouncer-connections.js';
 import { pgbouncerPreflight, type PreflightCheck } from './pgbouncer-preflight.js';
 export type { PreflightCheck } from './pgbouncer-preflight.js';
-import { replaceDatabaseLine } from './pgbouncer-databases-file.js';
+import { DatabasesFileRepoint } from './pgbouncer-repoint.js';
 import type { Endpoint } from '../../domain/ports/writes.js';
 import type { ProxyAdmin, ProxyStatus } from './proxy-admin.js';
 
@@ -44,17 +44,6 @@ export interface PgBouncerAdminOptions {
 }
 
 
-function checkTargets(targets: ReadonlyMap<string, Endpoint>): void {
-  for (const [name, to] of targets) {
-    checkIdent(name, 'PgBouncer database name');
-    checkEndpoint(to);
-  }
-}
-
-/** The databases file's text with every target's line repointed. */
-const rewriteFor = (targets: ReadonlyMap<string, Endpoint>) => (text: string) =>
-  [...targets].reduce((t, [name, to]) => replaceDatabaseLine(t, name, to), text);
-
 export class PgBouncerAdmin implements ProxyAdmin {
   readonly kind = 'pgbouncer' as const;
   readonly canPause = true;
@@ -67,16 +56,14 @@ export class PgBouncerAdmin implements ProxyAdmin {
   readonly #console: ConsoleConnections;
   /** What freeze() and repoint() check before acting, read by prepare(): the entry is pausable, and PgBouncer's config. */
   #checked: { config: Map<string, string> } | undefined;
-  /** The last repoint's flush of the databases file, still running behind the freeze. */
-  #flushing: Promise<void> | undefined;
-  /** The databases file prepare(to) wrote ahead for the repoint, put in place by it. */
-  #staged: StagedReplacement | undefined;
+  readonly #repoint: DatabasesFileRepoint;
 
   constructor(options: PgBouncerAdminOptions) {
     this.#db = checkIdent(options.database, 'PgBouncer database name');
     this.#options = options;
     this.#log = options.logger.child({ name: 'proxy', proxy: 'pgbouncer', database: this.#db });
     this.#console = new ConsoleConnections(options.admin, this.#queryTimeout, this.#log);
+    this.#repoint = new DatabasesFileRepoint({ file: options.databasesFile, own: this.#db, queryTimeoutMs: this.#queryTimeout, logger: this.#log });
     this.limitations = [
       'PAUSE holds queries only in transaction pooling; a session-pooled database cannot be paused while clients stay connected.',
       `A transaction still open ${options.pauseTimeoutSeconds} s after PAUSE aborts the freeze (the database is resumed).`,
@@ -142,11 +129,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
    * rewrite instead when the file or the targets changed since. Replaces an earlier stage.
    */
   async stageRepoint(targets: ReadonlyMap<string, Endpoint>): Promise<void> {
-    checkTargets(targets);
-    const staged = await stageReplacement(this.#options.databasesFile, rewriteFor(targets));
-    const replaced = this.#staged;
-    this.#staged = staged;
-    await replaced?.discard();
+    await this.#repoint.stage(targets);
   }
 
   /**
@@ -257,69 +240,10 @@ export class PgBouncerAdmin implements ProxyAdmin {
    * the RELOAD, and a mismatch then means writes resumed where the entries still pointed.
    */
   async repointEntries(targets: ReadonlyMap<string, Endpoint>, o: { resume?: readonly string[] } = {}): Promise<void> {
-    const file = this.#options.databasesFile;
-    checkTargets(targets);
     const admin = await this.#console.warm('checker');
-    if ([...targets.values()].some((to) => to.tls)) {
-      // The config prepare() read, when it ran: the bot itself never changes server_tls_sslmode.
-      const config = this.#checked?.config ?? (await showConfig(admin, this.#queryTimeout));
-      const mode = config.get('server_tls_sslmode') ?? 'disable';
-      if (mode === 'disable' || mode === 'allow') {
-        throw new CodedError(
-          ErrorCode.ProxyAdminFailed,
-          `The target needs TLS but PgBouncer has server_tls_sslmode = ${mode} (a global setting). Set it to prefer, require or verify-full in pgbouncer.ini and reload before cutover.`,
-          { details: { server_tls_sslmode: mode } },
-        );
-      }
-    }
-    // Inside the freeze: the new file (staged, or written now) is renamed into place for the RELOAD
-    // (PgBouncer reads it at once) and flushed to disk once PgBouncer has read it; close() waits for the flush.
-    const rewrite = rewriteFor(targets);
-    const staged = this.#staged;
-    this.#staged = undefined;
-    const { before, flush } = staged?.put(rewrite) ?? replaceThenFlush(file, rewrite);
-    // All on the wire at once (the console connections are pipelined; each call sends at once, in
-    // this order): PgBouncer answers the SHOW only after the reload, so the rows show its outcome,
-    // and it resumes (with `resume`) right after them, without waiting for us to read them.
-    const resume = o.resume ?? [];
-    const [reloaded, shown, ...resumed] = await Promise.allSettled([this.#reload(admin), this.#databaseRows(admin), ...resume.map((name) => this.#resumeOn(admin, name))]);
-    this.#flushing = flush()
-      .catch((err: unknown) => this.#log.error({ err }, 'flushing the databases file to disk failed; it is in place but may not survive a power loss'))
-      // A stage for other targets or an older file is dropped behind the freeze too.
-      .then(() => staged?.discard())
-      .catch((err: unknown) => this.#log.warn({ err }, 'removing the staged databases file failed'));
-    if (reloaded.status === 'rejected') throw reloaded.reason;
-    if (shown.status === 'rejected') throw shown.reason;
-    const notResumed = resumed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (notResumed) throw notResumed.reason;
-    const rows = shown.value;
-    const wrong = [...targets].filter(([name, to]) => {
-      const row = rows.get(name);
-      return !(row && row.host === to.host && row.port === to.port && row.database === to.database);
-    });
-    if (wrong.length === 0) {
-      for (const [name, to] of targets) {
-        this.#log.info({ entry: name, host: to.host, port: to.port, database: to.database, paused: rows.get(name)?.paused === 1 }, 'repointed');
-      }
-      return;
-    }
-    const [name, to] = wrong[0]!;
-    const row = rows.get(name);
-    const seen = row ? `${row.host}:${row.port}/${row.database}` : 'no entry';
-    this.#log.error({ entry: name, seen, wanted: `${to.host}:${to.port}/${to.database}` }, 'RELOAD did not take; restoring');
-    await atomicWrite(file, before);
-    let restored = 'restored';
-    try {
-      await this.#reload(admin);
-    } catch (error) {
-      restored = `restore failed: ${(error as Error).message}`;
-    }
-    const writes = resume.length > 0 ? ` Writes resumed there.` : '';
-    throw new CodedError(
-      ErrorCode.ProxyVerifyFailed,
-      `PgBouncer did not take the new line for "${name}" (it still points to ${seen}); RELOAD reports success even when the file is bad, see the PgBouncer log. The previous databases file was put back (${restored}).${writes}`,
-      { details: { seen, wantedHost: to.host, wantedPort: to.port, resumed: resume.length > 0 } },
-    );
+    // The config prepare() read, when it ran: the bot itself never changes server_tls_sslmode.
+    const config = async () => this.#checked?.config ?? (await showConfig(admin, this.#queryTimeout));
+    await this.#repoint.repoint(admin, targets, { config, ...o });
   }
 
   /** Every entry of SHOW DATABASES by name, on a fresh connection (which entries a cutover covers). */
@@ -364,10 +288,7 @@ export class PgBouncerAdmin implements ProxyAdmin {
 
   /** Ends every admin connection, the warm ones included; a later call opens new ones. */
   async close(): Promise<void> {
-    await this.#flushing;
-    const staged = this.#staged;
-    this.#staged = undefined;
-    await staged?.discard().catch(() => undefined);
+    await this.#repoint.close();
     this.#checked = undefined;
     await this.#console.close();
   }
@@ -378,27 +299,12 @@ export class PgBouncerAdmin implements ProxyAdmin {
     return this.#options.queryTimeoutMs ?? 10_000;
   }
 
-  async #reload(admin: pg.Client): Promise<void> {
-    const result = await simple(admin, 'RELOAD', this.#queryTimeout);
-    if (result.command !== 'RELOAD') {
-      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer answered RELOAD with "${result.command}"`);
-    }
+  #reload(admin: pg.Client): Promise<void> {
+    return reload(admin, this.#queryTimeout);
   }
 
-  async #resumeOn(admin: pg.Client, entry = this.#db): Promise<void> {
-    try {
-      const result = await simple(admin, `RESUME ${checkIdent(entry, 'PgBouncer database name')}`, this.#queryTimeout);
-      if (result.command !== 'RESUME') {
-        throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer answered RESUME with "${result.command}"`);
-      }
-    } catch (error) {
-      const message = (error as Error).message;
-      if (/is not paused|not paused\/suspended/.test(message)) return; // already running: idempotent
-      if (error instanceof CodedError) throw error;
-      throw new CodedError(ErrorCode.ProxyAdminFailed, `PgBouncer refused RESUME ${entry}: ${message}`, {
-        cause: error,
-      });
-    }
+  #resumeOn(admin: pg.Client): Promise<void> {
+    return resumeEntry(admin, this.#db, this.#queryTimeout);
   }
 
   async #drainState(admin: pg.Client): Promise<DrainState> {
