@@ -141,6 +141,8 @@ describe('a router that is the freeze (PgBouncer): each repoint leaves with its 
     const s = await oneApprovalAway(a);
     house.world.fail('repoint:target');
     await expect(a.perform('switch_approve', s.id, U.BOB)).rejects.toMatchObject({ code: ErrorCode.CutoverStepFailed });
+    // The resume left with the refused repoint; the undo then puts the source back in place (idempotent).
+    expect(house.world.effects()).toEqual(['start_migration', 'freeze', 'fence', 'sequences', 'repoint:target', 'resume', 'repoint:source', 'resume']);
     expect(house.world).toMatchObject({ frozen: false, pointsTo: 'source' });
     expect((await house.session(s.id)).state).toBe('syncing');
     expect(house.facts(s.id).at(-1)).toMatchObject({ type: 'resumed', reason: expect.stringMatching(/^the switch failed: The proxy did not take the new line/) });

@@ -172,12 +172,8 @@ export function sequenceCopier(options: { source: Holdable; target: Holdable; ma
     arm() {
       let settle!: (rows: readonly SequenceRow[] | undefined) => void;
       along = new Promise((resolve) => (settle = resolve));
-      let settled = false;
-      return (outcome) => {
-        if (settled) return;
-        settled = true;
-        settle('rows' in outcome ? (outcome.rows as SequenceRow[]) : undefined);
-      };
+      // Only the first outcome counts (a promise resolves once): the proof settles it failed when it ends anyway.
+      return (outcome) => settle('rows' in outcome ? (outcome.rows as SequenceRow[]) : undefined);
     },
   };
   const keyOf = (s: SequenceState) => JSON.stringify([s.schema, s.name]);

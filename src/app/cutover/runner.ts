@@ -9,7 +9,7 @@ import type { Clock } from '../../domain/ports/clock.js';
 import type { TargetParameters } from '../../domain/ports/machines.js';
 import type { JournalRepository, StepEvent } from '../../domain/ports/stores.js';
 import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
-import { STEPS, canRepointWithResume, mustRepointToSource, retry, type StepContext, type StepOutcome } from './steps.js';
+import { STEPS, mustRepointToSource, repointWithResume, retry, type StepContext, type StepOutcome } from './steps.js';
 
 export interface UndoResult {
   resumed: boolean;
@@ -118,10 +118,11 @@ export class StepRunner {
     };
     const frozen = note(await work({ ...ctx, confirmLater: true }, first), true);
     const countsHeld = !failure && rest.includes('resume_target');
+    // Each repoint leaves with its resume when the router is the freeze: writes resume as it reloads.
+    const repointAndResume = repointWithResume(ctx.machines);
     const run: StepContext = {
       ...ctx,
-      // Each repoint leaves with its resume when the router is the freeze: writes resume as it reloads.
-      repointWithResume: canRepointWithResume(ctx.machines),
+      ...(repointAndResume ? { repointAndResume } : {}),
       ...(countsHeld ? { writesHeld: ctx.machines.writesHeld?.().catch(() => null) } : {}),
       ...(frozen?.confirmed ? { freezeConfirmed: frozen.confirmed } : {}),
     };

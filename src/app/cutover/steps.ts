@@ -12,6 +12,7 @@ import type { OnlineMigration } from '../../domain/ports/digitalocean.js';
 import type { Fence } from '../../domain/ports/replication.js';
 import type { ReverseAnchor } from '../../domain/ports/reverse-replication.js';
 import type { SessionMachines, TargetParameters } from '../../domain/ports/machines.js';
+import type { Endpoint } from '../../domain/ports/writes.js';
 import type { Session } from '../../domain/session.js';
 import { CodedError, ErrorCode, asCodedError } from '../../errors.js';
 import { observeProxy } from './common.js';
@@ -36,8 +37,8 @@ export interface StepContext {
   switchPoint?: Promise<ReverseAnchor | null>;
   /** `replicate_back`: the switch point the resume journaled (where the reverse stream starts). */
   reverseFrom?: string;
-  /** In a run through a router that is the freeze (PgBouncer): each repoint leaves in one message with its resume (Router.repointAndResume). */
-  repointWithResume?: boolean;
+  /** In a run through a router that is the freeze (PgBouncer): each repoint leaves in one message with its resume (`repointWithResume`). */
+  repointAndResume?: (to: Endpoint) => Promise<void>;
 }
 
 export interface StepOutcome {
@@ -63,16 +64,21 @@ function withinBudget(ctx: StepContext): void {
   if (ctx.remainingMs() <= 0) throw budgetExceeded(ctx.machines.settings.freezeBudgetSeconds);
 }
 
-/** Whether a run can send each repoint with its resume: the router is the freeze, and can. */
-export function canRepointWithResume(machines: SessionMachines): boolean {
-  const routing = machines.routing;
-  return routing !== undefined && (routing.router as unknown) === machines.freeze && routing.router.repointAndResume !== undefined;
+/** Whether the router is the write freeze itself (PgBouncer: it pauses and repoints). */
+function routerIsTheFreeze(machines: SessionMachines): boolean {
+  return (machines.routing?.router as unknown) === machines.freeze;
+}
+
+/** The repoint sent with the resume, when the router is the freeze and can (for a run); else undefined. */
+export function repointWithResume(machines: SessionMachines): ((to: Endpoint) => Promise<void>) | undefined {
+  const router = machines.routing?.router;
+  if (!router?.repointAndResume || !routerIsTheFreeze(machines)) return undefined;
+  return router.repointAndResume.bind(router);
 }
 
 /** The repoint to `to` that a resume sends with it, or the resume alone (retried: it puts writes back). */
 async function resumeTowards(ctx: StepContext, to: 'source' | 'target'): Promise<void> {
-  const routing = ctx.machines.routing;
-  if (ctx.repointWithResume && routing?.router.repointAndResume) await routing.router.repointAndResume(routing[to]);
+  if (ctx.repointAndResume) await ctx.repointAndResume(routingOf(ctx)[to]);
   else await retry(() => ctx.machines.freeze.resume());
 }
 
@@ -158,7 +164,7 @@ async function preconditions(ctx: StepContext): Promise<StepOutcome> {
   // Nothing slow inside the freeze: connections open and warm, sequences already ahead of the source.
   const { freeze, fence, sequences, routing } = machines;
   const [, , , , , reverse] = await Promise.all([
-    routing && (routing.router as unknown) === freeze ? undefined : freeze.prepare?.(),
+    routerIsTheFreeze(machines) ? undefined : freeze.prepare?.(),
     // The router readies the repoint to the target too (PgBouncer: the new databases file written ahead).
     routing?.router.prepare?.(routing.target),
     fence.prepare?.(),
@@ -220,7 +226,7 @@ export const STEPS: Record<CutoverStep, StepWork> = {
     withinBudget(ctx);
     const routing = routingOf(ctx);
     // In a run the repoint leaves with the resume, in one message (resume_target).
-    if (ctx.repointWithResume) return { detail: { sentWith: 'resume_target' } };
+    if (ctx.repointAndResume) return { detail: { sentWith: 'resume_target' } };
     await routing.router.repoint(routing.target);
     return {};
   },
@@ -303,7 +309,7 @@ export const STEPS: Record<CutoverStep, StepWork> = {
   },
   async rollback_repoint(ctx) {
     const routing = routingOf(ctx);
-    if (ctx.repointWithResume) return { detail: { sentWith: 'rollback_resume_source' } };
+    if (ctx.repointAndResume) return { detail: { sentWith: 'rollback_resume_source' } };
     await retry(() => routing.router.repoint(routing.source));
     return {};
   },
